@@ -1,0 +1,85 @@
+"""Resolving checkpoint references without hanging on a network that is not there.
+
+Shared by plugins that load from a model hub: the reference is tried locally first
+(a directory, or the hub's cache), and the network is used only when the copy is
+missing and the user has not asked to stay offline. Every failure names the
+checkpoint and says how to make it available.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from mmsim.errors import CheckpointNotFoundError
+
+T = TypeVar("T")
+OFFLINE_ENV = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+
+
+def is_local_reference(reference: str) -> bool:
+    """True for references that name a file or directory rather than a hub id.
+
+    Hub ids are ``name`` or ``org/name``; anything that exists on disk, starts with
+    ``/``, ``.`` or ``~``, or has more than one ``/`` is a path.
+    """
+    if Path(reference).expanduser().exists():
+        return True
+    return reference.startswith(("/", ".", "~")) or reference.count("/") > 1 or "\\" in reference
+
+
+def offline_requested() -> bool:
+    return any(os.environ.get(name, "") not in ("", "0", "false", "False") for name in OFFLINE_ENV)
+
+
+def load_checkpoint(
+    reference: str,
+    load: Callable[[str, bool], T],
+    *,
+    what: str,
+    local_files_only: bool = False,
+    cache_hint: str = "the Hugging Face cache (HF_HOME, default ~/.cache/huggingface)",
+) -> T:
+    """Call ``load(reference, local_files_only)`` the way a user would want.
+
+    1. A local path is loaded with ``local_files_only=True``; a missing one is an error.
+    2. A hub id is first looked up in the cache with ``local_files_only=True``.
+    3. Only if that fails, and neither ``local_files_only`` nor ``HF_HUB_OFFLINE`` is
+       set, is it downloaded.
+    """
+    if is_local_reference(reference):
+        path = Path(reference).expanduser()
+        if not path.exists():
+            raise CheckpointNotFoundError(
+                f"{what} checkpoint '{reference}' looks like a local path, but {path} does "
+                "not exist"
+            )
+        try:
+            return load(str(path), True)
+        except OSError as exc:
+            raise CheckpointNotFoundError(
+                f"{what} checkpoint directory '{reference}' could not be loaded: {exc}"
+            ) from exc
+    fix = (
+        f"To make it available: on a machine with network access run "
+        f"`hf download {reference}` and copy {cache_hint} here, or save the model "
+        f"with save_pretrained(...) and pass that directory as the checkpoint."
+    )
+    try:
+        return load(reference, True)
+    except OSError as cached_error:
+        if local_files_only or offline_requested():
+            raise CheckpointNotFoundError(
+                f"{what} checkpoint '{reference}' is not in {cache_hint} and downloads are "
+                f"switched off (local_files_only or HF_HUB_OFFLINE). {fix}"
+            ) from cached_error
+    try:
+        return load(reference, False)
+    except OSError as exc:
+        raise CheckpointNotFoundError(
+            f"{what} checkpoint '{reference}' is not in {cache_hint} and could not be "
+            f"downloaded ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). "
+            f"{fix}"
+        ) from exc

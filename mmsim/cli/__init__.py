@@ -1,0 +1,71 @@
+"""``mmsim <command> key=value ...``: each command is a Hydra app over ``conf/<command>.yaml``.
+
+Multirun sweeps work as in any Hydra app: ``mmsim embed -m encoder=a,b inputs=[...]``
+(each job writes its relative ``output`` inside its own sweep folder).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+
+import hydra
+from omegaconf import DictConfig
+
+from mmsim.errors import MmsimError
+
+USAGE = """usage: mmsim <command> [key=value ...] [-m] [--cfg job] [--help]
+
+commands:
+  embed     embed images and/or texts into an .npz file
+  search    rank images or texts for a text or image query (JSON)
+  match     score image-text pairs from a CSV
+  plugins   list installed plugins and what they registered
+
+`mmsim <command> --cfg job` prints the composed config; `mmsim <command> --help` lists
+the config groups and their options.
+"""
+
+
+def _commands() -> dict[str, Callable[[DictConfig], None]]:
+    from mmsim.cli import embed, match, plugins, search
+
+    return {"embed": embed.run, "search": search.run, "match": match.run, "plugins": plugins.run}
+
+
+def _guarded(command: str, task: Callable[[DictConfig], None]) -> Callable[[DictConfig], None]:
+    """Print mmsim's own errors as one clear line instead of a traceback."""
+
+    def run(cfg: DictConfig) -> None:
+        try:
+            task(cfg)
+        except (MmsimError, FileNotFoundError, KeyError, ValueError) as exc:
+            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+            print(f"mmsim {command}: error: {message}", file=sys.stderr)
+            raise SystemExit(2) from None
+
+    return run
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console entry point."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    commands = _commands()
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return
+    if args[0] == "--version":
+        from mmsim import __version__
+
+        print(f"mmsim {__version__}")
+        return
+    command, rest = args[0], args[1:]
+    if command not in commands:
+        print(f"mmsim: unknown command '{command}'\n\n{USAGE}", file=sys.stderr)
+        raise SystemExit(2)
+    from mmsim.config import conf_dir, prepare
+
+    prepare()
+    sys.argv = [f"mmsim-{command}", *rest]
+    app = hydra.main(version_base=None, config_path=str(conf_dir()), config_name=command)
+    app(_guarded(command, commands[command]))()

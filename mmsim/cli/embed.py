@@ -1,0 +1,57 @@
+"""``mmsim embed``: items -> ``output`` (.npz: embeddings, items, modalities) + .meta.json."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from mmsim.cli.common import as_list, images_in, lines_of, output_path
+from mmsim.embedding import EmbeddingResult
+from mmsim.inputs import detect_modality
+from mmsim.matcher import Matcher
+
+
+def gather_items(cfg: DictConfig) -> list[str]:
+    items = as_list(cfg.inputs)
+    if cfg.input_list:
+        items += lines_of(cfg.input_list)
+    if cfg.images_dir:
+        items += images_in(cfg.images_dir)
+    if not items:
+        raise ValueError("nothing to embed: give inputs=[...], input_list=FILE or images_dir=DIR")
+    return items
+
+
+def run(cfg: DictConfig) -> None:
+    items = gather_items(cfg)
+    matcher = Matcher.from_config(cfg)
+    result = matcher.extract_embedding(items, modality=cfg.modality)
+    if not isinstance(result, EmbeddingResult):  # on_error=raise: every item was embedded
+        result = EmbeddingResult(result, list(range(len(items))))
+    kept = [items[i] for i in result.indices]
+    modalities = [cfg.modality or detect_modality(item) for item in kept]
+    out = output_path(cfg.output)
+    np.savez(
+        out,
+        embeddings=result.embeddings,
+        items=np.array(kept, dtype=str),
+        modalities=np.array(modalities, dtype=str),
+        indices=np.array(result.indices, dtype=np.int64),
+    )
+    meta = {
+        "encoder": OmegaConf.to_container(cfg.encoder, resolve=True),
+        "embedding_dim": int(result.embeddings.shape[1]),
+        "count": len(kept),
+        "images": modalities.count("image"),
+        "texts": modalities.count("text"),
+        "skipped": [{"index": s.index, "item": str(s.item), "reason": s.reason} for s in result.skipped],
+    }
+    meta_path = out.with_suffix(".meta.json")
+    meta_path.write_text(json.dumps(meta, indent=2))
+    print(
+        f"embedded {len(kept)} items ({meta['images']} images, {meta['texts']} texts) into "
+        f"{meta['embedding_dim']} dims -> {out}"
+        + (f"; skipped {len(result.skipped)}, see {meta_path}" if result.skipped else "")
+    )

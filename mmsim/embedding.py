@@ -1,0 +1,208 @@
+"""Batched embedding loops shared by every tower.
+
+What lives here rather than in plugins: batching, a loader thread that decodes and
+preprocesses the next image batch while the model runs on the current one, per-item
+error handling (raise, or skip and report), truncation reports, and the output policy
+(float32, L2-normalised, on the CPU).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from mmsim.errors import ItemError
+from mmsim.inputs import load_image
+from mmsim.towers import ImageTower, TextTower
+
+ON_ERROR = ("raise", "skip")
+
+
+class TruncationWarning(UserWarning):
+    """Some texts were longer than the text tower's limit and were cut."""
+
+
+@dataclass(frozen=True)
+class SkippedItem:
+    """An input that was left out with ``on_error="skip"``, and why."""
+
+    index: int
+    item: Any
+    reason: str
+
+
+@dataclass
+class EmbeddingResult:
+    """Embeddings of the items that worked, their input positions, and what was skipped.
+
+    ``embeddings[i]`` belongs to input item ``indices[i]``.
+    """
+
+    embeddings: Any
+    indices: list[int]
+    skipped: list[SkippedItem] = field(default_factory=list)
+
+
+@dataclass
+class _Prepared:
+    positions: list[int]
+    inputs: Any
+    failures: list[SkippedItem]
+
+
+def _batches(n: int, size: int) -> Iterator[range]:
+    for start in range(0, n, size):
+        yield range(start, min(start + size, n))
+
+
+def _progress(total: int, enabled: bool, desc: str, batch_size: int) -> tqdm:
+    return tqdm(total=total, desc=desc, unit="item", disable=not enabled or total <= batch_size)
+
+
+def _finish(chunks: list[torch.Tensor], dim: int) -> torch.Tensor:
+    if not chunks:
+        return torch.empty((0, dim), dtype=torch.float32)
+    out = torch.cat(chunks).float()
+    return F.normalize(out, dim=-1).cpu()
+
+
+def embed_images(
+    tower: ImageTower,
+    items: Sequence[Any],
+    positions: Sequence[int],
+    *,
+    batch_size: int,
+    on_error: str,
+    progress: bool,
+) -> tuple[torch.Tensor, list[int], list[SkippedItem]]:
+    """Embed image items; returns (embeddings, positions kept, skipped).
+
+    ``positions`` are the items' indices in the caller's input, used in error messages.
+    Decoding and preprocessing of batch k+1 run in a thread while batch k is encoded,
+    so the model never waits for JPEG decoding.
+    """
+
+    def prepare(batch: range) -> _Prepared:
+        images, kept, failures = [], [], []
+        for i in batch:
+            try:
+                images.append(load_image(items[i]))
+                kept.append(positions[i])
+            except Exception as exc:
+                failures.append(SkippedItem(positions[i], items[i], str(exc)))
+        if on_error == "raise" and failures:
+            return _Prepared(kept, None, failures)
+        by_position = {positions[i]: items[i] for i in batch}
+        return _prepare_inputs(tower, images, kept, failures, by_position)
+
+    chunks: list[torch.Tensor] = []
+    kept_all: list[int] = []
+    skipped: list[SkippedItem] = []
+    bar = _progress(len(items), progress, "images", batch_size)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmsim-loader") as pool:
+        pending: Future[_Prepared] | None = None
+        batches = list(_batches(len(items), batch_size))
+        for k in range(len(batches)):
+            if pending is None:
+                pending = pool.submit(prepare, batches[k])
+            prepared = pending.result()
+            pending = pool.submit(prepare, batches[k + 1]) if k + 1 < len(batches) else None
+            if prepared.failures:
+                if on_error == "raise":
+                    first = prepared.failures[0]
+                    if pending is not None:
+                        pending.cancel()
+                    bar.close()
+                    raise ItemError(first.index, first.item, first.reason)
+                skipped.extend(prepared.failures)
+            if prepared.positions:
+                with torch.inference_mode():
+                    chunks.append(tower.encode(prepared.inputs).float())
+                kept_all.extend(prepared.positions)
+            bar.update(len(batches[k]))
+    bar.close()
+    return _finish(chunks, tower.embedding_dim), kept_all, skipped
+
+
+def _prepare_inputs(
+    tower: ImageTower,
+    images: list[Any],
+    kept: list[int],
+    failures: list[SkippedItem],
+    items: dict[int, Any],
+) -> _Prepared:
+    """Preprocess a batch; if that fails, find the image(s) responsible one by one."""
+    if not images:
+        return _Prepared([], None, failures)
+    try:
+        return _Prepared(kept, tower.preprocess(images), failures)
+    except Exception:
+        good_images, good_positions = [], []
+        for pos, image in zip(kept, images):
+            try:
+                tower.preprocess([image])
+            except Exception as exc:
+                failures.append(SkippedItem(pos, items[pos], f"preprocessing failed: {exc}"))
+                continue
+            good_images.append(image)
+            good_positions.append(pos)
+        failures.sort(key=lambda s: s.index)
+        inputs = tower.preprocess(good_images) if good_images else None
+        return _Prepared(good_positions, inputs, failures)
+
+
+def embed_texts(
+    tower: TextTower,
+    texts: Sequence[str],
+    positions: Sequence[int],
+    *,
+    batch_size: int,
+    progress: bool,
+) -> torch.Tensor:
+    """Embed texts in the given order.
+
+    Texts are batched in order of length, so each batch pads only to its own longest
+    text; the rows are put back in input order. Truncated texts are reported with a
+    :class:`TruncationWarning`.
+    """
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    chunks: list[torch.Tensor] = []
+    truncated: list[int] = []
+    bar = _progress(len(texts), progress, "texts", batch_size)
+    for batch in _batches(len(order), batch_size):
+        idx = [order[j] for j in batch]
+        tokens = tower.tokenize([texts[i] for i in idx])
+        truncated.extend(positions[idx[t]] for t in tokens.truncated)
+        with torch.inference_mode():
+            chunks.append(tower.encode(tokens).float())
+        bar.update(len(idx))
+    bar.close()
+    if truncated:
+        truncated.sort()
+        shown = ", ".join(str(i) for i in truncated[:10]) + (" ..." if len(truncated) > 10 else "")
+        warnings.warn(
+            f"{len(truncated)} of {len(texts)} texts exceeded the text tower's limit of "
+            f"{tower.max_length} tokens and were truncated (items {shown})",
+            TruncationWarning,
+            stacklevel=3,
+        )
+    out = _finish(chunks, tower.embedding_dim)
+    if len(order):
+        restored = torch.empty_like(out)
+        restored[torch.tensor(order)] = out
+        out = restored
+    return out
+
+
+def validate_on_error(on_error: str) -> str:
+    if on_error not in ON_ERROR:
+        raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+    return on_error
+

@@ -1,0 +1,62 @@
+"""Exception types. Each one names the thing that is wrong, so a user can fix the input."""
+
+from __future__ import annotations
+
+
+class MmsimError(Exception):
+    """Base class for every error mmsim raises on purpose."""
+
+
+class ConfigError(MmsimError, ValueError):
+    """A component's options do not fit its schema, or a required option is missing."""
+
+
+class UnknownComponentError(MmsimError, KeyError):
+    """No plugin registered a component of this kind and name."""
+
+    def __str__(self) -> str:  # KeyError would print the message with quotes around it
+        return str(self.args[0])
+
+
+class DuplicateComponentError(MmsimError):
+    """Two plugins registered the same component name; both owners are named."""
+
+
+class CheckpointNotFoundError(MmsimError, OSError):
+    """A checkpoint reference could not be resolved locally and could not be downloaded."""
+
+
+class IncompatibleTowersError(MmsimError, ValueError):
+    """An image tower and a text tower do not share an embedding space."""
+
+
+class ItemError(MmsimError, ValueError):
+    """One input item (an image path, a text, ...) could not be used.
+
+    Carries the item's position and a reason, so that the caller can find it in a batch
+    of thousands.
+    """
+
+    def __init__(self, index: int, item: object, reason: str) -> None:
+        self.index = index
+        self.item = item
+        self.reason = reason
+        super().__init__(f"item {index} ({describe_item(item)}): {reason}")
+
+
+def describe_item(item: object, limit: int = 80) -> str:
+    """A short, printable description of an input item for error messages."""
+    if isinstance(item, str):
+        text = item if len(item) <= limit else item[: limit - 3] + "..."
+        return repr(text)
+    if isinstance(item, (bytes, bytearray)):
+        return f"<{len(item)} bytes>"
+    size = getattr(item, "size", None)
+    mode = getattr(item, "mode", None)
+    if mode is not None and size is not None:
+        return f"<PIL image {mode} {size[0]}x{size[1]}>"
+    shape = getattr(item, "shape", None)
+    if shape is not None:
+        return f"<{type(item).__name__} shape={tuple(shape)}>"
+    text = repr(item)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

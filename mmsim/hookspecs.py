@@ -1,0 +1,36 @@
+"""The hooks a plugin implements.
+
+A plugin is a module (or object) with functions decorated by ``hookimpl`` whose names
+start with ``mmsim_``. It is found through an entry point in the group ``mmsim``::
+
+    [project.entry-points.mmsim]
+    my_backbone = "my_package.plugin"
+
+The hook receives a :class:`~mmsim.registry.Registry` to fill (the tox / llm pattern):
+registering through a callback lets mmsim record which plugin owns which component, so
+that duplicates and failures can name the plugin responsible.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from mmsim.registry import Registry
+
+PROJECT = "mmsim"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def mmsim_register(registry: Registry) -> None:
+    """Register encoders, similarity strategies and thresholding strategies.
+
+    Call ``registry.register_encoder(...)``, ``registry.register_similarity(...)`` and
+    ``registry.register_threshold(...)``. Import heavy libraries inside the factories you
+    register, not at module level, so that listing plugins stays fast.
+    """

@@ -1,0 +1,351 @@
+"""The Matcher: an image tower and a text tower, a similarity and a thresholding strategy.
+
+Any registered image tower can be paired with any registered text tower that shares
+its embedding space; by default both come from the same encoder.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from mmsim.embedding import (
+    EmbeddingResult,
+    SkippedItem,
+    embed_images,
+    embed_texts,
+    validate_on_error,
+)
+from mmsim.errors import ConfigError, ItemError
+from mmsim.inputs import as_item_list, column, column_names, detect_modality, is_columnar
+from mmsim.plugins import get_registry
+from mmsim.registry import Kind
+from mmsim.similarity import SimilarityStrategy
+from mmsim.thresholds import ThresholdStrategy
+from mmsim.towers import ImageTower, Modality, Runtime, TextTower, check_compatible
+
+ComponentSpec = str | Mapping[str, Any]
+
+
+class SkippedPairsWarning(UserWarning):
+    """Some pairs could not be scored with ``on_error="skip"``; they are NaN / -1."""
+
+
+def _spec_to_options(spec: ComponentSpec, kind: str) -> tuple[str, dict[str, Any]]:
+    """``"name"`` or ``{"name": ..., **options}`` -> (name, options)."""
+    if isinstance(spec, str):
+        return spec, {}
+    if hasattr(spec, "items"):
+        options = _plain(spec)
+        name = options.pop("name", None)
+        if not name:
+            raise ConfigError(f"{kind} options {options} need a 'name'")
+        return str(name), options
+    raise ConfigError(f"{kind} must be a name or a mapping with a 'name', got {spec!r}")
+
+
+def _plain(node: Any) -> dict[str, Any]:
+    from omegaconf import DictConfig, OmegaConf
+
+    if isinstance(node, DictConfig):
+        return OmegaConf.to_container(node, resolve=True)  # type: ignore[return-value]
+    return dict(node)
+
+
+class Matcher:
+    """Embeds images and texts, searches, and says whether image-text pairs match.
+
+    Args:
+        encoder: registered encoder name (see ``mmsim plugins``), or a mapping with
+            ``name`` and the encoder's options.
+        checkpoint: the checkpoint reference for ``encoder`` (hub id, local directory,
+            ...); overrides the encoder's default.
+        query, response: column names used by :meth:`predict` / :meth:`predict_proba`.
+        image_encoder, text_encoder: take that tower from another encoder (name or
+            mapping); default: ``encoder``.
+        encoder_options: extra options for ``encoder``, validated against its schema.
+        similarity, threshold: strategy names or mappings with ``name`` and options.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"auto"``.
+        dtype: compute dtype of the towers; returned embeddings are always float32.
+        batch_size, progress, on_error: defaults for :meth:`extract_embedding`.
+        num_threads: if set, ``torch.set_num_threads`` for CPU inference.
+    """
+
+    def __init__(
+        self,
+        encoder: ComponentSpec = "openai_clip",
+        checkpoint: str | None = None,
+        query: str | None = None,
+        response: str | None = None,
+        *,
+        image_encoder: ComponentSpec | None = None,
+        text_encoder: ComponentSpec | None = None,
+        encoder_options: Mapping[str, Any] | None = None,
+        similarity: ComponentSpec = "cosine",
+        threshold: ComponentSpec = "fixed",
+        device: str = "cpu",
+        dtype: str = "float32",
+        batch_size: int = 32,
+        progress: bool = True,
+        on_error: str = "raise",
+        num_threads: int | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+        self.query = query
+        self.response = response
+        self.batch_size = batch_size
+        self.progress = progress
+        self.on_error = validate_on_error(on_error)
+        if num_threads:
+            torch.set_num_threads(num_threads)
+        self.runtime = Runtime.create(device, dtype)
+
+        name, options = _spec_to_options(encoder, "encoder")
+        options.update(encoder_options or {})
+        if checkpoint is not None:
+            options["checkpoint"] = checkpoint
+        main_spec = {"name": name, **options}
+        self.encoder_config = main_spec
+        built: dict[str, Any] = {}
+        self._image_tower: ImageTower | None = self._tower(image_encoder or main_spec, "image", built)
+        self._text_tower: TextTower | None = self._tower(text_encoder or main_spec, "text", built)
+        if self._image_tower is None and self._text_tower is None:
+            raise ConfigError("the chosen encoders provide neither an image nor a text tower")
+        if self._image_tower is not None and self._text_tower is not None:
+            check_compatible(self._image_tower, self._text_tower)
+        self.similarity: SimilarityStrategy = self._strategy("similarity", similarity)
+        self.threshold: ThresholdStrategy = self._strategy("threshold", threshold)
+
+    # -- construction ---------------------------------------------------------------
+    def _tower(self, spec: ComponentSpec, modality: Modality, built: dict[str, Any]) -> Any:
+        name, options = _spec_to_options(spec, f"{modality}_encoder")
+        component = get_registry().get("encoder", name)
+        config = component.make_config(options)
+        key = repr(config)  # the same encoder options build the towers once
+        if key not in built:
+            built[key] = component.factory(config, self.runtime)
+        return getattr(built[key], modality)
+
+    def _strategy(self, kind: Kind, spec: ComponentSpec) -> Any:
+        name, options = _spec_to_options(spec, kind)
+        component = get_registry().get(kind, name)
+        strategy = component.factory(component.make_config(options))
+        strategy.bind(self._image_tower, self._text_tower)
+        return strategy
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> Matcher:
+        """Build from a composed Hydra config (see :func:`mmsim.config.compose`).
+
+        Reads the ``encoder``, optional ``image_encoder`` / ``text_encoder``,
+        ``similarity``, ``threshold`` and ``runtime`` nodes, and the pair column names
+        from ``columns.query`` / ``columns.response``.
+        """
+        runtime = cfg.get("runtime") or {}
+        columns = cfg.get("columns") or {}
+        return cls(
+            encoder=cfg.encoder,
+            query=columns.get("query"),
+            response=columns.get("response"),
+            image_encoder=cfg.get("image_encoder"),
+            text_encoder=cfg.get("text_encoder"),
+            similarity=cfg.get("similarity") or "cosine",
+            threshold=cfg.get("threshold") or "fixed",
+            device=runtime.get("device", "cpu"),
+            dtype=runtime.get("dtype", "float32"),
+            batch_size=runtime.get("batch_size", 32),
+            progress=runtime.get("progress", True),
+            on_error=runtime.get("on_error", "raise"),
+            num_threads=runtime.get("num_threads"),
+        )
+
+    # -- properties -------------------------------------------------------------------
+    @property
+    def image_tower(self) -> ImageTower:
+        if self._image_tower is None:
+            raise ConfigError("this matcher has no image tower (its encoder provides none)")
+        return self._image_tower
+
+    @property
+    def text_tower(self) -> TextTower:
+        if self._text_tower is None:
+            raise ConfigError("this matcher has no text tower (its encoder provides none)")
+        return self._text_tower
+
+    @property
+    def embedding_dim(self) -> int:
+        tower = self._image_tower or self._text_tower
+        assert tower is not None
+        return tower.embedding_dim
+
+    def __repr__(self) -> str:
+        return (
+            f"Matcher(image={self._image_tower!r}, text={self._text_tower!r}, "
+            f"similarity={self.similarity.config.name!r}, threshold={self.threshold.config.name!r})"
+        )
+
+    # -- embeddings -------------------------------------------------------------------
+    def extract_embedding(
+        self,
+        data: Any,
+        *,
+        modality: Modality | None = None,
+        signature: str | None = None,
+        as_tensor: bool = False,
+        batch_size: int | None = None,
+        progress: bool | None = None,
+        on_error: str | None = None,
+    ) -> Any:
+        """Embed images and/or texts.
+
+        ``data`` is one item, a list of items (image paths, URLs, PIL images, bytes,
+        arrays, strings; each item's modality detected on its own, so lists may mix), or
+        a dict / DataFrame of columns. ``modality`` forces one modality for every item.
+        ``signature="query"`` / ``"response"`` embeds that column of columnar data.
+
+        Returns float32, L2-normalised (N, D) rows in input order, as numpy (or a CPU
+        tensor with ``as_tensor=True``); columnar data with several columns gives a dict
+        of those. With ``on_error="skip"`` bad items are left out and an
+        :class:`~mmsim.embedding.EmbeddingResult` (embeddings, kept indices, skipped
+        items with reasons) is returned instead.
+        """
+        on_error = validate_on_error(on_error or self.on_error)
+        if is_columnar(data):
+            columns = column_names(data)
+            if signature is not None:
+                columns = [self._signature_column(signature)]
+            results = {
+                name: self.extract_embedding(
+                    column(data, name),
+                    modality=modality,
+                    as_tensor=as_tensor,
+                    batch_size=batch_size,
+                    progress=progress,
+                    on_error=on_error,
+                )
+                for name in columns
+            }
+            return results[columns[0]] if len(columns) == 1 else results
+        items = as_item_list(data)
+        embeddings, kept, skipped = self._embed(
+            items, modality, on_error, batch_size or self.batch_size,
+            self.progress if progress is None else progress,
+        )
+        out = embeddings if as_tensor else embeddings.numpy()
+        if on_error == "skip":
+            return EmbeddingResult(out, kept, skipped)
+        return out
+
+    def _signature_column(self, signature: str) -> str:
+        name = {"query": self.query, "response": self.response}.get(signature)
+        if name is None:
+            raise ConfigError(
+                f"signature={signature!r} needs the matcher's {signature!r} column name; "
+                "pass query=... and response=... when creating the Matcher"
+            )
+        return name
+
+    def _embed(
+        self,
+        items: list[Any],
+        modality: Modality | None,
+        on_error: str,
+        batch_size: int,
+        progress: bool,
+    ) -> tuple[torch.Tensor, list[int], list[SkippedItem]]:
+        groups: dict[Modality, list[int]] = {"image": [], "text": []}
+        skipped: list[SkippedItem] = []
+        for i, item in enumerate(items):
+            try:
+                kind = modality or detect_modality(item, i)
+                if kind == "text" and not isinstance(item, str):
+                    raise ItemError(i, item, f"texts must be str, got {type(item).__name__}")
+            except ItemError as exc:
+                if on_error == "raise":
+                    raise
+                skipped.append(SkippedItem(i, item, exc.reason))
+                continue
+            groups[kind].append(i)
+        out = torch.empty((len(items), self.embedding_dim), dtype=torch.float32)
+        ok = torch.zeros(len(items), dtype=torch.bool)
+        if groups["image"]:
+            positions = groups["image"]
+            emb, kept, bad = embed_images(
+                self.image_tower, [items[i] for i in positions], positions,
+                batch_size=batch_size, on_error=on_error, progress=progress,
+            )
+            skipped.extend(bad)
+            if kept:
+                out[kept] = emb
+                ok[kept] = True
+        if groups["text"]:
+            positions = groups["text"]
+            out[positions] = embed_texts(
+                self.text_tower, [items[i] for i in positions], positions,
+                batch_size=batch_size, progress=progress,
+            )
+            ok[positions] = True
+        kept_all = ok.nonzero().flatten().tolist()
+        skipped.sort(key=lambda s: s.index)
+        return out[kept_all] if len(kept_all) < len(items) else out, kept_all, skipped
+
+    # -- pair matching ----------------------------------------------------------------
+    def score_pairs(self, data: Any, *, on_error: str | None = None) -> np.ndarray:
+        """Similarity score of each (query, response) row of a dict / DataFrame.
+
+        With ``on_error="skip"``, rows whose query or response could not be used score
+        NaN and a :class:`SkippedPairsWarning` names them and says why.
+        """
+        if self.query is None or self.response is None:
+            raise ConfigError(
+                "pair matching needs the column names: Matcher(..., query='image', "
+                "response='text') (any names your data uses)"
+            )
+        if not is_columnar(data):
+            raise TypeError("pair matching expects a dict of columns or a DataFrame")
+        on_error = validate_on_error(on_error or self.on_error)
+        queries, responses = column(data, self.query), column(data, self.response)
+        if len(queries) != len(responses):
+            raise ValueError(
+                f"columns '{self.query}' and '{self.response}' differ in length: "
+                f"{len(queries)} vs {len(responses)}"
+            )
+        sides = []
+        problems: list[str] = []
+        for name, items in ((self.query, queries), (self.response, responses)):
+            try:
+                emb, kept, bad = self._embed(items, None, on_error, self.batch_size, self.progress)
+            except ItemError as exc:
+                raise ItemError(exc.index, exc.item, f"column '{name}': {exc.reason}") from None
+            full = torch.full((len(items), self.embedding_dim), float("nan"))
+            full[kept] = emb
+            sides.append(full)
+            problems += [f"row {s.index} column '{name}': {s.reason}" for s in bad]
+        if problems:
+            warnings.warn(
+                f"{len(problems)} item(s) could not be used; their rows score NaN: "
+                + "; ".join(problems[:20]) + (" ..." if len(problems) > 20 else ""),
+                SkippedPairsWarning,
+                stacklevel=2,
+            )
+        return self.similarity.pairwise(sides[0], sides[1]).numpy().astype(np.float64)
+
+    def predict_proba(self, data: Any, *, on_error: str | None = None) -> np.ndarray:
+        """(N, 2) float array; column 1 is P(match), column 0 is 1 - P(match).
+
+        Rows skipped with ``on_error="skip"`` are NaN.
+        """
+        p = self.threshold.proba(self.score_pairs(data, on_error=on_error))
+        return np.stack([1.0 - p, p], axis=1)
+
+    def predict(self, data: Any, *, on_error: str | None = None) -> np.ndarray:
+        """(N,) int array: 1 for a match, 0 for no match, -1 for rows skipped on error."""
+        scores = self.score_pairs(data, on_error=on_error)
+        decisions = self.threshold.decide(np.nan_to_num(scores, nan=-np.inf))
+        decisions[np.isnan(scores)] = -1
+        return decisions

@@ -1,0 +1,179 @@
+"""The registry that plugins fill: encoders, similarity strategies, thresholding strategies."""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, is_dataclass
+from typing import Any, Literal
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from mmsim.errors import ConfigError, DuplicateComponentError, UnknownComponentError
+from mmsim.schemas import EncoderConfig, SimilarityConfig, ThresholdConfig
+
+Kind = Literal["encoder", "similarity", "threshold"]
+KINDS: tuple[Kind, ...] = ("encoder", "similarity", "threshold")
+_BASE_SCHEMA: dict[Kind, type] = {
+    "encoder": EncoderConfig,
+    "similarity": SimilarityConfig,
+    "threshold": ThresholdConfig,
+}
+
+
+@dataclass(frozen=True)
+class Component:
+    """One registered component: what builds it, what options it takes, who owns it."""
+
+    kind: Kind
+    name: str
+    factory: Callable[..., Any]
+    schema: type
+    owner: str
+    description: str = ""
+
+    def default_config(self) -> DictConfig:
+        """The component's options with their defaults, as a structured OmegaConf node."""
+        node = OmegaConf.structured(self.schema)
+        node.name = self.name
+        return node
+
+    def make_config(self, options: Mapping[str, Any] | None = None) -> Any:
+        """Validate ``options`` against the schema and return a schema instance.
+
+        Unknown keys and values of the wrong type are refused with the component named.
+        Options that are still missing (``???``) are refused too.
+        """
+        node = self.default_config()
+        try:
+            if options:
+                node = OmegaConf.merge(node, dict(options))
+            node.name = self.name
+            missing = sorted(OmegaConf.missing_keys(node))
+            if missing:
+                raise ConfigError(
+                    f"{self.kind} '{self.name}' needs a value for: {', '.join(missing)}"
+                )
+            return OmegaConf.to_object(node)
+        except OmegaConfBaseException as exc:
+            raise ConfigError(f"invalid options for {self.kind} '{self.name}': {exc}") from exc
+
+
+@dataclass
+class Registry:
+    """Holds every registered component, by kind and name.
+
+    A plugin's ``mmsim_register`` hook receives a registry whose ``owner`` is that
+    plugin, so each component records who registered it.
+    """
+
+    owner: str = "mmsim"
+    _components: dict[Kind, dict[str, Component]] = field(
+        default_factory=lambda: {kind: {} for kind in KINDS}
+    )
+
+    # -- registration (called by plugins) -------------------------------------------
+    def register_encoder(
+        self,
+        name: str,
+        factory: Callable[..., Any],
+        schema: type = EncoderConfig,
+        *,
+        description: str = "",
+    ) -> None:
+        """Register an encoder.
+
+        ``factory(config, runtime)`` receives a ``schema`` instance and a
+        :class:`~mmsim.towers.Runtime` and returns :class:`~mmsim.towers.Towers`.
+        """
+        self._add("encoder", name, factory, schema, description)
+
+    def register_similarity(
+        self,
+        name: str,
+        factory: Callable[..., Any],
+        schema: type = SimilarityConfig,
+        *,
+        description: str = "",
+    ) -> None:
+        """Register a similarity strategy; ``factory(config)`` returns a ``SimilarityStrategy``."""
+        self._add("similarity", name, factory, schema, description)
+
+    def register_threshold(
+        self,
+        name: str,
+        factory: Callable[..., Any],
+        schema: type = ThresholdConfig,
+        *,
+        description: str = "",
+    ) -> None:
+        """Register a thresholding strategy; ``factory(config)`` returns a ``ThresholdStrategy``."""
+        self._add("threshold", name, factory, schema, description)
+
+    def _add(
+        self, kind: Kind, name: str, factory: Callable[..., Any], schema: type, description: str
+    ) -> None:
+        if not name or not name.replace("_", "").replace("-", "").isalnum():
+            raise ConfigError(
+                f"{self.owner} tried to register {kind} {name!r}: names use letters, digits, "
+                "'_' and '-' only"
+            )
+        base = _BASE_SCHEMA[kind]
+        if not (is_dataclass(schema) and isinstance(schema, type) and issubclass(schema, base)):
+            raise ConfigError(
+                f"{self.owner} registered {kind} '{name}' with schema {schema!r}; "
+                f"it must be a dataclass subclassing mmsim.schemas.{base.__name__}"
+            )
+        existing = self._components[kind].get(name)
+        if existing is not None:
+            raise _duplicate(kind, name, existing.owner, self.owner)
+        self._components[kind][name] = Component(
+            kind, name, factory, schema, self.owner, description
+        )
+
+    # -- look-up ----------------------------------------------------------------------
+    def get(self, kind: Kind, name: str) -> Component:
+        """The component of ``kind`` called ``name``; the error lists what is available."""
+        try:
+            return self._components[kind][name]
+        except KeyError:
+            known = sorted(self._components[kind])
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            available = ", ".join(known) if known else "none (is the plugin installed?)"
+            raise UnknownComponentError(
+                f"no {kind} named '{name}' is registered.{hint} Available: {available}. "
+                "Run `mmsim plugins` to see what each plugin registered."
+            ) from None
+
+    def names(self, kind: Kind, pattern: str = "*") -> list[str]:
+        """Sorted names of ``kind`` matching the glob ``pattern``."""
+        return sorted(n for n in self._components[kind] if fnmatch.fnmatchcase(n, pattern))
+
+    def components(self, kind: Kind | None = None) -> list[Component]:
+        """Every component, or those of one kind, in registration order."""
+        kinds = KINDS if kind is None else (kind,)
+        return [c for k in kinds for c in self._components[k].values()]
+
+    # -- staging, so that a plugin that fails half-way leaves nothing behind ---------
+    def staged_for(self, owner: str) -> Registry:
+        """An empty registry for one plugin to fill; see :meth:`merge`."""
+        return Registry(owner=owner)
+
+    def merge(self, staged: Registry) -> None:
+        """Add a plugin's staged components; a duplicate name raises and adds nothing."""
+        for component in staged.components():
+            existing = self._components[component.kind].get(component.name)
+            if existing is not None:
+                raise _duplicate(component.kind, component.name, existing.owner, component.owner)
+        for component in staged.components():
+            self._components[component.kind][component.name] = component
+
+
+def _duplicate(kind: Kind, name: str, first: str, second: str) -> DuplicateComponentError:
+    return DuplicateComponentError(
+        f"{kind} '{name}' is registered twice: by '{first}' and by '{second}'. "
+        "Uninstall one of them or block it with MMSIM_BLOCKED_PLUGINS."
+    )

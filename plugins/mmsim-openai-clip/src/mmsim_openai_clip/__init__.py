@@ -1,0 +1,1 @@
+"""mmsim encoder plugin for OpenAI CLIP checkpoints in transformers' format."""

@@ -1,0 +1,53 @@
+"""Entry point of the ``openai_clip`` encoder (group ``mmsim``).
+
+Kept free of heavy imports: transformers is imported only when an encoder is built,
+so ``mmsim plugins`` and config composition stay fast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from mmsim.hookspecs import hookimpl
+from mmsim.registry import Registry
+from mmsim.schemas import EncoderConfig
+
+if TYPE_CHECKING:
+    from mmsim.towers import Runtime, Towers
+
+DEFAULT_CHECKPOINT = "openai/clip-vit-base-patch32"
+
+
+@dataclass
+class OpenAIClipConfig(EncoderConfig):
+    """Options of the ``openai_clip`` encoder.
+
+    ``checkpoint``: a hub id (``openai/clip-vit-large-patch14``) found in the Hugging
+    Face cache or downloaded, or a directory written by ``save_pretrained`` holding the
+    model, its tokenizer and its image processor.
+    ``revision``: hub branch, tag or commit. ``cache_dir``: a cache other than HF_HOME.
+    ``local_files_only``: never touch the network.
+    """
+
+    name: str = "openai_clip"
+    checkpoint: str = DEFAULT_CHECKPOINT
+    revision: str | None = None
+    cache_dir: str | None = None
+    local_files_only: bool = False
+
+
+def build(config: OpenAIClipConfig, runtime: Runtime) -> Towers:
+    from mmsim_openai_clip.towers import build_towers
+
+    return build_towers(config, runtime)
+
+
+@hookimpl
+def mmsim_register(registry: Registry) -> None:
+    registry.register_encoder(
+        "openai_clip",
+        build,
+        OpenAIClipConfig,
+        description="OpenAI CLIP via transformers CLIPModel (hub id or save_pretrained dir)",
+    )

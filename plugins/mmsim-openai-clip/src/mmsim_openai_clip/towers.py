@@ -1,0 +1,110 @@
+"""CLIP image and text towers over transformers' ``CLIPModel``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from mmsim.checkpoints import load_checkpoint
+from mmsim.towers import ImageTower, Runtime, TextBatch, TextTower, Towers
+from PIL import Image
+from transformers import AutoImageProcessor, AutoTokenizer, CLIPModel
+
+from mmsim_openai_clip.plugin import OpenAIClipConfig
+
+
+def _features(output: Any) -> torch.Tensor:
+    """``get_*_features`` returns a tensor in transformers 4 and an output object in 5."""
+    return output if isinstance(output, torch.Tensor) else output.pooler_output
+
+
+class CLIPImageTower(ImageTower):
+    """Preprocesses with the checkpoint's own image processor; encodes with CLIPModel."""
+
+    def __init__(self, model: CLIPModel, processor: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.model = model
+        self.processor = processor
+
+    def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        return self.processor(images=list(images), return_tensors="pt")["pixel_values"]
+
+    def encode(self, inputs: torch.Tensor) -> torch.Tensor:
+        pixels = inputs.to(self.runtime.device, self.runtime.dtype)
+        return _features(self.model.get_image_features(pixel_values=pixels))
+
+
+class CLIPTextTower(TextTower):
+    """Pads each batch to its longest text, not to 77.
+
+    CLIP's text transformer is causal and pools at the end-of-text token, so padding
+    after that token cannot change the embedding; trimming it is exact and much faster.
+    """
+
+    def __init__(self, model: CLIPModel, tokenizer: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.model = model
+        self.tokenizer = tokenizer
+        self.pad_id = tokenizer.pad_token_id
+        self.eos_id = tokenizer.eos_token_id
+
+    def tokenize(self, texts: Sequence[str]) -> TextBatch:
+        ids = self.tokenizer(list(texts), add_special_tokens=True, verbose=False)["input_ids"]
+        limit = self.max_length
+        truncated = [i for i, seq in enumerate(ids) if limit is not None and len(seq) > limit]
+        for i in truncated:  # same as the tokenizer's truncation: keep BOS + first tokens + EOS
+            ids[i] = ids[i][: limit - 1] + [self.eos_id]
+        width = max(len(seq) for seq in ids)
+        input_ids = torch.full((len(ids), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(ids), width), dtype=torch.long)
+        for row, seq in enumerate(ids):
+            input_ids[row, : len(seq)] = torch.tensor(seq)
+            mask[row, : len(seq)] = 1
+        return TextBatch({"input_ids": input_ids, "attention_mask": mask}, truncated)
+
+    def encode(self, batch: TextBatch) -> torch.Tensor:
+        inputs = {k: v.to(self.runtime.device) for k, v in batch.inputs.items()}
+        return _features(self.model.get_text_features(**inputs))
+
+
+def _load(config: OpenAIClipConfig) -> tuple[CLIPModel, Any, Any]:
+    def load(reference: str, local_only: bool) -> tuple[CLIPModel, Any, Any]:
+        kwargs = {
+            "revision": config.revision,
+            "cache_dir": config.cache_dir,
+            "local_files_only": local_only,
+        }
+        model = CLIPModel.from_pretrained(reference, **kwargs)
+        processor = AutoImageProcessor.from_pretrained(reference, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(reference, **kwargs)
+        return model, processor, tokenizer
+
+    return load_checkpoint(
+        config.checkpoint, load, what="openai_clip", local_files_only=config.local_files_only
+    )
+
+
+def text_limit(model: CLIPModel, tokenizer: Any) -> int:
+    """The number of positions the text tower can take (77 for OpenAI CLIP)."""
+    limit = model.config.text_config.max_position_embeddings
+    model_max = getattr(tokenizer, "model_max_length", None)
+    return min(limit, model_max) if isinstance(model_max, int) and model_max > 0 else limit
+
+
+def build_towers(config: OpenAIClipConfig, runtime: Runtime) -> Towers:
+    model, processor, tokenizer = _load(config)
+    model = model.to(device=runtime.device, dtype=runtime.dtype).eval()
+    common = {
+        "embedding_dim": model.config.projection_dim,
+        "runtime": runtime,
+        "logit_scale": float(model.logit_scale.detach().float().exp()),
+        "space": config.space,
+    }
+    name = f"openai_clip:{config.checkpoint}"
+    return Towers(
+        image=CLIPImageTower(model, processor, name=name, **common),
+        text=CLIPTextTower(
+            model, tokenizer, name=name, max_length=text_limit(model, tokenizer), **common
+        ),
+    )
