@@ -145,7 +145,7 @@ def _prepare_inputs(
         return _Prepared(kept, tower.preprocess(images), failures)
     except Exception:
         good_images, good_positions = [], []
-        for pos, image in zip(kept, images):
+        for pos, image in zip(kept, images, strict=True):
             try:
                 tower.preprocess([image])
             except Exception as exc:
@@ -205,4 +205,3 @@ def validate_on_error(on_error: str) -> str:
     if on_error not in ON_ERROR:
         raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
     return on_error
-

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import PurePath
+
 
 class MmsimError(Exception):
     """Base class for every error mmsim raises on purpose."""
@@ -46,6 +48,8 @@ class ItemError(MmsimError, ValueError):
 
 def describe_item(item: object, limit: int = 80) -> str:
     """A short, printable description of an input item for error messages."""
+    if isinstance(item, PurePath):  # a path is shown whole: its tail is what identifies it
+        return repr(str(item))
     if isinstance(item, str):
         text = item if len(item) <= limit else item[: limit - 3] + "..."
         return repr(text)

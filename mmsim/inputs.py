@@ -20,7 +20,7 @@ import io
 import math
 import os
 import urllib.request
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -66,8 +66,10 @@ def detect_modality(item: object, index: int = 0) -> Modality:
     if item is None or (isinstance(item, float) and math.isnan(item)):
         raise ItemError(index, item, "missing value (None/NaN) where an image or text was expected")
     raise ItemError(
-        index, item, f"unsupported type {type(item).__name__}; expected str, Path, bytes, PIL "
-        "image or numpy array"
+        index,
+        item,
+        f"unsupported type {type(item).__name__}; expected str, Path, bytes, PIL "
+        "image or numpy array",
     )
 
 
@@ -114,8 +116,11 @@ def _from_array(array: np.ndarray) -> Image.Image:
     if array.ndim == 3 and array.shape[-1] not in (1, 3, 4):
         raise ValueError(f"array of shape {array.shape} is not HxWxC with C in (1, 3, 4)")
     if array.dtype != np.uint8:
-        if np.issubdtype(array.dtype, np.floating) and array.size and 0 <= array.min() and (
-            array.max() <= 1.0
+        if (
+            np.issubdtype(array.dtype, np.floating)
+            and array.size
+            and array.min() >= 0
+            and (array.max() <= 1.0)
         ):
             array = np.round(array * 255.0).astype(np.uint8)
         else:
@@ -160,11 +165,17 @@ def as_item_list(data: Any) -> list[Any]:
     """A single item or a sequence of items as a list of items."""
     if isinstance(data, (str, Path, bytes, bytearray, Image.Image)):
         return [data]
-    if isinstance(data, np.ndarray) and data.dtype != object and data.ndim in (2, 3):
-        if data.ndim == 2 or data.shape[-1] in (1, 3, 4):
-            return [data]
+    if _is_single_image_array(data):
+        return [data]
     if hasattr(data, "tolist") and not isinstance(data, np.ndarray):  # pandas Series
         return list(data.tolist())
-    if isinstance(data, (Sequence, np.ndarray)) or isinstance(data, Iterable):
+    if isinstance(data, Iterable):
         return list(data)
     raise TypeError(f"cannot read items from {type(data).__name__}")
+
+
+def _is_single_image_array(data: Any) -> bool:
+    """An HxW or HxWxC array is one image; any other array is a sequence of items."""
+    if not isinstance(data, np.ndarray) or data.dtype == object:
+        return False
+    return data.ndim == 2 or (data.ndim == 3 and data.shape[-1] in (1, 3, 4))

@@ -112,7 +112,9 @@ class Matcher:
         main_spec = {"name": name, **options}
         self.encoder_config = main_spec
         built: dict[str, Any] = {}
-        self._image_tower: ImageTower | None = self._tower(image_encoder or main_spec, "image", built)
+        self._image_tower: ImageTower | None = self._tower(
+            image_encoder or main_spec, "image", built
+        )
         self._text_tower: TextTower | None = self._tower(text_encoder or main_spec, "text", built)
         if self._image_tower is None and self._text_tower is None:
             raise ConfigError("the chosen encoders provide neither an image nor a text tower")
@@ -129,7 +131,10 @@ class Matcher:
         key = repr(config)  # the same encoder options build the towers once
         if key not in built:
             built[key] = component.factory(config, self.runtime)
-        return getattr(built[key], modality)
+        tower = getattr(built[key], modality)
+        if tower is not None and config.space is not None:  # the user's declaration wins
+            tower.space = config.space
+        return tower
 
     def _strategy(self, kind: Kind, spec: ComponentSpec) -> Any:
         name, options = _spec_to_options(spec, kind)
@@ -233,7 +238,10 @@ class Matcher:
             return results[columns[0]] if len(columns) == 1 else results
         items = as_item_list(data)
         embeddings, kept, skipped = self._embed(
-            items, modality, on_error, batch_size or self.batch_size,
+            items,
+            modality,
+            on_error,
+            batch_size or self.batch_size,
             self.progress if progress is None else progress,
         )
         out = embeddings if as_tensor else embeddings.numpy()
@@ -276,8 +284,12 @@ class Matcher:
         if groups["image"]:
             positions = groups["image"]
             emb, kept, bad = embed_images(
-                self.image_tower, [items[i] for i in positions], positions,
-                batch_size=batch_size, on_error=on_error, progress=progress,
+                self.image_tower,
+                [items[i] for i in positions],
+                positions,
+                batch_size=batch_size,
+                on_error=on_error,
+                progress=progress,
             )
             skipped.extend(bad)
             if kept:
@@ -286,8 +298,11 @@ class Matcher:
         if groups["text"]:
             positions = groups["text"]
             out[positions] = embed_texts(
-                self.text_tower, [items[i] for i in positions], positions,
-                batch_size=batch_size, progress=progress,
+                self.text_tower,
+                [items[i] for i in positions],
+                positions,
+                batch_size=batch_size,
+                progress=progress,
             )
             ok[positions] = True
         kept_all = ok.nonzero().flatten().tolist()
@@ -329,7 +344,8 @@ class Matcher:
         if problems:
             warnings.warn(
                 f"{len(problems)} item(s) could not be used; their rows score NaN: "
-                + "; ".join(problems[:20]) + (" ..." if len(problems) > 20 else ""),
+                + "; ".join(problems[:20])
+                + (" ..." if len(problems) > 20 else ""),
                 SkippedPairsWarning,
                 stacklevel=2,
             )

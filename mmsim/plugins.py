@@ -271,8 +271,7 @@ def describe_plugins() -> list[dict[str, Any]]:
                 "module": info.module,
                 "components": {
                     kind: [
-                        {"name": n, "description": registry.get(kind, n).description}
-                        for n in names
+                        {"name": n, "description": registry.get(kind, n).description} for n in names
                     ]
                     for kind, names in components.items()
                     if names

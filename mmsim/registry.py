@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, is_dataclass
 from typing import Any, Literal
 
+import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -49,7 +50,11 @@ class Component:
         node = self.default_config()
         try:
             if options:
-                node = OmegaConf.merge(node, dict(options))
+                # numpy scalars (a threshold computed with numpy, say) are plain numbers here
+                plain = {
+                    k: v.item() if isinstance(v, np.generic) else v for k, v in options.items()
+                }
+                node = OmegaConf.merge(node, plain)
             node.name = self.name
             missing = sorted(OmegaConf.missing_keys(node))
             if missing:

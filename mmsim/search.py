@@ -108,8 +108,8 @@ def semantic_search(
             v, i = top_k_indices(block, top_k, offset=r_start)
             best_v, best_i = _order(torch.cat([best_v, v], 1), torch.cat([best_i, i], 1))
             best_v, best_i = best_v[:, :top_k], best_i[:, :top_k]
-        for values, ids in zip(best_v.tolist(), best_i.tolist()):
-            hits.append([{"response_id": i, "score": v} for v, i in zip(values, ids)])
+        for values, ids in zip(best_v.tolist(), best_i.tolist(), strict=True):
+            hits.append([{"response_id": i, "score": v} for v, i in zip(values, ids, strict=True)])
     return hits
 
 

@@ -40,7 +40,11 @@ def lines_of(path: str) -> list[str]:
     file = Path(path).expanduser()
     if not file.is_file():
         raise FileNotFoundError(f"file not found: {path}")
-    return [line.rstrip("\r\n") for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [
+        line.rstrip("\r\n")
+        for line in file.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
 
 
 def as_list(value: Any) -> list[Any]:

@@ -46,7 +46,9 @@ def run(cfg: DictConfig) -> None:
         "count": len(kept),
         "images": modalities.count("image"),
         "texts": modalities.count("text"),
-        "skipped": [{"index": s.index, "item": str(s.item), "reason": s.reason} for s in result.skipped],
+        "skipped": [
+            {"index": s.index, "item": str(s.item), "reason": s.reason} for s in result.skipped
+        ],
     }
     meta_path = out.with_suffix(".meta.json")
     meta_path.write_text(json.dumps(meta, indent=2))

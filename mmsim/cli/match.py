@@ -46,11 +46,15 @@ def run(cfg: DictConfig) -> None:
     with out.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=[*header, "score", "p_match", "match"])
         writer.writeheader()
-        for row, s, p, d in zip(rows, scores, proba, decisions):
+        for row, s, p, d in zip(rows, scores, proba, decisions, strict=True):
             ok = s == s  # NaN marks a pair skipped with runtime.on_error=skip
             writer.writerow(
-                {**row, "score": f"{s:.6f}" if ok else "", "p_match": f"{p:.6f}" if ok else "",
-                 "match": int(d) if ok else ""}
+                {
+                    **row,
+                    "score": f"{s:.6f}" if ok else "",
+                    "p_match": f"{p:.6f}" if ok else "",
+                    "match": int(d) if ok else "",
+                }
             )
     scored = int((scores == scores).sum())
     print(

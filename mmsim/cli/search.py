@@ -46,7 +46,7 @@ def run(cfg: DictConfig) -> None:
     )
     results = [
         {"query": query, "hits": [{**hit, "item": items[hit["response_id"]]} for hit in ranked]}
-        for query, ranked in zip(queries, hits)
+        for query, ranked in zip(queries, hits, strict=True)
     ]
     text = json.dumps(results, indent=2)
     print(text)

@@ -24,12 +24,19 @@ BOS, EOS = "<|startoftext|>", "<|endoftext|>"
 
 TINY = {
     "text_config": {
-        "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-        "num_attention_heads": 2, "max_position_embeddings": 77,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "max_position_embeddings": 77,
     },
     "vision_config": {
-        "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-        "num_attention_heads": 2, "image_size": 32, "patch_size": 8,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "image_size": 32,
+        "patch_size": 8,
     },
     "projection_dim": 16,
 }
@@ -67,7 +74,8 @@ def write_clip_tokenizer(directory: str | Path) -> CLIPTokenizer:
     """Write the real CLIP tokenizer (``vocab.json``, ``merges.txt``) and load it back."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    lines = gzip.open(bpe_vocab_path()).read().decode("utf-8").split("\n")
+    with gzip.open(bpe_vocab_path()) as handle:
+        lines = handle.read().decode("utf-8").split("\n")
     merges = lines[1 : 1 + N_MERGES]
     alphabet = _bytes_to_unicode()
     vocab = alphabet + [c + "</w>" for c in alphabet] + ["".join(m.split()) for m in merges]

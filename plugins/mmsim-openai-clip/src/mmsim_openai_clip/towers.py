@@ -6,11 +6,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from mmsim.checkpoints import load_checkpoint
-from mmsim.towers import ImageTower, Runtime, TextBatch, TextTower, Towers
 from PIL import Image
 from transformers import AutoImageProcessor, AutoTokenizer, CLIPModel
 
+from mmsim.checkpoints import load_checkpoint
+from mmsim.towers import ImageTower, Runtime, TextBatch, TextTower, Towers
 from mmsim_openai_clip.plugin import OpenAIClipConfig
 
 
@@ -54,7 +54,7 @@ class CLIPTextTower(TextTower):
         limit = self.max_length
         truncated = [i for i, seq in enumerate(ids) if limit is not None and len(seq) > limit]
         for i in truncated:  # same as the tokenizer's truncation: keep BOS + first tokens + EOS
-            ids[i] = ids[i][: limit - 1] + [self.eos_id]
+            ids[i] = [*ids[i][: limit - 1], self.eos_id]
         width = max(len(seq) for seq in ids)
         input_ids = torch.full((len(ids), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(ids), width), dtype=torch.long)
@@ -99,7 +99,6 @@ def build_towers(config: OpenAIClipConfig, runtime: Runtime) -> Towers:
         "embedding_dim": model.config.projection_dim,
         "runtime": runtime,
         "logit_scale": float(model.logit_scale.detach().float().exp()),
-        "space": config.space,
     }
     name = f"openai_clip:{config.checkpoint}"
     return Towers(

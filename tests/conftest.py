@@ -1,0 +1,102 @@
+"""Shared fixtures: a tiny CLIP saved in the real format, images on disk, plugin isolation."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import mmsim.plugins
+
+TESTS = Path(__file__).resolve().parent
+TOY_PLUGIN_DIR = TESTS / "toy_plugin"
+REPO = TESTS.parent
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random tiny CLIP, saved with save_pretrained with the real CLIP BPE tokenizer."""
+    from mmsim_openai_clip.testing import TINY, save_random_clip
+
+    return save_random_clip(tmp_path_factory.mktemp("tiny_clip"), config=TINY, seed=0)
+
+
+def write_images(folder: Path, count: int = 5) -> list[Path]:
+    """Distinct images of different sizes and formats (JPEG and PNG, RGB and grey)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(42)
+    paths = []
+    for i in range(count):
+        h, w = 40 + 7 * i, 56 - 3 * i
+        pixels = (rng.random((h, w, 3)) * 255).astype(np.uint8)
+        image = Image.fromarray(pixels)
+        if i % 2:
+            path = folder / f"img{i}.png"
+            (image.convert("L") if i == 3 else image).save(path)
+        else:
+            path = folder / f"img{i}.jpg"
+            image.save(path, quality=90)
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture(scope="session")
+def image_paths(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    return write_images(tmp_path_factory.mktemp("images"))
+
+
+@pytest.fixture
+def fresh_plugins() -> Iterator[None]:
+    """Reload plugins before and after the test (the test may change the environment)."""
+    mmsim.plugins.reset()
+    yield
+    mmsim.plugins.reset()
+
+
+@pytest.fixture
+def no_autoload(monkeypatch: pytest.MonkeyPatch, fresh_plugins: None) -> None:
+    """Only the core's own components, plus whatever the test registers."""
+    monkeypatch.setenv(mmsim.plugins.ENV_DISABLE_AUTOLOAD, "1")
+    monkeypatch.delenv(mmsim.plugins.ENV_PLUGINS, raising=False)
+
+
+@pytest.fixture
+def toy_plugin(fresh_plugins: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The toy third-party plugin, importable and registered by module name."""
+    monkeypatch.syspath_prepend(str(TOY_PLUGIN_DIR))
+    monkeypatch.setenv(mmsim.plugins.ENV_PLUGINS, "mmsim_toy")
+
+
+def install_dist_info(site: Path, dist: str, version: str, entry_points: dict[str, str]) -> Path:
+    """Make ``dist`` an installed distribution on ``site``: real metadata, real entry points.
+
+    importlib.metadata finds it like any pip-installed package once ``site`` is on
+    sys.path, so mmsim discovers its plugins through the normal entry-point path.
+    """
+    info = site / f"{dist.replace('-', '_')}-{version}.dist-info"
+    info.mkdir(parents=True, exist_ok=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+    lines = "\n".join(f"{name} = {target}" for name, target in entry_points.items())
+    (info / "entry_points.txt").write_text(f"[mmsim]\n{lines}\n")
+    return info
+
+
+def cli_env(extra_paths: list[Path] | None = None, **env: str) -> dict[str, str]:
+    """Environment for running the ``mmsim`` command in a subprocess."""
+    result = {k: v for k, v in os.environ.items() if not k.startswith("MMSIM_")}
+    paths = [str(p) for p in extra_paths or []]
+    if result.get("PYTHONPATH"):
+        paths.append(result["PYTHONPATH"])
+    result["PYTHONPATH"] = os.pathsep.join(paths)
+    result["HF_HUB_OFFLINE"] = "1"
+    result.update(env)
+    return result
+
+
+# the console script pip/uv installed, so the tests run the command users run
+MMSIM = [str(Path(sys.executable).parent / "mmsim")]

@@ -1,0 +1,199 @@
+"""The ``mmsim`` command, run as a user runs it: a subprocess of the installed script."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mmsim import Matcher
+
+from .conftest import MMSIM, TOY_PLUGIN_DIR, cli_env, install_dist_info, write_images
+
+
+def mmsim(*args: str, cwd: Path, env: dict[str, str] | None = None, ok: bool = True):
+    result = subprocess.run(
+        [*MMSIM, *args], cwd=cwd, env=env or cli_env(), capture_output=True, text=True, timeout=300
+    )
+    if ok:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+@pytest.fixture(scope="module")
+def third_party_site(tmp_path_factory) -> Path:
+    """A site folder where a toy plugin distribution and a broken one are 'installed'."""
+    site = tmp_path_factory.mktemp("site")
+    install_dist_info(site, "mmsim-toy", "1.2.3", {"toy": "mmsim_toy"})
+    install_dist_info(site, "mmsim-broken", "0.0.1", {"broken": "mmsim_broken_missing:plugin"})
+    return site
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory, tiny_clip_dir) -> Path:
+    work = tmp_path_factory.mktemp("work")
+    write_images(work / "photos", count=4)
+    (work / "captions.txt").write_text("a red car\na dog on the grass\na cat\n")
+    return work
+
+
+def test_plugins_lists_third_party_and_reports_broken(tmp_path, third_party_site):
+    env = cli_env([third_party_site, TOY_PLUGIN_DIR])
+    out = mmsim("plugins", cwd=tmp_path, env=env)
+    assert "toy  (mmsim-toy 1.2.3)" in out.stdout
+    assert "encoder     toy" in out.stdout
+    assert "openai_clip  (mmsim-openai-clip 0.1.0)" in out.stdout
+    assert "broken  (mmsim-broken 0.0.1)" in out.stdout and "FAILED" in out.stdout
+    assert "plugin 'broken' from distribution 'mmsim-broken' failed to load" in out.stderr
+    report = json.loads(mmsim("plugins", "format=json", cwd=tmp_path, env=env).stdout)
+    toy = next(p for p in report if p["name"] == "toy")
+    assert toy["version"] == "1.2.3" and toy["components"]["encoder"][0]["name"] == "toy"
+
+
+def test_autoload_switch_hides_entry_points(tmp_path):
+    out = mmsim("plugins", cwd=tmp_path, env=cli_env(MMSIM_DISABLE_PLUGIN_AUTOLOAD="1"))
+    assert "openai_clip" not in out.stdout and "autoload is off" in out.stdout
+
+
+def test_embed_writes_embeddings_and_row_metadata(workdir, tiny_clip_dir):
+    mmsim(
+        "embed",
+        f"encoder.checkpoint={tiny_clip_dir}",
+        "images_dir=photos",
+        "inputs=[a dog,a cat]",
+        "output=out/emb.npz",
+        cwd=workdir,
+    )
+    data = np.load(workdir / "out" / "emb.npz")
+    images = sorted(str(p) for p in (workdir / "photos").iterdir())
+    items = ["a dog", "a cat", *[str(Path(p).relative_to(workdir)) for p in images]]
+    assert data["items"].tolist() == items
+    assert data["modalities"].tolist() == ["text", "text"] + ["image"] * 4
+    expected = Matcher(checkpoint=str(tiny_clip_dir), progress=False).extract_embedding(
+        [str(workdir / i) if i.startswith("photos") else i for i in items]
+    )
+    assert np.abs(data["embeddings"] - expected).max() < 1e-6
+    meta = json.loads((workdir / "out" / "emb.meta.json").read_text())
+    assert meta["embedding_dim"] == 16 and meta["images"] == 4 and meta["skipped"] == []
+
+
+def test_embed_bad_item_fails_clearly_or_is_skipped(workdir, tiny_clip_dir):
+    bad = mmsim(
+        "embed",
+        f"encoder.checkpoint={tiny_clip_dir}",
+        "inputs=[photos/img0.jpg,photos/gone.jpg]",
+        cwd=workdir,
+        ok=False,
+    )
+    assert bad.returncode == 2
+    assert "item 1 ('photos/gone.jpg'): image file not found" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    mmsim(
+        "embed",
+        f"encoder.checkpoint={tiny_clip_dir}",
+        "inputs=[photos/img0.jpg,photos/gone.jpg]",
+        "runtime.on_error=skip",
+        "output=skip.npz",
+        cwd=workdir,
+    )
+    meta = json.loads((workdir / "skip.meta.json").read_text())
+    assert meta["count"] == 1 and meta["skipped"][0]["index"] == 1
+
+
+def test_search_text_query_over_image_folder(workdir, tiny_clip_dir):
+    out = mmsim(
+        "search",
+        f"encoder.checkpoint={tiny_clip_dir}",
+        "query=a red car",
+        "images_dir=photos",
+        "top_k=3",
+        "output=hits.json",
+        cwd=workdir,
+    )
+    results = json.loads(out.stdout)
+    assert len(results) == 1 and results[0]["query"] == "a red car"
+    hits = results[0]["hits"]
+    assert len(hits) == 3 and [h["score"] for h in hits] == sorted(
+        (h["score"] for h in hits), reverse=True
+    )
+    assert all(h["item"].startswith("photos/") for h in hits)
+    assert json.loads((workdir / "hits.json").read_text()) == results
+
+
+def test_search_image_query_over_texts_and_saved_corpus(workdir, tiny_clip_dir):
+    out = mmsim(
+        "search",
+        f"encoder.checkpoint={tiny_clip_dir}",
+        "query=photos/img1.png",
+        "texts_file=captions.txt",
+        "top_k=5",
+        cwd=workdir,
+    )
+    hits = json.loads(out.stdout)[0]["hits"]
+    assert sorted(h["item"] for h in hits) == ["a cat", "a dog on the grass", "a red car"]
+    mmsim(
+        "embed",
+        f"encoder.checkpoint={tiny_clip_dir}",
+        "input_list=captions.txt",
+        "output=captions.npz",
+        cwd=workdir,
+    )
+    saved = mmsim(
+        "search",
+        f"encoder.checkpoint={tiny_clip_dir}",
+        "query=photos/img1.png",
+        "corpus=captions.npz",
+        "top_k=5",
+        cwd=workdir,
+    )
+    assert json.loads(saved.stdout)[0]["hits"] == hits
+
+
+def test_match_scores_a_csv_of_pairs(workdir, tiny_clip_dir):
+    (workdir / "pairs.csv").write_text(
+        "id,picture,caption\n1,photos/img0.jpg,a red car\n2,photos/img2.jpg,a dog\n"
+    )
+    out = mmsim(
+        "match",
+        f"encoder.checkpoint={tiny_clip_dir}",
+        "pairs=pairs.csv",
+        "columns.query=picture",
+        "columns.response=caption",
+        "threshold.value=-1",
+        "output=scored.csv",
+        cwd=workdir,
+    )
+    assert "scored 2 of 2 pairs: 2 match" in out.stdout
+    rows = list(csv.DictReader((workdir / "scored.csv").open()))
+    assert [r["id"] for r in rows] == ["1", "2"]
+    assert all(r["match"] == "1" and 0.5 < float(r["p_match"]) <= 1 for r in rows)
+    matcher = Matcher(checkpoint=str(tiny_clip_dir), query="q", response="r", progress=False)
+    scores = matcher.score_pairs({"q": [str(workdir / "photos/img0.jpg")], "r": ["a red car"]})
+    assert float(rows[0]["score"]) == pytest.approx(scores[0], abs=1e-5)
+
+
+def test_multirun_sweeps_over_encoders(workdir, tiny_clip_dir, third_party_site):
+    env = cli_env([third_party_site, TOY_PLUGIN_DIR])
+    sweep = workdir / "sweep"
+    mmsim(
+        "embed",
+        "-m",
+        "encoder=openai_clip,toy",
+        f"encoder.checkpoint={tiny_clip_dir}",
+        "inputs=[a dog,photos/img0.jpg]",
+        f"hydra.sweep.dir={sweep}",
+        cwd=workdir,
+        env=env,
+    )
+    dims = [np.load(sweep / str(job) / "embeddings.npz")["embeddings"].shape for job in (0, 1)]
+    assert dims == [(2, 16), (2, 8)]
+
+
+def test_usage_and_unknown_command(tmp_path):
+    assert "commands:" in mmsim(cwd=tmp_path).stdout
+    bad = mmsim("frobnicate", cwd=tmp_path, ok=False)
+    assert bad.returncode == 2 and "unknown command 'frobnicate'" in bad.stderr
