@@ -106,7 +106,9 @@ def embed_images(
     kept_all: list[int] = []
     skipped: list[SkippedItem] = []
     bar = _progress(len(items), progress, "images", batch_size)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmsim-loader") as pool:
+    with ThreadPoolExecutor(
+        max_workers=1, thread_name_prefix="mmsim-loader", initializer=_single_threaded_torch
+    ) as pool:
         pending: Future[_Prepared] | None = None
         batches = list(_batches(len(items), batch_size))
         for k in range(len(batches)):
@@ -129,6 +131,16 @@ def embed_images(
             bar.update(len(batches[k]))
     bar.close()
     return _finish(chunks, tower.embedding_dim), kept_all, skipped
+
+
+def _single_threaded_torch() -> None:
+    """Keep the loader's torch ops (resizing) to one thread.
+
+    The model already uses every core; a loader that also fanned out would
+    oversubscribe them and stall the model's matrix multiplies. The setting is
+    per thread, so the model's own thread count is unchanged.
+    """
+    torch.set_num_threads(1)
 
 
 def _prepare_inputs(
