@@ -143,7 +143,8 @@ def main() -> None:
     print(
         f"image: bare loop {result['image_bare_per_s']:.1f} img/s "
         f"({result['image_bare_gflops']:.0f} GFLOP/s), mmsim end-to-end from JPEG "
-        f"{result['image_mmsim_per_s']:.1f} img/s -> ratio {result['image_ratio_mmsim_vs_bare']:.2f}"
+        f"{result['image_mmsim_per_s']:.1f} img/s "
+        f"-> ratio {result['image_ratio_mmsim_vs_bare']:.2f}"
     )
     print(
         f"text:  pad-to-77 loop {result['text_pad77_per_s']:.0f} texts/s, mmsim "

@@ -9,6 +9,8 @@ checkpoint and says how to make it available.
 from __future__ import annotations
 
 import os
+import socket
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -17,6 +19,8 @@ from mmsim.errors import CheckpointNotFoundError
 
 T = TypeVar("T")
 OFFLINE_ENV = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+PROXY_ENV = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+PROBE_TIMEOUT_S = 3.0
 
 
 def is_local_reference(reference: str) -> bool:
@@ -34,11 +38,31 @@ def offline_requested() -> bool:
     return any(os.environ.get(name, "") not in ("", "0", "false", "False") for name in OFFLINE_ENV)
 
 
+def unreachable(endpoint: str, timeout: float = PROBE_TIMEOUT_S) -> str | None:
+    """Why ``endpoint`` cannot be reached, or None if a TCP connection opens in time.
+
+    Hub clients retry a dead connection for tens of seconds; one short probe first lets
+    a machine without network fail at once. Skipped (None) when a proxy is configured,
+    since only the proxy knows the way.
+    """
+    if any(os.environ.get(name) for name in PROXY_ENV):
+        return None
+    parts = urllib.parse.urlsplit(endpoint)
+    host = parts.hostname or endpoint
+    port = parts.port or (80 if parts.scheme == "http" else 443)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return None
+    except OSError as exc:
+        return f"{host}:{port} is unreachable ({exc})"
+
+
 def load_checkpoint(
     reference: str,
     load: Callable[[str, bool], T],
     *,
     what: str,
+    endpoint: str | None = None,
     local_files_only: bool = False,
     cache_hint: str = "the Hugging Face cache (HF_HOME, default ~/.cache/huggingface)",
 ) -> T:
@@ -47,7 +71,8 @@ def load_checkpoint(
     1. A local path is loaded with ``local_files_only=True``; a missing one is an error.
     2. A hub id is first looked up in the cache with ``local_files_only=True``.
     3. Only if that fails, and neither ``local_files_only`` nor ``HF_HUB_OFFLINE`` is
-       set, is it downloaded.
+       set, is it downloaded, after a short probe of ``endpoint`` (the hub's URL) so
+       that a machine without network fails at once instead of retrying.
     """
     if is_local_reference(reference):
         path = Path(reference).expanduser()
@@ -75,6 +100,12 @@ def load_checkpoint(
                 f"{what} checkpoint '{reference}' is not in {cache_hint} and downloads are "
                 f"switched off (local_files_only or HF_HUB_OFFLINE). {fix}"
             ) from cached_error
+    reason = unreachable(endpoint) if endpoint else None
+    if reason is not None:
+        raise CheckpointNotFoundError(
+            f"{what} checkpoint '{reference}' is not in {cache_hint} and the hub is not "
+            f"reachable: {reason}. {fix}"
+        )
     try:
         return load(reference, False)
     except OSError as exc:

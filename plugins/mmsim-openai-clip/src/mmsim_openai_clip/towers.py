@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import huggingface_hub.constants
 import torch
 from PIL import Image
 from transformers import AutoImageProcessor, AutoTokenizer, CLIPModel
@@ -81,7 +82,11 @@ def _load(config: OpenAIClipConfig) -> tuple[CLIPModel, Any, Any]:
         return model, processor, tokenizer
 
     return load_checkpoint(
-        config.checkpoint, load, what="openai_clip", local_files_only=config.local_files_only
+        config.checkpoint,
+        load,
+        what="openai_clip",
+        endpoint=huggingface_hub.constants.ENDPOINT,
+        local_files_only=config.local_files_only,
     )
 
 
