@@ -158,7 +158,7 @@ def _load_one(state: _State, name: str, plugin: object, distribution: str | None
     backbone a user actually gets.
     """
     module = getattr(plugin, "__name__", type(plugin).__name__)
-    if state.manager.is_registered(plugin) or any(p.name == name for p in state.plugins):
+    if state.manager.is_registered(plugin):  # loading is idempotent
         return
     info = PluginInfo(name, distribution, _version(distribution), module)
     try:

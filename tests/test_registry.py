@@ -158,3 +158,25 @@ def test_schemas_reach_hydra_config_store(no_autoload):
     plugins.get_registry()
     node = ConfigStore.instance().load("similarity/scaled_cosine.yaml").node
     assert node.scale == 2.0 and node.name == "scaled_cosine"
+
+
+def test_two_plugins_with_one_name_are_reported(no_autoload):
+    plugins.register_plugin(GoodPlugin(), name="same-name")
+    plugins.register_plugin(GoodPlugin(), name="same-name")
+    with pytest.warns(plugins.PluginLoadWarning, match="'same-name'.*already registered"):
+        registry = plugins.get_registry()
+    assert registry.get("similarity", "scaled_cosine").owner == "same-name"
+
+
+def test_core_and_plugin_listing_import_no_backbone_library():
+    """mmsim's core never imports a backbone library; plugins import theirs only to build."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, mmsim, mmsim.cli, mmsim.config; mmsim.config.compose('embed'); "
+        "mmsim.plugins.describe_plugins(); "
+        "print(sorted(m for m in ('transformers', 'open_clip') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
