@@ -65,8 +65,12 @@ def load_checkpoint(
     endpoint: str | None = None,
     local_files_only: bool = False,
     cache_hint: str = "the Hugging Face cache (HF_HOME, default ~/.cache/huggingface)",
+    how_to_fix: str | None = None,
 ) -> T:
     """Call ``load(reference, local_files_only)`` the way a user would want.
+
+    ``how_to_fix`` replaces the default advice (``hf download`` / ``save_pretrained``)
+    in error messages, for libraries with another way of fetching weights.
 
     1. A local path is loaded with ``local_files_only=True``; a missing one is an error.
     2. A hub id is first looked up in the cache with ``local_files_only=True``.
@@ -87,7 +91,7 @@ def load_checkpoint(
             raise CheckpointNotFoundError(
                 f"{what} checkpoint directory '{reference}' could not be loaded: {exc}"
             ) from exc
-    fix = (
+    fix = how_to_fix or (
         f"To make it available: on a machine with network access run "
         f"`hf download {reference}` and copy {cache_hint} here, or save the model "
         f"with save_pretrained(...) and pass that directory as the checkpoint."

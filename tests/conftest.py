@@ -100,3 +100,45 @@ def cli_env(extra_paths: list[Path] | None = None, **env: str) -> dict[str, str]
 
 # the console script pip/uv installed, so the tests run the command users run
 MMSIM = [str(Path(sys.executable).parent / "mmsim")]
+
+
+@pytest.fixture(scope="session")
+def open_clip_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny open_clip checkpoints in each on-disk form the plugin reads."""
+    from mmsim_open_clip.testing import (
+        SIGLIP_PREPROCESS,
+        TINY_CLIP,
+        TINY_SIGLIP,
+        save_arch_and_weights,
+        save_local_dir,
+    )
+
+    root = tmp_path_factory.mktemp("open_clip")
+    config, weights = save_arch_and_weights(root / "arch", "mmsim-tiny-clip", TINY_CLIP, seed=1)
+    return {
+        "clip_dir": save_local_dir(root / "clip", TINY_CLIP, seed=2),
+        "siglip_dir": save_local_dir(
+            root / "siglip", TINY_SIGLIP, preprocess_cfg=SIGLIP_PREPROCESS, seed=3
+        ),
+        "arch_config": config,
+        "arch_weights": weights,
+    }
+
+
+@pytest.fixture(scope="session")
+def tiny_siglip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random tiny SigLIP with a SentencePiece tokenizer trained here, save_pretrained."""
+    from mmsim_siglip.testing import save_random_siglip
+
+    return save_random_siglip(tmp_path_factory.mktemp("tiny_siglip"), seed=0)
+
+
+def hub_cache(cache: Path, repo: str, files_from: Path) -> Path:
+    """Lay out ``files_from`` as the Hugging Face cache holds a downloaded ``repo``."""
+    import shutil
+
+    base = cache / ("models--" + repo.replace("/", "--"))
+    shutil.copytree(files_from, base / "snapshots" / "0123abc")
+    (base / "refs").mkdir(parents=True)
+    (base / "refs" / "main").write_text("0123abc")
+    return cache

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import time
 
 import numpy as np
@@ -15,6 +14,8 @@ from transformers import AutoProcessor, CLIPModel
 from mmsim import Matcher
 from mmsim.embedding import TruncationWarning
 from mmsim.errors import CheckpointNotFoundError
+
+from .conftest import hub_cache
 
 CAPTIONS = [
     "A cheetah chases prey on across a field.",
@@ -131,15 +132,12 @@ def test_local_files_only_option_never_downloads(tmp_path):
 
 def test_hub_id_resolves_from_the_hf_cache(tiny_clip_dir, tmp_path, monkeypatch, matcher):
     """A hub id whose files sit in the Hugging Face cache layout loads with no network."""
-    snapshot = tmp_path / "models--acme--tiny-clip" / "snapshots" / "0123abc"
-    shutil.copytree(tiny_clip_dir, snapshot)
-    (tmp_path / "models--acme--tiny-clip" / "refs").mkdir()
-    (tmp_path / "models--acme--tiny-clip" / "refs" / "main").write_text("0123abc")
+    cache = hub_cache(tmp_path, "acme/tiny-clip", tiny_clip_dir)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     cached = Matcher(
         "openai_clip",
         checkpoint="acme/tiny-clip",
-        encoder_options={"cache_dir": str(tmp_path)},
+        encoder_options={"cache_dir": str(cache)},
         progress=False,
     )
     texts = ["a dog", "a cat"]

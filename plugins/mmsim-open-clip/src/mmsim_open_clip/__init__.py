@@ -1,0 +1,1 @@
+"""mmsim encoder plugin for OpenCLIP models."""

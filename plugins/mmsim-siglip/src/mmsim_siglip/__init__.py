@@ -1,0 +1,1 @@
+"""mmsim encoder plugin for SigLIP and SigLIP 2 (transformers)."""

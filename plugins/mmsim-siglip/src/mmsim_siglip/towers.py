@@ -1,0 +1,129 @@
+"""SigLIP image and text towers over transformers' ``SiglipModel`` / ``Siglip2Model``.
+
+SigLIP's text tower is bidirectional and pools the last position, so texts are padded
+to the fixed length the model was trained with (as its processor does): trimming the
+padding would change the embeddings. The towers carry the model's logit scale and
+bias, so a matcher can give SigLIP's own pair probability ``sigmoid(scale*cos + bias)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import huggingface_hub.constants
+import torch
+from PIL import Image
+from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
+
+from mmsim.checkpoints import load_checkpoint
+from mmsim.errors import ConfigError
+from mmsim.towers import ImageTower, Runtime, TextBatch, TextTower, Towers
+from mmsim_siglip.plugin import SiglipConfig
+
+SUPPORTED = ("siglip", "siglip2")
+
+
+def _features(output: Any) -> torch.Tensor:
+    """``get_*_features`` returns a tensor in transformers 4 and an output object in 5."""
+    return output if isinstance(output, torch.Tensor) else output.pooler_output
+
+
+def _to(inputs: dict[str, torch.Tensor], runtime: Runtime) -> dict[str, torch.Tensor]:
+    """Move model inputs to the device; floating-point ones (pixels) to the compute dtype."""
+    return {
+        k: v.to(runtime.device, runtime.dtype) if v.is_floating_point() else v.to(runtime.device)
+        for k, v in inputs.items()
+    }
+
+
+class SiglipImageTower(ImageTower):
+    """Preprocesses with the checkpoint's own image processor.
+
+    For SigLIP 2 the processor's extra outputs (patch attention mask, spatial shapes)
+    are passed on to the model with the pixels.
+    """
+
+    def __init__(self, model: Any, processor: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.model = model
+        self.processor = processor
+
+    def preprocess(self, images: Sequence[Image.Image]) -> dict[str, torch.Tensor]:
+        return dict(self.processor(images=list(images), return_tensors="pt"))
+
+    def encode(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        return _features(self.model.get_image_features(**_to(inputs, self.runtime)))
+
+
+class SiglipTextTower(TextTower):
+    """Pads to the model's fixed text length, as SigLIP was trained."""
+
+    def __init__(self, model: Any, tokenizer: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.model = model
+        self.tokenizer = tokenizer
+
+    def tokenize(self, texts: Sequence[str]) -> TextBatch:
+        texts = list(texts)
+        full = self.tokenizer(texts, verbose=False)["input_ids"]
+        truncated = [i for i, ids in enumerate(full) if len(ids) > self.max_length]
+        tokens = self.tokenizer(
+            texts,
+            padding="max_length",
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors="pt",
+        )
+        return TextBatch(dict(tokens), truncated)
+
+    def encode(self, batch: TextBatch) -> torch.Tensor:
+        return _features(self.model.get_text_features(**_to(batch.inputs, self.runtime)))
+
+
+def _load(config: SiglipConfig) -> tuple[Any, Any, Any]:
+    def load(reference: str, local_only: bool) -> tuple[Any, Any, Any]:
+        kwargs = {
+            "revision": config.revision,
+            "cache_dir": config.cache_dir,
+            "local_files_only": local_only,
+        }
+        model = AutoModel.from_pretrained(reference, **kwargs)
+        processor = AutoImageProcessor.from_pretrained(reference, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(reference, **kwargs)
+        return model, processor, tokenizer
+
+    return load_checkpoint(
+        config.checkpoint,
+        load,
+        what="siglip",
+        endpoint=huggingface_hub.constants.ENDPOINT,
+        local_files_only=config.local_files_only,
+    )
+
+
+def build_towers(config: SiglipConfig, runtime: Runtime) -> Towers:
+    model, processor, tokenizer = _load(config)
+    if model.config.model_type not in SUPPORTED:
+        raise ConfigError(
+            f"siglip checkpoint '{config.checkpoint}' is a '{model.config.model_type}' model; "
+            f"this encoder loads {' and '.join(SUPPORTED)} models"
+        )
+    model = model.to(device=runtime.device, dtype=runtime.dtype).eval()
+    text_config = model.config.text_config
+    dim = getattr(text_config, "projection_size", None) or text_config.hidden_size
+    limit = text_config.max_position_embeddings
+    tokenizer_max = getattr(tokenizer, "model_max_length", None)
+    if isinstance(tokenizer_max, int) and 0 < tokenizer_max < limit:
+        limit = tokenizer_max  # the processor pads to the tokenizer's length
+    common = {
+        "embedding_dim": dim,
+        "runtime": runtime,
+        "logit_scale": float(model.logit_scale.detach().float().exp()),
+        "logit_bias": float(model.logit_bias.detach().float()),
+    }
+    name = f"siglip:{config.checkpoint}"
+    return Towers(
+        image=SiglipImageTower(model, processor, name=name, **common),
+        text=SiglipTextTower(model, tokenizer, name=name, max_length=limit, **common),
+    )
