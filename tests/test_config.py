@@ -95,3 +95,33 @@ def test_conf_ships_inside_the_wheel(tmp_path):
     )
     conf, name = out.stdout.split()
     assert Path(conf) == target / "mmsim" / "conf" and name == "openai_clip"
+
+
+def test_every_backbone_is_selectable_from_config(open_clip_dirs, tiny_siglip_dir, tiny_clip_dir):
+    open_clip = compose(
+        "search",
+        [
+            "encoder=open_clip",
+            f"encoder.checkpoint={open_clip_dirs['clip_dir']}",
+            "encoder.trim_text=false",
+            "query=x",
+        ],
+    )
+    assert open_clip.encoder.pretrained == "laion2b_s34b_b79k"  # the schema's default
+    assert Matcher.from_config(open_clip).text_tower.causal is None  # trim_text=false reached it
+    siglip = compose(
+        "search", ["encoder=siglip", f"encoder.checkpoint={tiny_siglip_dir}", "query=x"]
+    )
+    assert Matcher.from_config(siglip).text_tower.logit_bias == pytest.approx(-10.0)
+    mixed = compose(
+        "search",
+        [
+            f"encoder.checkpoint={tiny_clip_dir}",
+            "text_encoder=open_clip",
+            f"text_encoder.checkpoint={open_clip_dirs['clip_dir']}",
+            "query=x",
+        ],
+    )
+    matcher = Matcher.from_config(mixed)
+    assert matcher.image_tower.name.startswith("openai_clip:")
+    assert matcher.text_tower.name.startswith("open_clip:")

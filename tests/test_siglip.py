@@ -92,3 +92,24 @@ def test_hub_id_from_cache_and_offline_error(tiny_siglip_dir, tmp_path, monkeypa
 def test_a_non_siglip_checkpoint_is_refused(tiny_clip_dir):
     with pytest.raises(Exception, match="is a 'clip' model; this encoder loads siglip and siglip2"):
         Matcher("siglip", checkpoint=str(tiny_clip_dir))
+
+
+def test_siglip2_embeddings_equal_siglip2_model(tmp_path, image_paths):
+    from transformers import AutoProcessor, Siglip2Model
+
+    from mmsim_siglip.testing import save_random_siglip2
+
+    checkpoint = save_random_siglip2(tmp_path / "siglip2")
+    matcher = Matcher("siglip", checkpoint=str(checkpoint), progress=False)
+    model = Siglip2Model.from_pretrained(checkpoint).eval()
+    processor = AutoProcessor.from_pretrained(checkpoint)
+    images = [Image.open(p).convert("RGB") for p in image_paths]
+    texts = ["a dog", "a red car"]
+    pixels = processor.image_processor(images=images, return_tensors="pt")  # patches + mask
+    tokens = processor.tokenizer(texts, padding="max_length", max_length=16, return_tensors="pt")
+    with torch.no_grad():
+        img = F.normalize(_features(model.get_image_features(**pixels)), dim=-1).numpy()
+        txt = F.normalize(_features(model.get_text_features(**tokens)), dim=-1).numpy()
+    assert np.abs(matcher.extract_embedding([str(p) for p in image_paths]) - img).max() < 1e-5
+    assert np.abs(matcher.extract_embedding(texts) - txt).max() < 1e-5
+    assert matcher.text_tower.logit_bias == pytest.approx(-10.0)

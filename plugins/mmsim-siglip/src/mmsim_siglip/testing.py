@@ -1,14 +1,16 @@
-"""Build SigLIP checkpoints locally, in transformers' real on-disk format.
+"""Build SigLIP and SigLIP 2 checkpoints locally, in transformers' real on-disk format.
 
-For tests and benchmarks: the tokenizer is a small SentencePiece model trained here on
-generated captions (SigLIP's tokenizer is SentencePiece), and the model has random
-weights; both are saved with ``save_pretrained`` like a downloaded checkpoint.
+For tests and benchmarks: SigLIP's tokenizer is a small SentencePiece model trained
+here on generated captions; SigLIP 2's (a BPE tokenizer in the Gemma format) has a
+character vocabulary. Models have random weights; everything is saved with
+``save_pretrained`` like a downloaded checkpoint.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+import string
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,17 @@ from transformers import (
     SiglipProcessor,
     SiglipTokenizer,
 )
+
+try:  # SigLIP 2 arrived in transformers 4.49
+    from transformers import (
+        Siglip2Config,
+        Siglip2ImageProcessor,
+        Siglip2Model,
+        Siglip2Processor,
+        Siglip2Tokenizer,
+    )
+except ImportError:  # pragma: no cover - older transformers
+    Siglip2Model = None
 
 TINY: dict[str, Any] = {
     "text_config": {
@@ -53,7 +66,9 @@ def caption_corpus() -> list[str]:
     return lines + [f"there is a {t}" for t in _WORDS["thing"]]
 
 
-def train_tokenizer(directory: str | Path, vocab_size: int = 200) -> SiglipTokenizer:
+def train_tokenizer(
+    directory: str | Path, vocab_size: int = 200, max_length: int = 16
+) -> SiglipTokenizer:
     """Train a SentencePiece model on :func:`caption_corpus` and load it as SigLIP's tokenizer."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
@@ -69,30 +84,62 @@ def train_tokenizer(directory: str | Path, vocab_size: int = 200) -> SiglipToken
         pad_id=-1,
         minloglevel=2,
     )
-    return SiglipTokenizer(vocab_file=str(out / "spiece.model"), model_max_length=16)
+    return SiglipTokenizer(vocab_file=str(out / "spiece.model"), model_max_length=max_length)
+
+
+def _text_options(config: dict[str, Any], tokenizer: Any) -> dict[str, Any]:
+    options = {k: dict(v) for k, v in config.items()}
+    options.setdefault("text_config", {}).update(
+        vocab_size=len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id or tokenizer.eos_token_id,
+    )
+    return options
+
+
+def _save_model(model: torch.nn.Module, out: Path) -> None:
+    with torch.no_grad():  # SigLIP's published initialisation: scale 10, bias -10
+        model.logit_scale.fill_(math.log(10.0))
+        model.logit_bias.fill_(-10.0)
+    model.eval().save_pretrained(out)
 
 
 def save_random_siglip(
     directory: str | Path, *, config: dict[str, Any] | None = None, seed: int = 0
 ) -> Path:
-    """Save a randomly initialised SigLIP with tokenizer and processor."""
+    """Save a randomly initialised SigLIP with tokenizer and processor.
+
+    ``config=None`` gives :data:`TINY`; ``{}`` gives transformers' defaults, which are
+    the released ViT-B/16, 224 px, 64-token architecture.
+    """
     out = Path(directory)
-    tokenizer = train_tokenizer(out)
-    options = {k: dict(v) for k, v in (config or TINY).items()}
-    text = options.setdefault("text_config", {})
-    text.update(
-        vocab_size=len(tokenizer),
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=tokenizer.eos_token_id,
-    )
+    config = TINY if config is None else config
+    length = SiglipConfig(**config).text_config.max_position_embeddings
+    tokenizer = train_tokenizer(out, max_length=length)
     torch.manual_seed(seed)
-    model = SiglipModel(SiglipConfig(**options)).eval()
-    with torch.no_grad():  # SigLIP's published initialisation: scale 10, bias -10
-        model.logit_scale.fill_(math.log(10.0))
-        model.logit_bias.fill_(-10.0)
-    model.save_pretrained(out)
+    model = SiglipModel(SiglipConfig(**_text_options(config, tokenizer)))
+    _save_model(model, out)
     size = model.config.vision_config.image_size
     processor = SiglipImageProcessor(size={"height": size, "width": size})
     SiglipProcessor(image_processor=processor, tokenizer=tokenizer).save_pretrained(out)
+    return out
+
+
+def save_random_siglip2(directory: str | Path, *, seed: int = 0) -> Path:
+    """Save a tiny randomly initialised SigLIP 2 (NaFlex patches) with its processor."""
+    if Siglip2Model is None:
+        raise ImportError("SigLIP 2 needs transformers >= 4.49")
+    out = Path(directory)
+    specials = ["<pad>", "<eos>", "<bos>", "<unk>", "<mask>"]
+    letters = list(string.ascii_lowercase + string.digits + " .,'▁")
+    vocab = {token: i for i, token in enumerate(specials + letters)}
+    tokenizer = Siglip2Tokenizer(vocab=vocab, merges=[], model_max_length=16)
+    vision = {**TINY["vision_config"], "num_patches": 16}
+    vision.pop("image_size")
+    torch.manual_seed(seed)
+    config = Siglip2Config(**_text_options({**TINY, "vision_config": vision}, tokenizer))
+    _save_model(Siglip2Model(config), out)
+    processor = Siglip2ImageProcessor(patch_size=vision["patch_size"], max_num_patches=16)
+    Siglip2Processor(image_processor=processor, tokenizer=tokenizer).save_pretrained(out)
     return out
