@@ -11,6 +11,8 @@ from importlib.metadata import PackageNotFoundError, version
 from mmsim.embedding import EmbeddingResult, SkippedItem
 from mmsim.matcher import Matcher
 from mmsim.plugins import list_encoders, list_similarities, list_thresholds
+from mmsim.predictor import MultiModalPredictor
+from mmsim.report import CalibrationReport
 from mmsim.search import semantic_search
 
 try:
@@ -19,8 +21,10 @@ except PackageNotFoundError:  # running from a source tree that was never instal
     __version__ = "0+unknown"
 
 __all__ = [
+    "CalibrationReport",
     "EmbeddingResult",
     "Matcher",
+    "MultiModalPredictor",
     "SkippedItem",
     "__version__",
     "list_encoders",

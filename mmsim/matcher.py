@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
+from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,6 +26,7 @@ from mmsim.errors import ConfigError, ItemError
 from mmsim.inputs import as_item_list, column, column_names, detect_modality, is_columnar
 from mmsim.plugins import get_registry
 from mmsim.registry import Kind
+from mmsim.report import CalibrationReport
 from mmsim.similarity import SimilarityStrategy
 from mmsim.thresholds import ThresholdStrategy
 from mmsim.towers import ImageTower, Modality, Runtime, TextTower, check_compatible
@@ -110,7 +113,7 @@ class Matcher:
         if checkpoint is not None:
             options["checkpoint"] = checkpoint
         main_spec = {"name": name, **options}
-        self.encoder_config = main_spec
+        self.configs: dict[str, dict[str, Any]] = {}  # validated options, as saved
         built: dict[str, Any] = {}
         self._image_tower: ImageTower | None = self._tower(
             image_encoder or main_spec, "image", built
@@ -128,6 +131,7 @@ class Matcher:
         name, options = _spec_to_options(spec, f"{modality}_encoder")
         component = get_registry().get("encoder", name)
         config = component.make_config(options)
+        self.configs[f"{modality}_encoder"] = asdict(config)
         key = repr(config)  # the same encoder options build the towers once
         if key not in built:
             built[key] = component.factory(config, self.runtime)
@@ -139,8 +143,13 @@ class Matcher:
     def _strategy(self, kind: Kind, spec: ComponentSpec) -> Any:
         name, options = _spec_to_options(spec, kind)
         component = get_registry().get(kind, name)
-        strategy = component.factory(component.make_config(options))
-        strategy.bind(self._image_tower, self._text_tower)
+        config = component.make_config(options)
+        self.configs[kind] = asdict(config)
+        strategy = component.factory(config)
+        if kind == "threshold":  # thresholds may depend on what the scores are
+            strategy.bind(self._image_tower, self._text_tower, self.similarity)
+        else:
+            strategy.bind(self._image_tower, self._text_tower)
         return strategy
 
     @classmethod
@@ -365,3 +374,43 @@ class Matcher:
         decisions = self.threshold.decide(np.nan_to_num(scores, nan=-np.inf))
         decisions[np.isnan(scores)] = -1
         return decisions
+
+    # -- fitting and persistence -------------------------------------------------------
+    def calibrate(
+        self,
+        data: Any,
+        label: str = "label",
+        *,
+        holdout: float = 0.0,
+        seed: int = 0,
+        bins: int = 10,
+        on_error: str | None = None,
+    ) -> CalibrationReport:
+        """Fit the thresholding strategy on labelled pairs and report how well it does.
+
+        ``data`` holds the query and response columns and ``label`` (1 = match, 0 = not).
+        With ``holdout`` in (0, 1), that fraction of pairs (stratified by label, chosen
+        with ``seed``) is kept out of the fit and the report is computed on it.
+        """
+        from mmsim.fitting import calibrate
+
+        return calibrate(
+            self, data, label, holdout=holdout, seed=seed, bins=bins, on_error=on_error
+        )
+
+    def save(self, directory: str | Path) -> Path:
+        """Write the matcher (encoders, strategies, fitted parameters, columns) as JSON."""
+        from mmsim.persistence import save_matcher
+
+        return save_matcher(self, directory)
+
+    @classmethod
+    def load(cls, directory: str | Path, **overrides: Any) -> Matcher:
+        """Rebuild a matcher saved with :meth:`save`.
+
+        ``overrides`` (``device``, ``dtype``, ``batch_size``, ``query``, ...) replace the
+        saved values. Loading touches the network only if the saved checkpoint does.
+        """
+        from mmsim.persistence import load_matcher
+
+        return load_matcher(cls, directory, **overrides)

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from mmsim.errors import ConfigError
 from mmsim.schemas import SimilarityConfig
-from mmsim.towers import Tower
+from mmsim.towers import Tower, logit_params
 
 
 class SimilarityStrategy(ABC):
@@ -47,3 +48,57 @@ class CosineSimilarity(SimilarityStrategy):
 
     def matrix(self, queries: torch.Tensor, responses: torch.Tensor) -> torch.Tensor:
         return F.normalize(queries.float(), dim=-1) @ F.normalize(responses.float(), dim=-1).T
+
+
+@dataclass
+class DotConfig(SimilarityConfig):
+    name: str = "dot"
+
+
+class DotProduct(SimilarityStrategy):
+    """Plain dot product of the embeddings as given.
+
+    mmsim's own embeddings are L2-normalised, so on them this equals cosine; it differs
+    for embeddings supplied from elsewhere (e.g. to ``semantic_search``).
+    """
+
+    def pairwise(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return (a.float() * b.float()).sum(-1)
+
+    def matrix(self, queries: torch.Tensor, responses: torch.Tensor) -> torch.Tensor:
+        return queries.float() @ responses.float().T
+
+
+@dataclass
+class LogitConfig(SimilarityConfig):
+    """``scale`` / ``bias`` override the towers' own values when set."""
+
+    name: str = "logit"
+    scale: float | None = None
+    bias: float | None = None
+
+
+class ModelLogit(CosineSimilarity):
+    """The model's own logit: ``logit_scale * cos + logit_bias`` (bias 0 for CLIP)."""
+
+    config: LogitConfig
+
+    def __init__(self, config: LogitConfig) -> None:
+        super().__init__(config)
+        self.scale, self.bias = config.scale, config.bias
+
+    def bind(self, image: Tower | None, text: Tower | None) -> None:
+        scale, bias = logit_params(image, text)
+        self.scale = self.config.scale if self.config.scale is not None else scale
+        self.bias = self.config.bias if self.config.bias is not None else (bias or 0.0)
+        if self.scale is None:
+            raise ConfigError(
+                "similarity 'logit' needs a logit scale: these towers carry none, so set "
+                "similarity.scale"
+            )
+
+    def pairwise(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return self.scale * super().pairwise(a, b) + self.bias
+
+    def matrix(self, queries: torch.Tensor, responses: torch.Tensor) -> torch.Tensor:
+        return self.scale * super().matrix(queries, responses) + self.bias

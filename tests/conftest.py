@@ -142,3 +142,33 @@ def hub_cache(cache: Path, repo: str, files_from: Path) -> Path:
     (base / "refs").mkdir(parents=True)
     (base / "refs" / "main").write_text("0123abc")
     return cache
+
+
+@pytest.fixture(scope="session")
+def labelled_pairs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list]:
+    """Image pairs with real signal: an image and a noisy copy match, two scenes do not.
+
+    Scenes differ in hue and layout, so even a tiny random model scores copies higher
+    than other scenes; the labels are known by construction.
+    """
+    folder = tmp_path_factory.mktemp("labelled")
+    rng = np.random.default_rng(7)
+    yy, xx = np.mgrid[0:48, 0:48] / 48.0
+    originals, copies = [], []
+    for i in range(16):
+        angle = 2 * np.pi * i / 16
+        wave = np.sin((xx * np.cos(angle) + yy * np.sin(angle)) * (3 + i % 4) * np.pi)
+        scene = np.stack([wave * np.cos(angle + k) for k in range(3)], -1)
+        pixels = ((scene + 1) * 127.5).clip(0, 255)
+        noisy = (pixels + rng.normal(0, 12, pixels.shape)).clip(0, 255)
+        for target, array, name in ((originals, pixels, "a"), (copies, noisy, "b")):
+            path = folder / f"scene{i:02d}{name}.png"
+            Image.fromarray(array.astype(np.uint8)).save(path)
+            target.append(str(path))
+    query, response, label = [], [], []
+    for i in range(16):
+        for j in (i, (i + 3) % 16, (i + 7) % 16):
+            query.append(originals[i])
+            response.append(copies[j])
+            label.append(int(i == j))
+    return {"query": query, "response": response, "label": label}

@@ -197,3 +197,41 @@ def test_usage_and_unknown_command(tmp_path):
     assert "commands:" in mmsim(cwd=tmp_path).stdout
     bad = mmsim("frobnicate", cwd=tmp_path, ok=False)
     assert bad.returncode == 2 and "unknown command 'frobnicate'" in bad.stderr
+
+
+def test_calibrate_then_match_with_the_saved_matcher(workdir, tiny_clip_dir, labelled_pairs):
+    lines = ["query,response,label"] + [
+        f"{q},{r},{y}" for q, r, y in zip(*labelled_pairs.values(), strict=True)
+    ]
+    (workdir / "labelled.csv").write_text("\n".join(lines) + "\n")
+    out = mmsim(
+        "calibrate",
+        f"encoder.checkpoint={tiny_clip_dir}",
+        "pairs=labelled.csv",
+        "columns.query=query",
+        "columns.response=response",
+        "threshold=best_f1",
+        "holdout=0.25",
+        "output_dir=fitted",
+        cwd=workdir,
+    )
+    assert "threshold 'best_f1'" in out.stdout and "ROC AUC" in out.stdout
+    fitted = workdir / "fitted"
+    assert {p.name for p in fitted.iterdir()} == {"matcher.json", "report.json", "reliability.png"}
+    report = json.loads((fitted / "report.json").read_text())
+    assert report["evaluated_on"] == 12 and report["roc_auc"] > 0.95
+    mmsim(
+        "match",
+        "matcher=fitted",
+        "pairs=labelled.csv",
+        "columns.query=query",
+        "columns.response=response",
+        "output=matched.csv",
+        cwd=workdir,
+    )
+    rows = list(csv.DictReader((workdir / "matched.csv").open()))
+    got = [int(r["match"]) for r in rows]
+    expected = Matcher.load(fitted, query="query", response="response", progress=False).predict(
+        labelled_pairs
+    )
+    assert got == expected.tolist()

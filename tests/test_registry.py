@@ -34,9 +34,23 @@ class GoodPlugin:
         registry.register_similarity("scaled_cosine", ScaledCosine, ScaledConfig, description="x2")
 
 
+BUILTIN_SIMILARITIES = ["cosine", "dot", "logit"]
+
+
 def test_core_components_register_through_the_hook(no_autoload):
-    assert mmsim.list_similarities() == ["cosine"]
-    assert mmsim.list_thresholds() == ["fixed"]
+    assert mmsim.list_similarities() == BUILTIN_SIMILARITIES
+    assert mmsim.list_thresholds() == sorted(
+        [
+            "fixed",
+            "native",
+            "platt",
+            "isotonic",
+            "best_f1",
+            "target_fpr",
+            "target_precision",
+            "autogluon",
+        ]
+    )
     assert mmsim.list_encoders() == []  # autoload off: no backbone entry points
     report = {p["name"]: p for p in plugins.describe_plugins()}
     assert report["mmsim"]["components"]["similarity"][0]["name"] == "cosine"
@@ -104,7 +118,7 @@ def test_plugin_that_fails_to_register_warns_and_leaves_nothing_behind(no_autolo
     with pytest.warns(plugins.PluginLoadWarning, match="half-broken.*RuntimeError: boom"):
         registry = plugins.get_registry()
     assert "half" not in registry.names("similarity")
-    assert registry.names("similarity") == ["cosine"]  # the others keep working
+    assert registry.names("similarity") == BUILTIN_SIMILARITIES  # the others keep working
     info = {p.name: p for p in plugins.loaded_plugins()}["half-broken"]
     assert "boom in register" in info.error
 
@@ -112,7 +126,7 @@ def test_plugin_that_fails_to_register_warns_and_leaves_nothing_behind(no_autolo
 def test_plugin_that_fails_to_import_warns(no_autoload, monkeypatch):
     monkeypatch.setenv(plugins.ENV_PLUGINS, "mmsim_no_such_module_xyz")
     with pytest.warns(plugins.PluginLoadWarning, match="mmsim_no_such_module_xyz.*ModuleNotFound"):
-        assert plugins.get_registry().names("similarity") == ["cosine"]
+        assert plugins.get_registry().names("similarity") == BUILTIN_SIMILARITIES
 
 
 def test_misspelled_hook_is_reported(no_autoload):

@@ -19,7 +19,8 @@ USAGE = """usage: mmsim <command> [key=value ...] [-m] [--cfg job] [--help]
 commands:
   embed     embed images and/or texts into an .npz file
   search    rank images or texts for a text or image query (JSON)
-  match     score image-text pairs from a CSV
+  match     score image-text pairs from a CSV or Parquet file
+  calibrate fit a threshold on labelled pairs; save the matcher and a report
   plugins   list installed plugins and what they registered
 
 `mmsim <command> --cfg job` prints the composed config; `mmsim <command> --help` lists
@@ -28,9 +29,15 @@ the config groups and their options.
 
 
 def _commands() -> dict[str, Callable[[DictConfig], None]]:
-    from mmsim.cli import embed, match, plugins, search
+    from mmsim.cli import calibrate, embed, match, plugins, search
 
-    return {"embed": embed.run, "search": search.run, "match": match.run, "plugins": plugins.run}
+    return {
+        "embed": embed.run,
+        "search": search.run,
+        "match": match.run,
+        "calibrate": calibrate.run,
+        "plugins": plugins.run,
+    }
 
 
 def _guarded(command: str, task: Callable[[DictConfig], None]) -> Callable[[DictConfig], None]:
