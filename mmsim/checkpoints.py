@@ -13,7 +13,7 @@ import socket
 import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from mmsim.errors import CheckpointNotFoundError
 
@@ -118,3 +118,34 @@ def load_checkpoint(
             f"downloaded ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). "
             f"{fix}"
         ) from exc
+
+
+def load_pretrained(
+    config: Any,
+    loaders: tuple[Callable[..., Any], ...],
+    *,
+    what: str,
+    endpoint: str | None,
+) -> tuple[Any, ...]:
+    """Load the parts of a ``from_pretrained`` checkpoint (model, processor, tokenizer, ...).
+
+    For plugins over transformers-style classes: each loader is a ``from_pretrained``
+    called with the config's ``checkpoint``, ``revision`` and ``cache_dir``, through
+    :func:`load_checkpoint`'s local-first policy.
+    """
+
+    def load(reference: str, local_only: bool) -> tuple[Any, ...]:
+        kwargs = {
+            "revision": config.revision,
+            "cache_dir": config.cache_dir,
+            "local_files_only": local_only,
+        }
+        return tuple(loader(reference, **kwargs) for loader in loaders)
+
+    return load_checkpoint(
+        config.checkpoint,
+        load,
+        what=what,
+        endpoint=endpoint,
+        local_files_only=config.local_files_only,
+    )

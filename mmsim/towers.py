@@ -162,3 +162,12 @@ def logit_params(image: Tower | None, text: Tower | None) -> tuple[float | None,
     scale = next((t.logit_scale for t in (image, text) if t and t.logit_scale is not None), None)
     bias = next((t.logit_bias for t in (image, text) if t and t.logit_bias is not None), None)
     return scale, bias
+
+
+def text_length_limit(positions: int, tokenizer: Any) -> int:
+    """How many tokens a text tower takes: its position count, or the tokenizer's
+    ``model_max_length`` when that is smaller (and set to a real value)."""
+    model_max = getattr(tokenizer, "model_max_length", None)
+    if isinstance(model_max, int) and 0 < model_max < positions:
+        return model_max
+    return positions

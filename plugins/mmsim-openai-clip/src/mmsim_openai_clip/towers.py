@@ -10,8 +10,15 @@ import torch
 from PIL import Image
 from transformers import AutoImageProcessor, AutoTokenizer, CLIPModel
 
-from mmsim.checkpoints import load_checkpoint
-from mmsim.towers import ImageTower, Runtime, TextBatch, TextTower, Towers
+from mmsim.checkpoints import load_pretrained
+from mmsim.towers import (
+    ImageTower,
+    Runtime,
+    TextBatch,
+    TextTower,
+    Towers,
+    text_length_limit,
+)
 from mmsim_openai_clip.plugin import OpenAIClipConfig
 
 
@@ -69,36 +76,17 @@ class CLIPTextTower(TextTower):
         return _features(self.model.get_text_features(**inputs))
 
 
-def _load(config: OpenAIClipConfig) -> tuple[CLIPModel, Any, Any]:
-    def load(reference: str, local_only: bool) -> tuple[CLIPModel, Any, Any]:
-        kwargs = {
-            "revision": config.revision,
-            "cache_dir": config.cache_dir,
-            "local_files_only": local_only,
-        }
-        model = CLIPModel.from_pretrained(reference, **kwargs)
-        processor = AutoImageProcessor.from_pretrained(reference, **kwargs)
-        tokenizer = AutoTokenizer.from_pretrained(reference, **kwargs)
-        return model, processor, tokenizer
-
-    return load_checkpoint(
-        config.checkpoint,
-        load,
+def build_towers(config: OpenAIClipConfig, runtime: Runtime) -> Towers:
+    model, processor, tokenizer = load_pretrained(
+        config,
+        (
+            CLIPModel.from_pretrained,
+            AutoImageProcessor.from_pretrained,
+            AutoTokenizer.from_pretrained,
+        ),
         what="openai_clip",
         endpoint=huggingface_hub.constants.ENDPOINT,
-        local_files_only=config.local_files_only,
     )
-
-
-def text_limit(model: CLIPModel, tokenizer: Any) -> int:
-    """The number of positions the text tower can take (77 for OpenAI CLIP)."""
-    limit = model.config.text_config.max_position_embeddings
-    model_max = getattr(tokenizer, "model_max_length", None)
-    return min(limit, model_max) if isinstance(model_max, int) and model_max > 0 else limit
-
-
-def build_towers(config: OpenAIClipConfig, runtime: Runtime) -> Towers:
-    model, processor, tokenizer = _load(config)
     model = model.to(device=runtime.device, dtype=runtime.dtype).eval()
     common = {
         "embedding_dim": model.config.projection_dim,
@@ -109,6 +97,12 @@ def build_towers(config: OpenAIClipConfig, runtime: Runtime) -> Towers:
     return Towers(
         image=CLIPImageTower(model, processor, name=name, **common),
         text=CLIPTextTower(
-            model, tokenizer, name=name, max_length=text_limit(model, tokenizer), **common
+            model,
+            tokenizer,
+            name=name,
+            max_length=text_length_limit(
+                model.config.text_config.max_position_embeddings, tokenizer
+            ),
+            **common,
         ),
     )

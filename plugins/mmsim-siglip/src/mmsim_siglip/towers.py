@@ -16,9 +16,16 @@ import torch
 from PIL import Image
 from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
 
-from mmsim.checkpoints import load_checkpoint
+from mmsim.checkpoints import load_pretrained
 from mmsim.errors import ConfigError
-from mmsim.towers import ImageTower, Runtime, TextBatch, TextTower, Towers
+from mmsim.towers import (
+    ImageTower,
+    Runtime,
+    TextBatch,
+    TextTower,
+    Towers,
+    text_length_limit,
+)
 from mmsim_siglip.plugin import SiglipConfig
 
 SUPPORTED = ("siglip", "siglip2")
@@ -81,29 +88,17 @@ class SiglipTextTower(TextTower):
         return _features(self.model.get_text_features(**_to(batch.inputs, self.runtime)))
 
 
-def _load(config: SiglipConfig) -> tuple[Any, Any, Any]:
-    def load(reference: str, local_only: bool) -> tuple[Any, Any, Any]:
-        kwargs = {
-            "revision": config.revision,
-            "cache_dir": config.cache_dir,
-            "local_files_only": local_only,
-        }
-        model = AutoModel.from_pretrained(reference, **kwargs)
-        processor = AutoImageProcessor.from_pretrained(reference, **kwargs)
-        tokenizer = AutoTokenizer.from_pretrained(reference, **kwargs)
-        return model, processor, tokenizer
-
-    return load_checkpoint(
-        config.checkpoint,
-        load,
+def build_towers(config: SiglipConfig, runtime: Runtime) -> Towers:
+    model, processor, tokenizer = load_pretrained(
+        config,
+        (
+            AutoModel.from_pretrained,
+            AutoImageProcessor.from_pretrained,
+            AutoTokenizer.from_pretrained,
+        ),
         what="siglip",
         endpoint=huggingface_hub.constants.ENDPOINT,
-        local_files_only=config.local_files_only,
     )
-
-
-def build_towers(config: SiglipConfig, runtime: Runtime) -> Towers:
-    model, processor, tokenizer = _load(config)
     if model.config.model_type not in SUPPORTED:
         raise ConfigError(
             f"siglip checkpoint '{config.checkpoint}' is a '{model.config.model_type}' model; "
@@ -112,10 +107,7 @@ def build_towers(config: SiglipConfig, runtime: Runtime) -> Towers:
     model = model.to(device=runtime.device, dtype=runtime.dtype).eval()
     text_config = model.config.text_config
     dim = getattr(text_config, "projection_size", None) or text_config.hidden_size
-    limit = text_config.max_position_embeddings
-    tokenizer_max = getattr(tokenizer, "model_max_length", None)
-    if isinstance(tokenizer_max, int) and 0 < tokenizer_max < limit:
-        limit = tokenizer_max  # the processor pads to the tokenizer's length
+    limit = text_length_limit(text_config.max_position_embeddings, tokenizer)
     common = {
         "embedding_dim": dim,
         "runtime": runtime,
