@@ -272,10 +272,17 @@ class Isotonic(ThresholdStrategy):
 
     @property
     def threshold(self) -> float | None:
+        """Where the interpolated P(match) first reaches 0.5 (None if it never does)."""
         if self.knots is None:
             return None
-        above = np.nonzero(self.knots[1] >= 0.5)[0]
-        return float(self.knots[0][above[0]]) if len(above) else None
+        x, y = self.knots
+        above = np.nonzero(y >= 0.5)[0]
+        if not len(above):
+            return None
+        k = int(above[0])
+        if k == 0:
+            return float(x[0])  # flat below the first knot: every lower score matches too
+        return float(x[k - 1] + (0.5 - y[k - 1]) * (x[k] - x[k - 1]) / (y[k] - y[k - 1]))
 
     def fit(self, scores: np.ndarray, labels: np.ndarray) -> None:
         self.knots = fit_isotonic(scores, labels)

@@ -63,6 +63,9 @@ def test_isotonic_is_monotone_and_matches_step_frequencies():
     iso.fit(*gaussians(4000))
     p = iso.proba(np.linspace(-4, 4, 100))
     assert (np.diff(p) >= 0).all() and iso.threshold == pytest.approx(0.0, abs=0.25)
+    cut = iso.threshold
+    assert iso.proba(np.array([cut]))[0] == pytest.approx(0.5)  # the cut is where P = 0.5
+    assert iso.decide(np.array([cut - 1e-6, cut + 1e-6])).tolist() == [0, 1]
 
 
 def test_operating_points_on_a_hand_worked_sample():
