@@ -414,3 +414,50 @@ class Matcher:
         from mmsim.persistence import load_matcher
 
         return load_matcher(cls, directory, **overrides)
+
+    # -- evaluation and zero-shot classification ----------------------------------------
+    def evaluate(
+        self,
+        data: Any = None,
+        *,
+        label: str | None = None,
+        qrels: Any = None,
+        queries: Mapping[Any, Any] | None = None,
+        responses: Mapping[Any, Any] | None = None,
+        cutoffs: tuple[int, ...] = (1, 5, 10),
+        qrels_columns: tuple[str, str, str] = ("query", "response", "relevance"),
+    ) -> dict[str, Any]:
+        """Retrieval metrics (recall@k, hit rate@k, MRR, nDCG@k, mAP) and pair metrics.
+
+        Either aligned pairs — ``data`` with the matcher's query and response columns,
+        each row a relevant pair, searched in both directions (with ``label``, only rows
+        labelled 1 are relevant, and pair-classification metrics of the thresholding
+        strategy are added) — or AutoGluon-style judgements: ``qrels`` rows of (query
+        id, response id, relevance) with ``queries`` / ``responses`` mapping ids to items.
+        """
+        from mmsim.evaluation import evaluate
+
+        return evaluate(
+            self,
+            data,
+            label=label,
+            qrels=qrels,
+            queries=queries,
+            responses=responses,
+            cutoffs=cutoffs,
+            qrels_columns=qrels_columns,
+        )
+
+    def classify(
+        self,
+        images: Any,
+        class_names: list[str],
+        templates: tuple[str, ...] | list[str] = ("a photo of a {}.",),
+        *,
+        labels: list[str] | None = None,
+        on_error: str | None = None,
+    ) -> Any:
+        """Zero-shot classification of images into ``class_names`` (see :mod:`mmsim.zeroshot`)."""
+        from mmsim.zeroshot import classify
+
+        return classify(self, as_item_list(images), class_names, templates, labels, on_error)

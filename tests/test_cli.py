@@ -235,3 +235,40 @@ def test_calibrate_then_match_with_the_saved_matcher(workdir, tiny_clip_dir, lab
         labelled_pairs
     )
     assert got == expected.tolist()
+
+
+def test_evaluate_and_classify_commands(workdir, tiny_clip_dir, labelled_pairs):
+    lines = ["query,response,label"] + [
+        f"{q},{r},{y}" for q, r, y in zip(*labelled_pairs.values(), strict=True)
+    ]
+    (workdir / "eval.csv").write_text("\n".join(lines) + "\n")
+    out = mmsim(
+        "evaluate",
+        f"encoder.checkpoint={tiny_clip_dir}",
+        "pairs=eval.csv",
+        "label=label",
+        "columns.query=query",
+        "columns.response=response",
+        "cutoffs=[1,3]",
+        cwd=workdir,
+    )
+    report = json.loads(out.stdout)
+    matcher = Matcher(
+        checkpoint=str(tiny_clip_dir), query="query", response="response", progress=False
+    )
+    expected = matcher.evaluate(labelled_pairs, label="label", cutoffs=(1, 3))
+    assert report["query_to_response"] == pytest.approx(expected["query_to_response"])
+    assert set(report["pairs"]) >= {"roc_auc", "f1", "precision", "recall"}
+    for name in ("cat", "dog"):
+        write_images(workdir / "zoo" / name, count=2)
+    out = mmsim(
+        "classify",
+        f"encoder.checkpoint={tiny_clip_dir}",
+        "images_dir=zoo",
+        "output=zoo.csv",
+        cwd=workdir,
+    )
+    assert "classified 4 images into 2 classes, accuracy" in out.stdout
+    rows = list(csv.DictReader((workdir / "zoo.csv").open()))
+    assert [r["label"] for r in rows] == ["cat", "cat", "dog", "dog"]
+    assert all(r["prediction"] in ("cat", "dog") for r in rows)

@@ -21,6 +21,8 @@ commands:
   search    rank images or texts for a text or image query (JSON)
   match     score image-text pairs from a CSV or Parquet file
   calibrate fit a threshold on labelled pairs; save the matcher and a report
+  evaluate  retrieval metrics (recall@k, MRR, nDCG, mAP) and pair metrics
+  classify  zero-shot classification of images by class names and prompts
   plugins   list installed plugins and what they registered
 
 `mmsim <command> --cfg job` prints the composed config; `mmsim <command> --help` lists
@@ -29,13 +31,15 @@ the config groups and their options.
 
 
 def _commands() -> dict[str, Callable[[DictConfig], None]]:
-    from mmsim.cli import calibrate, embed, match, plugins, search
+    from mmsim.cli import calibrate, classify, embed, evaluate, match, plugins, search
 
     return {
         "embed": embed.run,
         "search": search.run,
         "match": match.run,
         "calibrate": calibrate.run,
+        "evaluate": evaluate.run,
+        "classify": classify.run,
         "plugins": plugins.run,
     }
 

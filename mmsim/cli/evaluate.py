@@ -1,0 +1,49 @@
+"""``mmsim evaluate``: retrieval and pair metrics as JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from mmsim.cli.common import output_path
+from mmsim.cli.match import build_matcher
+from mmsim.cli.tables import read_pairs, read_table
+
+
+def _id_table(path: str, what: str) -> dict[str, str]:
+    header, rows = read_table(path)
+    if not {"id", "item"} <= set(header):
+        raise KeyError(f"{what} file {path} needs columns 'id' and 'item'; it has {header}")
+    return {row["id"]: row["item"] for row in rows}
+
+
+def run(cfg: DictConfig) -> None:
+    matcher = build_matcher(cfg)
+    cutoffs = tuple(int(k) for k in cfg.cutoffs)
+    if cfg.qrels:
+        if not (cfg.queries and cfg.responses):
+            raise ValueError("qrels=... needs queries=FILE and responses=FILE (columns id, item)")
+        header, rows = read_table(cfg.qrels)
+        qrels = {name: [row[name] for row in rows] for name in header}
+        report = matcher.evaluate(
+            qrels=qrels,
+            queries=_id_table(cfg.queries, "queries"),
+            responses=_id_table(cfg.responses, "responses"),
+            cutoffs=cutoffs,
+        )
+    elif cfg.pairs:
+        extra = (cfg.label,) if cfg.label else ()
+        _, rows = read_pairs(cfg, extra_columns=extra)
+        names = (matcher.query, matcher.response, *extra)
+        data = {name: [row[name] for row in rows] for name in names}
+        report = matcher.evaluate(data, label=cfg.label, cutoffs=cutoffs)
+    else:
+        raise ValueError(
+            "give pairs=FILE (aligned pairs) or qrels=FILE with queries= and responses="
+        )
+    text = json.dumps(report, indent=2)
+    print(text)
+    if cfg.output:
+        Path(output_path(cfg.output)).write_text(text + "\n")
