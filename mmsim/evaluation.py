@@ -76,23 +76,28 @@ def ranking_metrics(
 
 
 def qrels_from_pairs(
-    queries: Sequence[Any], responses: Sequence[Any]
-) -> tuple[list[Any], list[Any], list[dict[int, float]]]:
-    """Aligned pairs -> (unique queries, unique responses, qrels).
+    queries: Sequence[Any], responses: Sequence[Any], relevant: Sequence[bool] | None = None
+) -> tuple[list[Any], list[Any], list[dict[int, float]], list[tuple[int, int]]]:
+    """Aligned pairs -> (unique queries, unique responses, qrels, row -> (query, response) ids).
 
-    Each row makes its response relevant to its query; repeated items are merged, so an
-    image with five captions has five relevant captions (and is never its own negative).
+    Each row marked ``relevant`` (all by default) makes its response relevant to its
+    query. Repeated items are merged, so an image with five captions has five relevant
+    captions (and is never its own negative); items of non-relevant rows stay in the
+    corpus as distractors.
     """
     query_ids: dict[Any, int] = {}
     response_ids: dict[Any, int] = {}
-    qrels: list[dict[int, float]] = []
-    for q, r in zip(queries, responses, strict=True):
-        qi = query_ids.setdefault(q, len(query_ids))
-        ri = response_ids.setdefault(r, len(response_ids))
-        if qi == len(qrels):
-            qrels.append({})
-        qrels[qi][ri] = 1.0
-    return list(query_ids), list(response_ids), qrels
+    rows = [
+        (query_ids.setdefault(q, len(query_ids)), response_ids.setdefault(r, len(response_ids)))
+        for q, r in zip(queries, responses, strict=True)
+    ]
+    qrels: list[dict[int, float]] = [{} for _ in query_ids]
+    for (qi, ri), keep in zip(
+        rows, relevant if relevant is not None else [True] * len(rows), strict=True
+    ):
+        if keep:
+            qrels[qi][ri] = 1.0
+    return list(query_ids), list(response_ids), qrels, rows
 
 
 def invert(qrels: Qrels, n_responses: int) -> list[dict[int, float]]:
@@ -160,9 +165,8 @@ def evaluate(
         raise ValueError("give aligned pairs (data=...) or qrels=... with queries/responses")
     q_items, r_items = column(data, matcher.query), column(data, matcher.response)
     labels = parse_labels(column(data, label), label) if label else np.ones(len(q_items), int)
-    rows = [i for i in range(len(q_items)) if labels[i] == 1]
-    uq, ur, judged = qrels_from_pairs([q_items[i] for i in rows], [r_items[i] for i in rows])
-    q_emb = matcher.extract_embedding(uq, as_tensor=True)
+    uq, ur, judged, rows = qrels_from_pairs(q_items, r_items, (labels == 1).tolist())
+    q_emb = matcher.extract_embedding(uq, as_tensor=True)  # each distinct item embedded once
     r_emb = matcher.extract_embedding(ur, as_tensor=True)
     forward = relevant_ranks(q_emb, r_emb, judged, matcher.similarity)
     backward_qrels = invert(judged, len(ur))
@@ -172,7 +176,8 @@ def evaluate(
         "response_to_query": ranking_metrics(backward, backward_qrels, cutoffs),
     }
     if label:
-        scores = matcher.score_pairs(data)
+        qi, ri = (torch.tensor(side) for side in zip(*rows, strict=True))
+        scores = matcher.similarity.pairwise(q_emb[qi], r_emb[ri]).numpy().astype(np.float64)
         counts = confusion(labels, matcher.threshold.decide(scores))
         report["pairs"] = {
             "roc_auc": roc_auc(labels, scores),

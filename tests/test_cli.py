@@ -199,11 +199,19 @@ def test_usage_and_unknown_command(tmp_path):
     assert bad.returncode == 2 and "unknown command 'frobnicate'" in bad.stderr
 
 
-def test_calibrate_then_match_with_the_saved_matcher(workdir, tiny_clip_dir, labelled_pairs):
-    lines = ["query,response,label"] + [
-        f"{q},{r},{y}" for q, r, y in zip(*labelled_pairs.values(), strict=True)
-    ]
-    (workdir / "labelled.csv").write_text("\n".join(lines) + "\n")
+@pytest.fixture(scope="module")
+def labelled_csv(workdir, labelled_pairs) -> Path:
+    """The labelled pairs as a CSV file in the work folder."""
+    rows = zip(*labelled_pairs.values(), strict=True)
+    lines = ["query,response,label"] + [f"{q},{r},{y}" for q, r, y in rows]
+    path = workdir / "labelled.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_calibrate_then_match_with_the_saved_matcher(
+    workdir, tiny_clip_dir, labelled_pairs, labelled_csv
+):
     out = mmsim(
         "calibrate",
         f"encoder.checkpoint={tiny_clip_dir}",
@@ -237,15 +245,11 @@ def test_calibrate_then_match_with_the_saved_matcher(workdir, tiny_clip_dir, lab
     assert got == expected.tolist()
 
 
-def test_evaluate_and_classify_commands(workdir, tiny_clip_dir, labelled_pairs):
-    lines = ["query,response,label"] + [
-        f"{q},{r},{y}" for q, r, y in zip(*labelled_pairs.values(), strict=True)
-    ]
-    (workdir / "eval.csv").write_text("\n".join(lines) + "\n")
+def test_evaluate_and_classify_commands(workdir, tiny_clip_dir, labelled_pairs, labelled_csv):
     out = mmsim(
         "evaluate",
         f"encoder.checkpoint={tiny_clip_dir}",
-        "pairs=eval.csv",
+        "pairs=labelled.csv",
         "label=label",
         "columns.query=query",
         "columns.response=response",

@@ -40,10 +40,12 @@ def test_ranks_agree_with_semantic_search_including_ties():
 
 
 def test_pairs_merge_repeated_items():
-    uq, ur, qrels = qrels_from_pairs(["img1", "img1", "img2"], ["cap a", "cap b", "cap a"])
-    assert uq == ["img1", "img2"] and ur == ["cap a", "cap b"]
+    uq, ur, qrels, rows = qrels_from_pairs(["img1", "img1", "img2"], ["cap a", "cap b", "cap a"])
+    assert uq == ["img1", "img2"] and ur == ["cap a", "cap b"] and rows == [(0, 0), (0, 1), (1, 0)]
     assert qrels == [{0: 1.0, 1: 1.0}, {0: 1.0}]  # img1 has two captions, neither a negative
     assert invert(qrels, 2) == [{0: 1.0, 1: 1.0}, {0: 1.0}]
+    _, ur, qrels, _ = qrels_from_pairs(["i1", "i2"], ["c1", "c2"], relevant=[True, False])
+    assert ur == ["c1", "c2"] and qrels == [{0: 1.0}, {}]  # c2 stays in the corpus
 
 
 def test_evaluate_aligned_pairs_and_qrels_through_the_model(tiny_clip_dir, labelled_pairs):
@@ -60,6 +62,13 @@ def test_evaluate_aligned_pairs_and_qrels_through_the_model(tiny_clip_dir, label
     assert forward["mrr"] > 0.5  # a scene's noisy copy ranks near the top
     assert report["response_to_query"]["queries"] == 16
     assert report["pairs"]["pairs"] == 48 and report["pairs"]["roc_auc"] > 0.95
+    scores = matcher.score_pairs(labelled_pairs)  # the pair metrics use the same scores
+    decided = matcher.threshold.decide(scores)
+    assert report["pairs"]["f1"] == pytest.approx(
+        2
+        * (decided * labelled_pairs["label"]).sum()
+        / (decided.sum() + sum(labelled_pairs["label"]))
+    )
     positives = [i for i, y in enumerate(labelled_pairs["label"]) if y == 1]
     queries = {f"q{i}": labelled_pairs["query"][i] for i in positives}
     responses = {f"r{i}": labelled_pairs["response"][i] for i in positives}
