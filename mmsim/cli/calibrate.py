@@ -7,7 +7,7 @@ import json
 from omegaconf import DictConfig
 
 from mmsim.cli.common import output_path
-from mmsim.cli.tables import read_pairs
+from mmsim.cli.tables import columns_of, read_pairs
 from mmsim.matcher import Matcher
 
 
@@ -15,7 +15,7 @@ def run(cfg: DictConfig) -> None:
     _, rows = read_pairs(cfg, extra_columns=(cfg.label,))
     matcher = Matcher.from_config(cfg)
     names = (matcher.query, matcher.response, cfg.label)
-    data = {name: [row[name] for row in rows] for name in names}
+    data = columns_of(rows, names)
     report = matcher.calibrate(
         data, label=cfg.label, holdout=cfg.holdout, seed=cfg.seed, bins=cfg.bins
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -54,3 +55,11 @@ def as_list(value: Any) -> list[Any]:
     if isinstance(value, (str, int, float)):
         return [str(value)]
     return [str(v) for v in value]
+
+
+def emit_json(value: Any, output: str | None) -> None:
+    """Print ``value`` as JSON, and also write it to ``output`` when one is given."""
+    text = json.dumps(value, indent=2)
+    print(text)
+    if output:
+        output_path(output).write_text(text + "\n")

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 from omegaconf import DictConfig
 
-from mmsim.cli.common import output_path
+from mmsim.cli.common import emit_json
 from mmsim.cli.match import build_matcher
-from mmsim.cli.tables import read_pairs, read_table
+from mmsim.cli.tables import columns_of, read_pairs, read_table
 
 
 def _id_table(path: str, what: str) -> dict[str, str]:
@@ -26,7 +23,7 @@ def run(cfg: DictConfig) -> None:
         if not (cfg.queries and cfg.responses):
             raise ValueError("qrels=... needs queries=FILE and responses=FILE (columns id, item)")
         header, rows = read_table(cfg.qrels)
-        qrels = {name: [row[name] for row in rows] for name in header}
+        qrels = columns_of(rows, header)
         report = matcher.evaluate(
             qrels=qrels,
             queries=_id_table(cfg.queries, "queries"),
@@ -37,13 +34,10 @@ def run(cfg: DictConfig) -> None:
         extra = (cfg.label,) if cfg.label else ()
         _, rows = read_pairs(cfg, extra_columns=extra)
         names = (matcher.query, matcher.response, *extra)
-        data = {name: [row[name] for row in rows] for name in names}
+        data = columns_of(rows, names)
         report = matcher.evaluate(data, label=cfg.label, cutoffs=cutoffs)
     else:
         raise ValueError(
             "give pairs=FILE (aligned pairs) or qrels=FILE with queries= and responses="
         )
-    text = json.dumps(report, indent=2)
-    print(text)
-    if cfg.output:
-        Path(output_path(cfg.output)).write_text(text + "\n")
+    emit_json(report, cfg.output)

@@ -7,7 +7,7 @@ import csv
 from omegaconf import DictConfig
 
 from mmsim.cli.common import output_path
-from mmsim.cli.tables import read_pairs
+from mmsim.cli.tables import columns_of, read_pairs
 from mmsim.matcher import Matcher
 
 
@@ -27,7 +27,7 @@ def build_matcher(cfg: DictConfig) -> Matcher:
 def run(cfg: DictConfig) -> None:
     header, rows = read_pairs(cfg)
     matcher = build_matcher(cfg)
-    data = {name: [row[name] for row in rows] for name in (matcher.query, matcher.response)}
+    data = columns_of(rows, (matcher.query, matcher.response))
     scores = matcher.score_pairs(data)
     ok = scores == scores  # NaN marks a pair skipped with runtime.on_error=skip
     proba = matcher.threshold.proba(scores[ok])

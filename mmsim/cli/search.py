@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 from omegaconf import DictConfig
 
-from mmsim.cli.common import as_list, images_in, lines_of, output_path
+from mmsim.cli.common import as_list, emit_json, images_in, lines_of
 from mmsim.matcher import Matcher
 from mmsim.search import semantic_search
 
@@ -48,7 +46,4 @@ def run(cfg: DictConfig) -> None:
         {"query": query, "hits": [{**hit, "item": items[hit["response_id"]]} for hit in ranked]}
         for query, ranked in zip(queries, hits, strict=True)
     ]
-    text = json.dumps(results, indent=2)
-    print(text)
-    if cfg.output:
-        output_path(cfg.output).write_text(text + "\n")
+    emit_json(results, cfg.output)

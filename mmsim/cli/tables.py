@@ -26,6 +26,11 @@ def read_table(path_text: str) -> tuple[list[str], list[dict[str, str]]]:
         return list(reader.fieldnames or []), rows
 
 
+def columns_of(rows: list[dict[str, str]], names: list[str] | tuple[str, ...]) -> dict[str, list]:
+    """The named columns of table rows, as the dict of lists the Matcher API takes."""
+    return {name: [row[name] for row in rows] for name in names}
+
+
 def read_pairs(
     cfg: DictConfig, extra_columns: tuple[str, ...] = ()
 ) -> tuple[list[str], list[dict]]:
