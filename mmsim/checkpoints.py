@@ -149,3 +149,15 @@ def load_pretrained(
         endpoint=endpoint,
         local_files_only=config.local_files_only,
     )
+
+
+def save_pretrained(directory: Path, parts: tuple[Any, ...]) -> dict[str, Any]:
+    """Write ``from_pretrained``-style parts (model, processor, tokenizer) to one folder.
+
+    The counterpart of :func:`load_pretrained` for fine-tuned models: returns the
+    encoder options that load the folder back (a local folder has no revision).
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    for part in parts:
+        part.save_pretrained(directory)
+    return {"checkpoint": str(directory), "revision": None}

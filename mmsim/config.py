@@ -18,7 +18,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
 from mmsim.plugins import get_registry
-from mmsim.schemas import RuntimeConfig
+from mmsim.schemas import FitConfig, RuntimeConfig
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 _CANDIDATES = (_PACKAGE_DIR / "conf", _PACKAGE_DIR.parent / "conf")
@@ -37,7 +37,9 @@ def conf_dir() -> Path:
 def prepare() -> None:
     """Load plugins (which stores their schemas) and store the core's own schemas."""
     get_registry()
-    ConfigStore.instance().store(group="runtime", name="default", node=RuntimeConfig)
+    store = ConfigStore.instance()
+    store.store(group="runtime", name="default", node=RuntimeConfig)
+    store.store(group="fit", name="default", node=FitConfig)
 
 
 def compose(command: str, overrides: Sequence[str] = ()) -> DictConfig:

@@ -51,7 +51,9 @@ class EmbeddingResult:
 
 
 @dataclass
-class _Prepared:
+class Prepared:
+    """A preprocessed image batch: input positions kept, model inputs, failures."""
+
     positions: list[int]
     inputs: Any
     failures: list[SkippedItem]
@@ -89,48 +91,83 @@ def embed_images(
     so the model never waits for JPEG decoding.
     """
 
-    def prepare(batch: range) -> _Prepared:
-        images, kept, failures = [], [], []
-        for i in batch:
-            try:
-                images.append(load_image(items[i]))
-                kept.append(positions[i])
-            except Exception as exc:
-                failures.append(SkippedItem(positions[i], items[i], str(exc)))
-        if on_error == "raise" and failures:
-            return _Prepared(kept, None, failures)
-        by_position = {positions[i]: items[i] for i in batch}
-        return _prepare_inputs(tower, images, kept, failures, by_position)
-
     chunks: list[torch.Tensor] = []
     kept_all: list[int] = []
     skipped: list[SkippedItem] = []
     bar = _progress(len(items), progress, "images", batch_size)
+    batches = list(_batches(len(items), batch_size))
+    for batch, prepared in zip(
+        batches, prefetched(tower, items, positions, batches, on_error), strict=True
+    ):
+        if prepared.failures:
+            if on_error == "raise":
+                first = prepared.failures[0]
+                bar.close()
+                raise ItemError(first.index, first.item, first.reason)
+            skipped.extend(prepared.failures)
+        if prepared.positions:
+            with torch.inference_mode():
+                chunks.append(tower.encode(prepared.inputs).float())
+            kept_all.extend(prepared.positions)
+        bar.update(len(batch))
+    bar.close()
+    return _finish(chunks, tower.embedding_dim), kept_all, skipped
+
+
+def prepare_images(
+    tower: ImageTower,
+    items: Sequence[Any],
+    positions: Sequence[int],
+    batch: Sequence[int],
+    on_error: str,
+) -> Prepared:
+    """Decode and preprocess ``items[i]`` for ``i`` in ``batch``, recording failures.
+
+    With ``on_error="raise"`` preprocessing is not attempted once an item failed: the
+    caller raises for the first failure anyway.
+    """
+    images, kept, failures = [], [], []
+    for i in batch:
+        try:
+            images.append(load_image(items[i]))
+            kept.append(positions[i])
+        except Exception as exc:
+            failures.append(SkippedItem(positions[i], items[i], str(exc)))
+    if on_error == "raise" and failures:
+        return Prepared(kept, None, failures)
+    by_position = {positions[i]: items[i] for i in batch}
+    return _prepare_inputs(tower, images, kept, failures, by_position)
+
+
+def prefetched(
+    tower: ImageTower,
+    items: Sequence[Any],
+    positions: Sequence[int],
+    batches: Sequence[Sequence[int]],
+    on_error: str,
+) -> Iterator[Prepared]:
+    """:func:`prepare_images` for each batch, the next one decoded in a loader thread
+    while the caller runs the model on the current one."""
     with ThreadPoolExecutor(
         max_workers=1, thread_name_prefix="mmsim-loader", initializer=_single_threaded_torch
     ) as pool:
-        pending: Future[_Prepared] | None = None
-        batches = list(_batches(len(items), batch_size))
-        for k in range(len(batches)):
-            if pending is None:
-                pending = pool.submit(prepare, batches[k])
-            prepared = pending.result()
-            pending = pool.submit(prepare, batches[k + 1]) if k + 1 < len(batches) else None
-            if prepared.failures:
-                if on_error == "raise":
-                    first = prepared.failures[0]
-                    if pending is not None:
-                        pending.cancel()
-                    bar.close()
-                    raise ItemError(first.index, first.item, first.reason)
-                skipped.extend(prepared.failures)
-            if prepared.positions:
-                with torch.inference_mode():
-                    chunks.append(tower.encode(prepared.inputs).float())
-                kept_all.extend(prepared.positions)
-            bar.update(len(batches[k]))
-    bar.close()
-    return _finish(chunks, tower.embedding_dim), kept_all, skipped
+        pending: Future[Prepared] | None = None
+        try:
+            for k in range(len(batches)):
+                if pending is None:
+                    pending = pool.submit(
+                        prepare_images, tower, items, positions, batches[k], on_error
+                    )
+                prepared = pending.result()
+                pending = (
+                    pool.submit(prepare_images, tower, items, positions, batches[k + 1], on_error)
+                    if k + 1 < len(batches)
+                    else None
+                )
+                yield prepared
+        finally:  # the caller stopped early (an error): drop the batch being prepared
+            if pending is not None:
+                pending.cancel()
 
 
 def _single_threaded_torch() -> None:
@@ -149,12 +186,12 @@ def _prepare_inputs(
     kept: list[int],
     failures: list[SkippedItem],
     items: dict[int, Any],
-) -> _Prepared:
+) -> Prepared:
     """Preprocess a batch; if that fails, find the image(s) responsible one by one."""
     if not images:
-        return _Prepared([], None, failures)
+        return Prepared([], None, failures)
     try:
-        return _Prepared(kept, tower.preprocess(images), failures)
+        return Prepared(kept, tower.preprocess(images), failures)
     except Exception:
         good_images, good_positions = [], []
         for pos, image in zip(kept, images, strict=True):
@@ -167,7 +204,7 @@ def _prepare_inputs(
             good_positions.append(pos)
         failures.sort(key=lambda s: s.index)
         inputs = tower.preprocess(good_images) if good_images else None
-        return _Prepared(good_positions, inputs, failures)
+        return Prepared(good_positions, inputs, failures)
 
 
 def embed_texts(

@@ -132,6 +132,39 @@ def qrels_from_table(
     return qrels
 
 
+def aligned_retrieval(
+    matcher: Any,
+    queries: Sequence[Any],
+    responses: Sequence[Any],
+    relevant: Sequence[bool],
+    cutoffs: Sequence[int],
+    keys: tuple[Sequence[Any], Sequence[Any]] | None = None,
+    names: tuple[str, str] = ("query_to_response", "response_to_query"),
+    progress: bool | None = None,
+) -> tuple[dict[str, Any], tuple[torch.Tensor, torch.Tensor, list[tuple[int, int]]]]:
+    """Both search directions over aligned pairs, each distinct item embedded once.
+
+    ``keys`` (per side) say which items are the same one, for items that cannot be
+    compared themselves (arrays, in-memory images); by default the items are the keys.
+    Returns the metrics under ``names`` and (query embeddings, response embeddings,
+    row -> (query id, response id)) for pair scoring.
+    """
+    q_keys, r_keys = keys or (queries, responses)
+    uq, ur, judged, rows = qrels_from_pairs(q_keys, r_keys, relevant)
+    q_item = dict(zip(q_keys, queries, strict=True))
+    r_item = dict(zip(r_keys, responses, strict=True))
+    q_emb = matcher.extract_embedding([q_item[k] for k in uq], as_tensor=True, progress=progress)
+    r_emb = matcher.extract_embedding([r_item[k] for k in ur], as_tensor=True, progress=progress)
+    forward = relevant_ranks(q_emb, r_emb, judged, matcher.similarity)
+    backward_qrels = invert(judged, len(ur))
+    backward = relevant_ranks(r_emb, q_emb, backward_qrels, matcher.similarity)
+    report: dict[str, Any] = {
+        names[0]: ranking_metrics(forward, judged, cutoffs),
+        names[1]: ranking_metrics(backward, backward_qrels, cutoffs),
+    }
+    return report, (q_emb, r_emb, rows)
+
+
 def evaluate(
     matcher: Any,
     data: Any,
@@ -165,16 +198,9 @@ def evaluate(
         raise ValueError("give aligned pairs (data=...) or qrels=... with queries/responses")
     q_items, r_items = column(data, matcher.query), column(data, matcher.response)
     labels = parse_labels(column(data, label), label) if label else np.ones(len(q_items), int)
-    uq, ur, judged, rows = qrels_from_pairs(q_items, r_items, (labels == 1).tolist())
-    q_emb = matcher.extract_embedding(uq, as_tensor=True)  # each distinct item embedded once
-    r_emb = matcher.extract_embedding(ur, as_tensor=True)
-    forward = relevant_ranks(q_emb, r_emb, judged, matcher.similarity)
-    backward_qrels = invert(judged, len(ur))
-    backward = relevant_ranks(r_emb, q_emb, backward_qrels, matcher.similarity)
-    report: dict[str, Any] = {
-        "query_to_response": ranking_metrics(forward, judged, cutoffs),
-        "response_to_query": ranking_metrics(backward, backward_qrels, cutoffs),
-    }
+    report, (q_emb, r_emb, rows) = aligned_retrieval(
+        matcher, q_items, r_items, (labels == 1).tolist(), cutoffs
+    )
     if label:
         qi, ri = (torch.tensor(side) for side in zip(*rows, strict=True))
         scores = matcher.similarity.pairwise(q_emb[qi], r_emb[ri]).numpy().astype(np.float64)

@@ -10,7 +10,7 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -27,9 +27,13 @@ from mmsim.inputs import as_item_list, column, column_names, detect_modality, is
 from mmsim.plugins import get_registry
 from mmsim.registry import Kind
 from mmsim.report import CalibrationReport
+from mmsim.schemas import FitConfig
 from mmsim.similarity import SimilarityStrategy
 from mmsim.thresholds import ThresholdStrategy
-from mmsim.towers import ImageTower, Modality, Runtime, TextTower, check_compatible
+from mmsim.towers import ImageTower, Modality, Runtime, TextTower, Towers, check_compatible
+
+if TYPE_CHECKING:
+    from mmsim.finetune import FitResult
 
 ComponentSpec = str | Mapping[str, Any]
 
@@ -114,6 +118,7 @@ class Matcher:
             options["checkpoint"] = checkpoint
         main_spec = {"name": name, **options}
         self.configs: dict[str, dict[str, Any]] = {}  # validated options, as saved
+        self.tower_sources: dict[Modality, Towers] = {}  # what each tower's encoder built
         built: dict[str, Any] = {}
         self._image_tower: ImageTower | None = self._tower(
             image_encoder or main_spec, "image", built
@@ -135,6 +140,7 @@ class Matcher:
         key = repr(config)  # the same encoder options build the towers once
         if key not in built:
             built[key] = component.factory(config, self.runtime)
+        self.tower_sources[modality] = built[key]
         tower = getattr(built[key], modality)
         if tower is not None and config.space is not None:  # the user's declaration wins
             tower.space = config.space
@@ -397,6 +403,52 @@ class Matcher:
         return calibrate(
             self, data, label, holdout=holdout, seed=seed, bins=bins, on_error=on_error
         )
+
+    def fit(
+        self,
+        data: Any,
+        *,
+        output_dir: str | Path,
+        validation: Any = None,
+        **options: Any,
+    ) -> FitResult:
+        """Fine-tune the towers contrastively on image-caption pairs.
+
+        ``data`` / ``validation``: a dict or DataFrame with an image and a caption column,
+        a CSV/Parquet file, a folder (``captions.csv`` or ``<image>.txt`` captions), or
+        ``(images, captions)`` lists (see :mod:`mmsim.pairs`). ``options`` are the fields
+        of :class:`mmsim.schemas.FitConfig`: ``loss`` (``clip`` / ``siglip``), ``epochs``,
+        ``batch_size``, ``lr``, ``warmup_steps``, ``schedule``, ``freeze``,
+        ``trainable_blocks``, ``validation_split``, ``monitor``, ``seed``, ...
+
+        Writes to ``output_dir``: the best epoch's model in its plugin's native format
+        (``checkpoint/``), the metrics log, and this matcher (``matcher.json``) pointing
+        at it. Afterwards this matcher holds the best weights; a thresholding strategy
+        fitted before is reset (scores change with the weights: calibrate again).
+        """
+        from omegaconf import OmegaConf
+        from omegaconf.errors import OmegaConfBaseException
+
+        from mmsim.finetune import fit
+
+        try:
+            node = OmegaConf.merge(OmegaConf.structured(FitConfig), options)
+            config: FitConfig = OmegaConf.to_object(node)  # type: ignore[assignment]
+        except OmegaConfBaseException as exc:
+            raise ConfigError(f"invalid fit options: {exc}") from None
+        return fit(self, data, validation=validation, output_dir=output_dir, options=config)
+
+    def after_training(self, logit_scale: float | None, logit_bias: float | None) -> None:
+        """Take up new weights: towers carry the trained scale and bias, the strategies
+        are bound again, and the thresholding strategy starts unfitted."""
+        for tower in (self._image_tower, self._text_tower):
+            if tower is not None:
+                if logit_scale is not None:
+                    tower.logit_scale = logit_scale
+                if logit_bias is not None:
+                    tower.logit_bias = logit_bias
+        self.similarity.bind(self._image_tower, self._text_tower)
+        self.threshold = self._strategy("threshold", self.configs["threshold"])
 
     def save(self, directory: str | Path) -> Path:
         """Write the matcher (encoders, strategies, fitted parameters, columns) as JSON."""

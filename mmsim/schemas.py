@@ -9,7 +9,7 @@ the same schema.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from omegaconf import MISSING
 
@@ -58,3 +58,41 @@ class RuntimeConfig:
     num_threads: int | None = None
     progress: bool = True
     on_error: str = "raise"
+
+
+@dataclass
+class FitConfig:
+    """Options of :meth:`mmsim.Matcher.fit` (and of ``mmsim fit``'s ``fit`` node).
+
+    ``loss``: ``clip`` (symmetric InfoNCE with the learnable scale) or ``siglip``
+    (pairwise sigmoid with scale and bias). ``freeze``: ``image`` or ``text`` keeps that
+    tower fixed. ``trainable_blocks``: train only the last N transformer blocks of each
+    unfrozen tower (plus what follows them); None trains everything. ``warmup_steps``
+    ramp the learning rate linearly from 0, then ``schedule`` (``cosine``, ``linear``
+    or ``constant``) takes it to the end. ``validation_split``: share of the training
+    images (with all their captions) held out for validation when no validation pairs
+    are given. ``monitor``: the validation metric that picks the best epoch (a key of
+    the flattened metrics, e.g. ``text_to_image/hit_rate@1``, or ``mean_hit_rate``,
+    the mean hit rate over both directions and every cutoff). ``log_format``: ``jsonl``
+    (one file, step and epoch rows) or ``csv`` (``steps.csv`` and ``epochs.csv``).
+    ``amp``: run the forward pass under bfloat16 autocast (weights stay float32).
+    """
+
+    loss: str = "clip"
+    epochs: int = 3
+    batch_size: int = 64
+    lr: float = 1e-5
+    weight_decay: float = 0.1
+    warmup_steps: int = 0
+    schedule: str = "cosine"
+    max_grad_norm: float | None = 1.0
+    freeze: str | None = None
+    trainable_blocks: int | None = None
+    validation_split: float = 0.0
+    monitor: str = "mean_hit_rate"
+    cutoffs: list[int] = field(default_factory=lambda: [1, 5, 10])
+    image_column: str = "image"
+    text_column: str = "caption"
+    seed: int = 0
+    log_format: str = "jsonl"
+    amp: bool = False

@@ -10,9 +10,10 @@ drawn with Pillow and is deterministic per seed.
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -40,6 +41,17 @@ HELD_OUT: frozenset[tuple[str, str]] = frozenset(
 """Colour-shape combinations that never appear in the training split."""
 
 Split = Literal["train", "heldout", "all"]
+VOCABULARY: tuple[str, ...] = tuple(
+    sorted(
+        {"a", "an", "on", "the", "of"}
+        | set(COLOURS)
+        | set(SHAPES)
+        | set(SIZES)
+        | set(POSITIONS)
+        | {word for relation in RELATIONS for word in relation.split()}
+    )
+)
+"""Every word a caption uses (for a tokenizer sized to this world)."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +67,11 @@ class Scene:
     image: Image.Image
     caption: str
     objects: tuple[Shape, ...]
+
+    @property
+    def key(self) -> frozenset[Shape]:
+        """What the image shows: "a left of b" and "b right of a" are one scene."""
+        return frozenset(self.objects)
 
 
 def _draw(draw: ImageDraw.ImageDraw, obj: Shape, size: int) -> None:
@@ -98,10 +115,33 @@ def _allowed(split: Split) -> list[tuple[str, str]]:
 
 
 def generate(
-    n: int, *, seed: int = 0, split: Split = "train", size: int = 64, two_object_share: float = 0.5
+    n: int,
+    *,
+    seed: int = 0,
+    split: Split = "train",
+    size: int = 64,
+    two_object_share: float = 0.5,
+    unique: bool = False,
 ) -> list[Scene]:
     """``n`` scenes. ``train`` never shows a held-out combination; ``heldout`` scenes
-    each contain at least one; ``all`` draws from every combination."""
+    each contain at least one; ``all`` draws from every combination.
+
+    ``unique=True`` keeps only the first of scenes that look the same, so each caption
+    has exactly one matching image (what retrieval evaluation needs); fewer than ``n``
+    scenes come back if the split has fewer distinct ones.
+    """
+    if unique:
+        seen: set[frozenset[Shape]] = set()
+        out = []
+        for scene in generate(
+            n * 20, seed=seed, split=split, size=size, two_object_share=two_object_share
+        ):
+            if scene.key not in seen:
+                seen.add(scene.key)
+                out.append(scene)
+                if len(out) == n:
+                    break
+        return out
     if split not in ("train", "heldout", "all"):
         raise ValueError(f"split must be train, heldout or all, got {split!r}")
     rng = np.random.default_rng(seed)
@@ -138,16 +178,49 @@ def generate(
 
 
 def write_dataset(
-    folder: str | Path, n: int, *, seed: int = 0, split: Split = "train", size: int = 64
+    folder: str | Path,
+    n: int,
+    *,
+    seed: int = 0,
+    split: Split = "train",
+    size: int = 64,
+    unique: bool = False,
 ) -> Path:
-    """Write ``n`` scenes as PNG files plus ``captions.csv`` (columns image, caption)."""
+    """Write ``n`` scenes as PNG files plus ``captions.csv`` (columns image, caption) and
+    ``pairs.csv`` (image, caption, label): each image with its own caption (1) and with
+    the caption of another scene of the set (0). Returns the ``captions.csv`` path."""
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
-    with (out / "captions.csv").open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["image", "caption"])
-        for i, scene in enumerate(generate(n, seed=seed, split=split, size=size)):
-            name = f"{split}_{i:05d}.png"
-            scene.image.save(out / name)
-            writer.writerow([name, scene.caption])
+    scenes = generate(n, seed=seed, split=split, size=size, unique=unique)
+    names = [f"{split}_{i:05d}.png" for i in range(len(scenes))]
+    for name, scene in zip(names, scenes, strict=True):
+        scene.image.save(out / name)
+    captions = [scene.caption for scene in scenes]
+    _write_csv(out / "captions.csv", ["image", "caption"], zip(names, captions, strict=True))
+    _write_csv(
+        out / "pairs.csv", ["image", "caption", "label"], labelled_pairs(names, scenes, seed)
+    )
     return out / "captions.csv"
+
+
+def labelled_pairs(
+    images: list[str], scenes: list[Scene], seed: int = 0
+) -> list[tuple[str, str, int]]:
+    """Per image one matching pair and one pair with another scene's caption."""
+    rng = np.random.default_rng(seed + 1)
+    rows = []
+    for i, (image, scene) in enumerate(zip(images, scenes, strict=True)):
+        rows.append((image, scene.caption, 1))
+        if len(scenes) > 1:
+            j = int(rng.integers(len(scenes) - 1))
+            other = scenes[j + (j >= i)]
+            if other.key != scene.key:
+                rows.append((image, other.caption, 0))
+    return rows
+
+
+def _write_csv(path: Path, header: list[str], rows: Iterable[Sequence[Any]]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)

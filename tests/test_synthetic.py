@@ -43,3 +43,38 @@ def test_write_dataset(tmp_path):
     assert [r["caption"] for r in rows] == [s.caption for s in generate(5, seed=2, split="heldout")]
     with pytest.raises(ValueError, match="split must be"):
         generate(1, split="test")
+
+
+def test_unique_scenes_give_each_caption_one_image():
+    scenes = generate(1000, seed=5, split="heldout", unique=True)
+    keys = [s.key for s in scenes]
+    assert len(set(keys)) == len(keys) and 250 < len(scenes) < 1000  # every distinct one
+    assert len({s.caption for s in scenes}) == len(scenes)
+    assert [s.caption for s in generate(10, seed=5, split="heldout", unique=True)] == [
+        s.caption for s in scenes[:10]
+    ]
+
+
+def test_pairs_file_labels_matches_and_mismatches(tmp_path):
+    write_dataset(tmp_path, 30, seed=4)
+    rows = list(csv.DictReader((tmp_path / "pairs.csv").open()))
+    captions = {
+        r["image"]: r["caption"] for r in csv.DictReader((tmp_path / "captions.csv").open())
+    }
+    for row in rows:
+        assert (row["caption"] == captions[row["image"]]) == (row["label"] == "1")
+    assert sum(r["label"] == "1" for r in rows) == 30 and sum(r["label"] == "0" for r in rows) > 20
+
+
+def test_scene_vocabulary_tokenizes_word_by_word(tmp_path):
+    from transformers import AutoTokenizer
+
+    from mmsim.synthetic import VOCABULARY
+    from mmsim_openai_clip.scratch import word_tokenizer
+
+    word_tokenizer(tmp_path, VOCABULARY, max_length=16)
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path)  # the way the plugin loads it
+    for scene in generate(20, seed=6, split="all"):
+        assert len(tokenizer.tokenize(scene.caption)) == len(scene.caption.split())
+    assert len(tokenizer.tokenize("zebra")) == 5  # unknown words still tokenize, byte by byte
+    assert len(tokenizer) < 700

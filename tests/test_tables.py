@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from mmsim.cli.tables import read_pairs, read_table
+from mmsim.cli.tables import read_pairs
+from mmsim.tables import read_table
 
 
 def test_csv_and_parquet_read_the_same(tmp_path):

@@ -6,6 +6,7 @@ Multirun sweeps work as in any Hydra app: ``mmsim embed -m encoder=a,b inputs=[.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -23,6 +24,9 @@ commands:
   calibrate fit a threshold on labelled pairs; save the matcher and a report
   evaluate  retrieval metrics (recall@k, MRR, nDCG, mAP) and pair metrics
   classify  zero-shot classification of images by class names and prompts
+  fit       fine-tune the towers on image-caption pairs (CLIP or SigLIP loss)
+  demo      the whole workflow offline on generated scenes, with an HTML page
+  synthetic write captioned shapes scenes (PNG + captions.csv + pairs.csv)
   plugins   list installed plugins and what they registered
 
 `mmsim <command> --cfg job` prints the composed config; `mmsim <command> --help` lists
@@ -31,7 +35,18 @@ the config groups and their options.
 
 
 def _commands() -> dict[str, Callable[[DictConfig], None]]:
-    from mmsim.cli import calibrate, classify, embed, evaluate, match, plugins, search
+    from mmsim.cli import (
+        calibrate,
+        classify,
+        demo,
+        embed,
+        evaluate,
+        fit,
+        match,
+        plugins,
+        search,
+        synthetic,
+    )
 
     return {
         "embed": embed.run,
@@ -40,6 +55,9 @@ def _commands() -> dict[str, Callable[[DictConfig], None]]:
         "calibrate": calibrate.run,
         "evaluate": evaluate.run,
         "classify": classify.run,
+        "fit": fit.run,
+        "demo": demo.run,
+        "synthetic": synthetic.run,
         "plugins": plugins.run,
     }
 
@@ -48,6 +66,9 @@ def _guarded(command: str, task: Callable[[DictConfig], None]) -> Callable[[Dict
     """Print mmsim's own errors as one clear line instead of a traceback."""
 
     def run(cfg: DictConfig) -> None:
+        if not cfg.get("runtime", {}).get("progress", True):
+            # before any plugin imports transformers: its weight-loading bars go quiet too
+            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         try:
             task(cfg)
         except (MmsimError, FileNotFoundError, KeyError, ValueError) as exc:

@@ -8,7 +8,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from mmsim.cli.common import as_list, images_in, output_path
-from mmsim.matcher import Matcher
+from mmsim.cli.match import build_matcher
 
 
 def run(cfg: DictConfig) -> None:
@@ -20,7 +20,7 @@ def run(cfg: DictConfig) -> None:
     classes = as_list(cfg.classes) or sorted(set(labels or []))
     if not classes:
         raise ValueError("give classes=[...] or put the images in one sub-folder per class")
-    matcher = Matcher.from_config(cfg)
+    matcher = build_matcher(cfg)
     result = matcher.classify(images, classes, as_list(cfg.templates), labels=labels)
     out = output_path(cfg.output)
     with out.open("w", newline="", encoding="utf-8") as handle:

@@ -8,9 +8,9 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from mmsim.cli.common import as_list, images_in, lines_of, output_path
+from mmsim.cli.match import build_matcher
 from mmsim.embedding import EmbeddingResult
 from mmsim.inputs import detect_modality
-from mmsim.matcher import Matcher
 
 
 def gather_items(cfg: DictConfig) -> list[str]:
@@ -26,7 +26,7 @@ def gather_items(cfg: DictConfig) -> list[str]:
 
 def run(cfg: DictConfig) -> None:
     items = gather_items(cfg)
-    matcher = Matcher.from_config(cfg)
+    matcher = build_matcher(cfg)
     result = matcher.extract_embedding(items, modality=cfg.modality)
     if not isinstance(result, EmbeddingResult):  # on_error=raise: every item was embedded
         result = EmbeddingResult(result, list(range(len(items))))

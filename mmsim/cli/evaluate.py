@@ -6,7 +6,8 @@ from omegaconf import DictConfig
 
 from mmsim.cli.common import emit_json
 from mmsim.cli.match import build_matcher
-from mmsim.cli.tables import columns_of, read_pairs, read_table
+from mmsim.cli.tables import columns_of, read_pairs
+from mmsim.tables import read_table
 
 
 def _id_table(path: str, what: str) -> dict[str, str]:

@@ -14,10 +14,11 @@ from mmsim.matcher import Matcher
 def build_matcher(cfg: DictConfig) -> Matcher:
     """A saved matcher when ``matcher=DIR`` is given, else one from the config groups."""
     if cfg.get("matcher"):
+        columns = cfg.get("columns") or {}
         return Matcher.load(
             cfg.matcher,
-            query=cfg.columns.query,
-            response=cfg.columns.response,
+            query=columns.get("query"),
+            response=columns.get("response"),
             progress=cfg.runtime.progress,
             on_error=cfg.runtime.on_error,
         )

@@ -6,6 +6,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from mmsim.cli.common import as_list, emit_json, images_in, lines_of
+from mmsim.cli.match import build_matcher
 from mmsim.matcher import Matcher
 from mmsim.search import semantic_search
 
@@ -32,7 +33,7 @@ def run(cfg: DictConfig) -> None:
     queries = as_list(cfg.query)
     if not queries:
         raise ValueError("query is empty: give query='a text' or query=path/to/image.jpg")
-    matcher = Matcher.from_config(cfg)
+    matcher = build_matcher(cfg)
     items, corpus = load_corpus(cfg, matcher)
     if isinstance(corpus, np.ndarray) and corpus.shape[0] == 0:
         raise ValueError("the corpus is empty")

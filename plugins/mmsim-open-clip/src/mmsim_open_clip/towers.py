@@ -9,6 +9,7 @@ towers (SigLIP) keep the fixed padding they were trained with.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +20,19 @@ import open_clip
 import torch
 from open_clip.transformer import TextTransformer, text_global_pool
 from PIL import Image
+from safetensors.torch import save_file
 
 from mmsim.checkpoints import is_local_reference, load_checkpoint
 from mmsim.errors import CheckpointNotFoundError
-from mmsim.towers import ImageTower, Runtime, TextBatch, TextTower, Towers
+from mmsim.towers import (
+    ImageTower,
+    Runtime,
+    TextBatch,
+    TextTower,
+    TowerParameters,
+    Towers,
+    Trainable,
+)
 from mmsim_open_clip.plugin import OpenClipConfig
 
 LOCAL_DIR = "local-dir:"
@@ -152,7 +162,8 @@ def _create(model_name: str, pretrained: str | None, cache_dir: str | None) -> t
     model, _, preprocess = open_clip.create_model_and_transforms(
         model_name, pretrained=pretrained, cache_dir=cache_dir
     )
-    return model, preprocess, open_clip.get_tokenizer(model_name, cache_dir=cache_dir)
+    tokenizer = open_clip.get_tokenizer(model_name, cache_dir=cache_dir)
+    return model, preprocess, tokenizer, model_name
 
 
 def _is_self_contained(reference: str) -> bool:
@@ -161,7 +172,7 @@ def _is_self_contained(reference: str) -> bool:
 
 
 def load(config: OpenClipConfig) -> tuple:
-    """(model, image transform, tokenizer) from the checkpoint reference in ``config``."""
+    """(model, image transform, tokenizer, open_clip model name) from ``config``'s reference."""
     if config.model_config:
         open_clip.add_model_config(config.model_config)
     reference = config.checkpoint
@@ -215,8 +226,60 @@ def _embedding_dim(model: Any, tokenizer: Any) -> int:
         )
 
 
+_LOGIT_PARAMETERS = ("logit_scale", "logit_bias")
+
+
+def trainable(model: Any, model_name: str) -> Trainable:
+    """An open_clip model's towers for fine-tuning; saved as a ``local-dir:`` folder.
+
+    Everything outside ``model.visual`` but the logit scale and bias is text tower
+    (CLIP keeps its text transformer on the model itself, CustomTextCLIP in
+    ``model.text``). Blocks are known for open_clip's own transformers; timm and
+    Hugging Face towers train whole.
+    """
+    visual = model.visual
+    text = getattr(model, "text", model)
+    text_blocks = getattr(getattr(text, "transformer", None), "resblocks", [])
+    vision_blocks = getattr(getattr(visual, "transformer", None), "resblocks", [])
+    text_everything = [
+        p
+        for n, p in model.named_parameters()
+        if not n.startswith("visual.") and n not in _LOGIT_PARAMETERS
+    ]
+    return Trainable(
+        model=model,
+        image=TowerParameters.of(
+            [visual],
+            vision_blocks,
+            [getattr(visual, n, None) for n in ("attn_pool", "ln_post", "proj", "head")],
+        ),
+        text=TowerParameters.of(
+            text_everything,
+            text_blocks,
+            [getattr(text, n, None) for n in ("ln_final", "text_projection", "proj")],
+        ),
+        logit_scale=model.logit_scale,
+        logit_bias=getattr(model, "logit_bias", None),
+        save=lambda directory: save_local_dir(Path(directory), model, model_name),
+    )
+
+
+def save_local_dir(directory: Path, model: Any, model_name: str) -> dict[str, Any]:
+    """Write ``open_clip_config.json`` + ``open_clip_model.safetensors``: the layout of
+    open_clip repositories on the hub, loadable as ``checkpoint=local-dir:<folder>``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    config = {
+        "model_cfg": open_clip.get_model_config(model_name),
+        "preprocess_cfg": dict(model.visual.preprocess_cfg),
+    }
+    (directory / "open_clip_config.json").write_text(json.dumps(config, indent=2))
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(state, str(directory / "open_clip_model.safetensors"))
+    return {"checkpoint": f"{LOCAL_DIR}{directory}", "pretrained": None, "model_config": None}
+
+
 def build_towers(config: OpenClipConfig, runtime: Runtime) -> Towers:
-    model, transform, tokenizer = load(config)
+    model, transform, tokenizer, model_name = load(config)
     model = model.to(device=runtime.device, dtype=runtime.dtype).eval()
     bias = getattr(model, "logit_bias", None)
     common = {
@@ -234,4 +297,5 @@ def build_towers(config: OpenClipConfig, runtime: Runtime) -> Towers:
         text=OpenClipTextTower(
             model, tokenizer, causal, name=name, max_length=tokenizer.context_length, **common
         ),
+        trainable=trainable(model, model_name),
     )

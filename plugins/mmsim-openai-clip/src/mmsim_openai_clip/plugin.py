@@ -7,6 +7,7 @@ so ``mmsim plugins`` and config composition stay fast.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mmsim.hookspecs import hookimpl
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from mmsim.towers import Runtime, Towers
 
 DEFAULT_CHECKPOINT = "openai/clip-vit-base-patch32"
+DEMO_CHECKPOINT = str(Path(__file__).resolve().parent / "demo_model")
 
 
 @dataclass
@@ -37,6 +39,19 @@ class OpenAIClipConfig(EncoderConfig):
     local_files_only: bool = False
 
 
+@dataclass
+class DemoConfig(OpenAIClipConfig):
+    """The ``demo`` encoder: a 1.7M-parameter CLIP trained from scratch on the scenes of
+    :mod:`mmsim.synthetic` (coloured shapes and their positions). It ships inside this
+    package, so searches give meaningful results on a machine with no model download;
+    it knows nothing beyond that world. Trained by ``scripts/train_demo_model.py``.
+    """
+
+    name: str = "demo"
+    checkpoint: str = DEMO_CHECKPOINT
+    local_files_only: bool = True
+
+
 def build(config: OpenAIClipConfig, runtime: Runtime) -> Towers:
     from mmsim_openai_clip.towers import build_towers
 
@@ -50,4 +65,10 @@ def mmsim_register(registry: Registry) -> None:
         build,
         OpenAIClipConfig,
         description="OpenAI CLIP via transformers CLIPModel (hub id or save_pretrained dir)",
+    )
+    registry.register_encoder(
+        "demo",
+        build,
+        DemoConfig,
+        description="small CLIP trained on synthetic shapes scenes; ships with mmsim (offline)",
     )

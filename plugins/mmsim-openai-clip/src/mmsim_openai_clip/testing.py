@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
-import json
 from pathlib import Path
 from typing import Any
 
-import torch
-from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
+from transformers import CLIPTokenizer
+
+from mmsim_openai_clip.scratch import BOS, EOS, bytes_to_unicode, save_new_clip, write_tokenizer
 
 BPE_VOCAB_FILE = "bpe_simple_vocab_16e6.txt.gz"
 CLIP_VOCAB_SIZE = 49408
 N_MERGES = CLIP_VOCAB_SIZE - 2 * 256 - 2  # byte alphabet twice (plain and </w>), BOS, EOS
-BOS, EOS = "<|startoftext|>", "<|endoftext|>"
 
 TINY = {
     "text_config": {
@@ -42,23 +41,6 @@ TINY = {
 }
 
 
-def _bytes_to_unicode() -> list[str]:
-    """The byte-level alphabet of GPT-2 / CLIP BPE, in CLIP's order."""
-    printable = (
-        list(range(ord("!"), ord("~") + 1))
-        + list(range(ord("¡"), ord("¬") + 1))
-        + list(range(ord("®"), ord("ÿ") + 1))
-    )
-    codes = printable[:]
-    extra = 0
-    for b in range(256):
-        if b not in printable:
-            printable.append(b)
-            codes.append(256 + extra)
-            extra += 1
-    return [chr(c) for c in codes]
-
-
 def bpe_vocab_path() -> Path:
     """The CLIP BPE merges file inside the installed open_clip package."""
     spec = importlib.util.find_spec("open_clip")
@@ -72,29 +54,12 @@ def bpe_vocab_path() -> Path:
 
 def write_clip_tokenizer(directory: str | Path) -> CLIPTokenizer:
     """Write the real CLIP tokenizer (``vocab.json``, ``merges.txt``) and load it back."""
-    out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
     with gzip.open(bpe_vocab_path()) as handle:
         lines = handle.read().decode("utf-8").split("\n")
     merges = lines[1 : 1 + N_MERGES]
-    alphabet = _bytes_to_unicode()
+    alphabet = bytes_to_unicode()
     vocab = alphabet + [c + "</w>" for c in alphabet] + ["".join(m.split()) for m in merges]
-    vocab += [BOS, EOS]
-    (out / "vocab.json").write_text(json.dumps({tok: i for i, tok in enumerate(vocab)}))
-    (out / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
-    (out / "tokenizer_config.json").write_text(
-        json.dumps(
-            {
-                "tokenizer_class": "CLIPTokenizer",
-                "model_max_length": 77,
-                "bos_token": BOS,
-                "eos_token": EOS,
-                "pad_token": EOS,
-                "unk_token": EOS,
-            }
-        )
-    )
-    return CLIPTokenizer.from_pretrained(out)
+    return write_tokenizer(Path(directory), [*vocab, BOS, EOS], merges, max_length=77)
 
 
 def save_random_clip(
@@ -104,24 +69,10 @@ def save_random_clip(
     image_size: int | None = None,
     seed: int = 0,
 ) -> Path:
-    """Save a randomly initialised CLIP with tokenizer and processor, like a real checkpoint.
+    """Save a randomly initialised CLIP with the real CLIP tokenizer, like a real checkpoint.
 
     ``config=None`` gives transformers' default CLIPConfig, which is the ViT-B/32
     architecture; pass :data:`TINY` for a model small enough for unit tests.
     """
-    out = Path(directory)
-    tokenizer = write_clip_tokenizer(out)
-    options = json.loads(json.dumps(config or {}))
-    for key, token in (("eos_token_id", EOS), ("bos_token_id", BOS), ("pad_token_id", EOS)):
-        options.setdefault("text_config", {})[key] = tokenizer.convert_tokens_to_ids(token)
-    options["text_config"]["vocab_size"] = CLIP_VOCAB_SIZE
-    clip_config = CLIPConfig(**options)
-    size = image_size or clip_config.vision_config.image_size
-    torch.manual_seed(seed)
-    model = CLIPModel(clip_config).eval()
-    model.save_pretrained(out)
-    processor = CLIPImageProcessor(
-        size={"shortest_edge": size}, crop_size={"height": size, "width": size}
-    )
-    CLIPProcessor(image_processor=processor, tokenizer=tokenizer).save_pretrained(out)
-    return out
+    tokenizer = write_clip_tokenizer(directory)
+    return save_new_clip(directory, tokenizer, config or {}, image_size=image_size, seed=seed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import huggingface_hub.constants
@@ -10,13 +11,15 @@ import torch
 from PIL import Image
 from transformers import AutoImageProcessor, AutoTokenizer, CLIPModel
 
-from mmsim.checkpoints import load_pretrained
+from mmsim.checkpoints import load_pretrained, save_pretrained
 from mmsim.towers import (
     ImageTower,
     Runtime,
     TextBatch,
     TextTower,
+    TowerParameters,
     Towers,
+    Trainable,
     text_length_limit,
 )
 from mmsim_openai_clip.plugin import OpenAIClipConfig
@@ -76,6 +79,27 @@ class CLIPTextTower(TextTower):
         return _features(self.model.get_text_features(**inputs))
 
 
+def trainable(model: CLIPModel, processor: Any, tokenizer: Any) -> Trainable:
+    """CLIPModel's towers for fine-tuning; saved back with ``save_pretrained``."""
+    vision, text = model.vision_model, model.text_model
+    return Trainable(
+        model=model,
+        image=TowerParameters.of(
+            [vision, model.visual_projection],
+            vision.encoder.layers,
+            [vision.post_layernorm, model.visual_projection],
+        ),
+        text=TowerParameters.of(
+            [text, model.text_projection],
+            text.encoder.layers,
+            [text.final_layer_norm, model.text_projection],
+        ),
+        logit_scale=model.logit_scale,
+        logit_bias=None,
+        save=lambda directory: save_pretrained(Path(directory), (model, processor, tokenizer)),
+    )
+
+
 def build_towers(config: OpenAIClipConfig, runtime: Runtime) -> Towers:
     model, processor, tokenizer = load_pretrained(
         config,
@@ -105,4 +129,5 @@ def build_towers(config: OpenAIClipConfig, runtime: Runtime) -> Towers:
             ),
             **common,
         ),
+        trainable=trainable(model, processor, tokenizer),
     )

@@ -9,6 +9,7 @@ bias, so a matcher can give SigLIP's own pair probability ``sigmoid(scale*cos + 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import huggingface_hub.constants
@@ -16,14 +17,16 @@ import torch
 from PIL import Image
 from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
 
-from mmsim.checkpoints import load_pretrained
+from mmsim.checkpoints import load_pretrained, save_pretrained
 from mmsim.errors import ConfigError
 from mmsim.towers import (
     ImageTower,
     Runtime,
     TextBatch,
     TextTower,
+    TowerParameters,
     Towers,
+    Trainable,
     text_length_limit,
 )
 from mmsim_siglip.plugin import SiglipConfig
@@ -88,6 +91,27 @@ class SiglipTextTower(TextTower):
         return _features(self.model.get_text_features(**_to(batch.inputs, self.runtime)))
 
 
+def trainable(model: Any, processor: Any, tokenizer: Any) -> Trainable:
+    """SigLIP's towers for fine-tuning; saved back with ``save_pretrained``.
+
+    Each tower ends in its own projection / attention-pooling ``head`` (where the
+    checkpoint has one) after the final norm.
+    """
+
+    def parts(tower: Any, norm: str) -> TowerParameters:
+        head = [getattr(tower, norm), getattr(tower, "head", None)]
+        return TowerParameters.of([tower], tower.encoder.layers, head)
+
+    return Trainable(
+        model=model,
+        image=parts(model.vision_model, "post_layernorm"),
+        text=parts(model.text_model, "final_layer_norm"),
+        logit_scale=model.logit_scale,
+        logit_bias=model.logit_bias,
+        save=lambda directory: save_pretrained(Path(directory), (model, processor, tokenizer)),
+    )
+
+
 def build_towers(config: SiglipConfig, runtime: Runtime) -> Towers:
     model, processor, tokenizer = load_pretrained(
         config,
@@ -118,4 +142,5 @@ def build_towers(config: SiglipConfig, runtime: Runtime) -> Towers:
     return Towers(
         image=SiglipImageTower(model, processor, name=name, **common),
         text=SiglipTextTower(model, tokenizer, name=name, max_length=limit, **common),
+        trainable=trainable(model, processor, tokenizer),
     )

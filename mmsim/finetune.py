@@ -1,0 +1,460 @@
+"""Fine-tuning a matcher's towers on image-text pairs: the engine of :meth:`Matcher.fit`.
+
+The loop runs the towers' own ``preprocess`` / ``tokenize`` / ``encode`` (the code
+paths inference uses), so what is trained is exactly what is later searched with. The
+plugins hand over which parameters belong to which tower and how to save the model in
+its native format (:class:`mmsim.towers.Trainable`); everything else is here: data,
+freezing, optimiser and schedule, losses, validation, best-checkpoint keeping, logs.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from mmsim.embedding import TruncationWarning, prefetched
+from mmsim.errors import ConfigError, ItemError
+from mmsim.evaluation import aligned_retrieval
+from mmsim.losses import LOSSES, clip_loss, positives_matrix, siglip_loss
+from mmsim.metrics_log import MetricsLog
+from mmsim.pairs import Pairs, read_pairs
+from mmsim.schemas import FitConfig
+from mmsim.towers import Modality, Trainable
+
+if TYPE_CHECKING:
+    from mmsim.matcher import Matcher
+
+SCHEDULES = ("cosine", "linear", "constant")
+MAX_LOGIT_SCALE = math.log(100.0)  # CLIP's clamp: a hotter softmax only destabilises training
+SIDES: tuple[Modality, Modality] = ("image", "text")
+
+
+@dataclass
+class FitResult:
+    """What :meth:`Matcher.fit` did.
+
+    ``checkpoints``: the saved native checkpoint folder(s), by tower (one folder when
+    both towers are one model). ``history``: one row per validation (epoch 0 is the
+    model before training). ``best_epoch`` / ``best``: the kept epoch and its metrics.
+    """
+
+    output_dir: Path
+    checkpoints: dict[str, Path]
+    best_epoch: int
+    best: dict[str, float]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+    skipped: list[int] = field(default_factory=list)
+
+
+def _check(options: FitConfig, matcher: Matcher) -> None:
+    problems = []
+    if options.loss not in LOSSES:
+        problems.append(f"loss must be one of {LOSSES}, got {options.loss!r}")
+    if options.schedule not in SCHEDULES:
+        problems.append(f"schedule must be one of {SCHEDULES}, got {options.schedule!r}")
+    if options.freeze not in (None, "image", "text"):
+        problems.append(f"freeze must be null, 'image' or 'text', got {options.freeze!r}")
+    if options.epochs < 1 or options.batch_size < 2:
+        problems.append("epochs must be >= 1 and batch_size >= 2 (a contrastive batch)")
+    if options.lr <= 0 or options.warmup_steps < 0:
+        problems.append("lr must be positive and warmup_steps >= 0")
+    if options.trainable_blocks is not None and options.trainable_blocks < 0:
+        problems.append(f"trainable_blocks must be >= 0, got {options.trainable_blocks}")
+    if not 0.0 <= options.validation_split < 1.0:
+        problems.append(f"validation_split must be in [0, 1), got {options.validation_split}")
+    if matcher.runtime.dtype != torch.float32:
+        problems.append(
+            f"fine-tuning updates float32 weights, but this matcher runs in "
+            f"{matcher.runtime.dtype}; build it with dtype='float32' (amp=True gives a "
+            "bfloat16 forward pass)"
+        )
+    if problems:
+        raise ConfigError("fit: " + "; ".join(problems))
+
+
+def _owners(matcher: Matcher) -> dict[Modality, Trainable]:
+    """The Trainable behind each tower; both sides share one when one model has both."""
+    owners = {}
+    for side in SIDES:
+        towers = matcher.tower_sources[side]
+        if towers.trainable is None:
+            name = matcher.configs[f"{side}_encoder"]["name"]
+            raise ConfigError(
+                f"encoder '{name}' ({side} tower) cannot be fine-tuned: its plugin hands over "
+                "no Trainable (see docs/plugins.md, 'Supporting fine-tuning')"
+            )
+        owners[side] = towers.trainable
+    return owners
+
+
+def _select(owners: dict[Modality, Trainable], options: FitConfig) -> list[torch.nn.Parameter]:
+    """Switch ``requires_grad`` on exactly the parameters that train; return them."""
+    for owner in owners.values():
+        owner.model.requires_grad_(False)
+    chosen: list[torch.nn.Parameter] = []
+    for side in SIDES:
+        if side == options.freeze:
+            continue
+        groups = getattr(owners[side], side)
+        if groups is None:
+            raise ConfigError(f"the {side} tower's plugin lists no parameters to train")
+        n = options.trainable_blocks
+        if n is None:
+            chosen += groups.everything
+            continue
+        if n > len(groups.blocks):
+            raise ConfigError(
+                f"trainable_blocks={n} but the {side} tower has {len(groups.blocks)} blocks"
+                + (" (its plugin exposes none; train it whole)" if not groups.blocks else "")
+            )
+        for block in groups.blocks[len(groups.blocks) - n :]:
+            chosen += block
+        chosen += groups.head
+    for p in chosen:
+        p.requires_grad_(True)
+    if not chosen:
+        raise ConfigError("fit: nothing to train (both towers frozen?)")
+    return chosen
+
+
+def _logit_parameters(
+    owners: dict[Modality, Trainable], loss: str
+) -> tuple[torch.nn.Parameter, torch.nn.Parameter | None]:
+    """The model's own learnable scale (and bias for the sigmoid loss) where it has them;
+    otherwise fresh ones with the usual starting values (CLIP 1/0.07, SigLIP 10 and -10)
+    that live only for this run."""
+    device = next(owners["image"].model.parameters()).device
+    scale = owners["image"].logit_scale or owners["text"].logit_scale
+    if scale is None:
+        start = math.log(1 / 0.07) if loss == "clip" else math.log(10.0)
+        scale = torch.nn.Parameter(torch.tensor(start, device=device))
+    bias = None
+    if loss == "siglip":
+        bias = owners["image"].logit_bias or owners["text"].logit_bias
+        if bias is None:
+            bias = torch.nn.Parameter(torch.tensor(-10.0, device=device))
+    for p in (scale, bias):
+        if p is not None:
+            p.requires_grad_(True)
+    return scale, bias
+
+
+def _optimizer(params: list[torch.nn.Parameter], options: FitConfig) -> torch.optim.Optimizer:
+    """AdamW; no weight decay on gains, biases and the logit scale/bias (1-d or scalar)."""
+    decay = [p for p in params if p.ndim >= 2]
+    rest = [p for p in params if p.ndim < 2]
+    return torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": options.weight_decay},
+            {"params": rest, "weight_decay": 0.0},
+        ],
+        lr=options.lr,
+        betas=(0.9, 0.98),
+        eps=1e-6,
+    )
+
+
+def lr_factor(step: int, warmup: int, total: int, schedule: str) -> float:
+    """Multiplier of the base learning rate at ``step`` (0-based)."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    if schedule == "linear":
+        return max(0.0, 1.0 - progress)
+    return 1.0
+
+
+def _split(pairs: Pairs, share: float, rng: np.random.Generator) -> tuple[Pairs, Pairs | None]:
+    """Hold out ``share`` of the distinct images with all their captions."""
+    if share == 0.0:
+        return pairs, None
+    keys = pairs.image_keys
+    distinct = list(dict.fromkeys(keys))
+    held = {
+        distinct[i] for i in rng.permutation(len(distinct))[: max(1, round(share * len(distinct)))]
+    }
+    val = [i for i, k in enumerate(keys) if k in held]
+    train = [i for i, k in enumerate(keys) if k not in held]
+    if len(train) < 2:
+        raise ValueError(f"validation_split={share} leaves fewer than 2 training pairs")
+    return pairs.subset(train), pairs.subset(val)
+
+
+def validate(matcher: Matcher, pairs: Pairs, cutoffs: list[int]) -> dict[str, float]:
+    """Retrieval metrics both ways, flattened to ``direction/metric`` plus ``mean_hit_rate``."""
+    report, _ = aligned_retrieval(
+        matcher,
+        pairs.images,
+        pairs.captions,
+        [True] * len(pairs),
+        cutoffs,
+        keys=(pairs.image_keys, pairs.captions),
+        names=("image_to_text", "text_to_image"),
+        progress=False,
+    )
+    flat = {f"{d}/{k}": float(v) for d, metrics in report.items() for k, v in metrics.items()}
+    hits = [v for k, v in flat.items() if "/hit_rate@" in k]
+    flat["mean_hit_rate"] = float(np.mean(hits))
+    return flat
+
+
+class _Run:
+    """One fit: state shared by the loop, validation and checkpointing."""
+
+    def __init__(
+        self,
+        matcher: Matcher,
+        options: FitConfig,
+        output_dir: Path,
+        log: MetricsLog,
+        steps_per_epoch: int,
+    ) -> None:
+        self.matcher = matcher
+        self.options = options
+        self.output_dir = output_dir
+        self.log = log
+        self.total_steps = steps_per_epoch * options.epochs
+        self.step_count = 0
+        self.started = time.perf_counter()
+        self.losses: list[float] = []
+        self.skipped: set[int] = set()
+        self.truncated: set[int] = set()
+        self.owners = _owners(matcher)
+        trained = _select(self.owners, options)
+        self.scale, self.bias = _logit_parameters(self.owners, options.loss)
+        self.params = list(
+            {id(p): p for p in [*trained, self.scale, self.bias] if p is not None}.values()
+        )
+        self.optimizer = _optimizer(self.params, options)
+        self.models = list({id(o.model): o.model for o in self.owners.values()}.values())
+        self.best_state: list[torch.Tensor] | None = None
+        self.best_epoch = options.epochs  # without validation, the last epoch is kept
+        self.saved: tuple[int, dict[str, Path]] | None = None
+
+    # -- training ------------------------------------------------------------------------
+    def train_epoch(self, epoch: int, pairs: Pairs, rng: np.random.Generator) -> None:
+        """One pass over ``pairs`` in a fresh random order, images decoded ahead."""
+        matcher, options = self.matcher, self.options
+        self.train_mode(True)
+        keys = pairs.image_keys
+        order = rng.permutation(len(pairs))
+        batches = [
+            order[i : i + options.batch_size].tolist()
+            for i in range(0, len(pairs), options.batch_size)
+        ]
+        bar = tqdm(
+            total=len(batches),
+            desc=f"epoch {epoch}/{options.epochs}",
+            unit="step",
+            disable=not matcher.progress,
+        )
+        for batch in prefetched(
+            matcher.image_tower, pairs.images, range(len(pairs)), batches, matcher.on_error
+        ):
+            if batch.failures:
+                if matcher.on_error == "raise":
+                    first = batch.failures[0]
+                    raise ItemError(first.index, first.item, first.reason)
+                self.skipped.update(f.index for f in batch.failures)
+            factor = lr_factor(
+                self.step_count, options.warmup_steps, self.total_steps, options.schedule
+            )
+            for group in self.optimizer.param_groups:
+                group["lr"] = options.lr * factor
+            self.step_count += 1
+            bar.update(1)
+            if len(batch.positions) < 2:  # bad images left too little for a contrastive step
+                continue
+            captions = [pairs.captions[i] for i in batch.positions]
+            loss, cut = self.step(batch.inputs, captions, [keys[i] for i in batch.positions])
+            self.truncated.update(batch.positions[t] for t in cut)
+            self.losses.append(loss)
+            self._log_step(epoch, loss)
+            bar.set_postfix(loss=f"{loss:.4f}")
+        bar.close()
+
+    def _log_step(self, epoch: int, loss: float) -> None:
+        row = {
+            "epoch": epoch,
+            "step": self.step_count,
+            "loss": loss,
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "logit_scale": float(self.scale.detach().exp()),
+        }
+        if self.bias is not None:
+            row["logit_bias"] = float(self.bias.detach())
+        row["seconds"] = round(time.perf_counter() - self.started, 3)
+        self.log.write("step", row)
+
+    def step(self, inputs: Any, captions: list[str], keys: list[Any]) -> tuple[float, list[int]]:
+        image_tower, text_tower = self.matcher.image_tower, self.matcher.text_tower
+        tokens = text_tower.tokenize(captions)
+        device = self.matcher.runtime.device
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.options.amp):
+            image = F.normalize(image_tower.encode(inputs).float(), dim=-1)
+            text = F.normalize(text_tower.encode(tokens).float(), dim=-1)
+        positives = positives_matrix(keys, captions).to(device)
+        scale = self.scale.exp()
+        if self.options.loss == "clip":
+            loss = clip_loss(image, text, scale, positives)
+        else:
+            loss = siglip_loss(image, text, scale, self.bias, positives)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"the loss became {loss.item()}; lower lr (now {self.options.lr})"
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.options.max_grad_norm:
+            torch.nn.utils.clip_grad_norm_(self.params, self.options.max_grad_norm)
+        self.optimizer.step()
+        with torch.no_grad():
+            self.scale.clamp_(0.0, MAX_LOGIT_SCALE)
+        return float(loss.detach()), tokens.truncated
+
+    # -- best checkpoint -----------------------------------------------------------------
+    def remember(self, epoch: int) -> None:
+        self.best_epoch = epoch
+        self.best_state = [p.detach().clone() for p in self.params]
+
+    def restore(self) -> None:
+        if self.best_state is not None:
+            with torch.no_grad():
+                for p, saved in zip(self.params, self.best_state, strict=True):
+                    p.copy_(saved)
+
+    def save(self) -> dict[str, Path]:
+        """Native checkpoint(s) of the model(s); the matcher's configs point at them.
+
+        One ``checkpoint`` folder when both towers are one model, else an
+        ``image_checkpoint`` and a ``text_checkpoint``, so the output is self-contained.
+        """
+        if self.saved is not None and self.saved[0] == self.best_epoch:
+            return self.saved[1]  # this epoch's weights are on disk already
+        shared = self.owners["image"] is self.owners["text"]
+        folders: dict[str, Path] = {}
+        options: dict[str, Any] = {}
+        for side in SIDES:
+            if not (shared and side == "text"):
+                folder = self.output_dir / ("checkpoint" if shared else f"{side}_checkpoint")
+                if folder.exists():
+                    shutil.rmtree(folder)
+                options = self.owners[side].save(folder)
+                folders[side] = folder
+            self.matcher.configs[f"{side}_encoder"].update(options)
+        self.saved = (self.best_epoch, {"model": folders["image"]} if shared else folders)
+        return self.saved[1]
+
+    def logit_values(self) -> tuple[float | None, float | None]:
+        """The trained scale and bias, where they belong to the model (and so are saved)."""
+        own = {
+            id(p)
+            for o in self.owners.values()
+            for p in (o.logit_scale, o.logit_bias)
+            if p is not None
+        }
+        scale = float(self.scale.exp()) if id(self.scale) in own else None
+        bias = float(self.bias) if self.bias is not None and id(self.bias) in own else None
+        return scale, bias
+
+    def train_mode(self, on: bool) -> None:
+        for model in self.models:
+            model.train(on)
+
+
+def fit(
+    matcher: Matcher,
+    data: Any,
+    *,
+    validation: Any,
+    output_dir: str | Path,
+    options: FitConfig,
+) -> FitResult:
+    """Implementation of :meth:`mmsim.Matcher.fit`."""
+    _check(options, matcher)
+    out = Path(output_dir).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(options.seed)
+    torch.manual_seed(options.seed)
+    pairs = read_pairs(data, options.image_column, options.text_column)
+    val = (
+        read_pairs(validation, options.image_column, options.text_column)
+        if validation is not None
+        else None
+    )
+    if val is None:
+        pairs, val = _split(pairs, options.validation_split, rng)
+    if len(pairs) < 2:
+        raise ValueError(f"fit needs at least 2 training pairs, got {len(pairs)}")
+    log = MetricsLog(out, options.log_format)
+    run = _Run(matcher, options, out, log, math.ceil(len(pairs) / options.batch_size))
+    history: list[dict[str, Any]] = []
+    best: dict[str, float] = {}
+    try:
+        if val is not None:
+            run.train_mode(False)
+            best = validate(matcher, val, options.cutoffs)
+            if options.monitor not in best:
+                raise ConfigError(
+                    f"monitor='{options.monitor}' is not a validation metric; choose one of "
+                    f"{sorted(best)}"
+                )
+            history.append({"epoch": 0, **best})
+            log.write("epoch", history[-1])
+            run.remember(0)
+        for epoch in range(1, options.epochs + 1):
+            run.train_epoch(epoch, pairs, rng)
+            if epoch == 1:
+                _report_first_epoch(run.truncated, run.skipped, matcher)
+            if val is not None:
+                run.train_mode(False)
+                metrics = validate(matcher, val, options.cutoffs)
+                history.append({"epoch": epoch, **metrics})
+                log.write("epoch", history[-1])
+                if metrics[options.monitor] > best[options.monitor]:
+                    best = metrics
+                    run.remember(epoch)
+                    run.save()  # now, so a run that dies later keeps its best model
+    finally:
+        log.close()
+        run.train_mode(False)
+        for owner in run.owners.values():
+            owner.model.requires_grad_(False)
+    run.restore()
+    checkpoints = run.save()
+    matcher.after_training(*run.logit_values())
+    matcher.save(out)
+    return FitResult(
+        out, checkpoints, run.best_epoch, best, history, run.losses, sorted(run.skipped)
+    )
+
+
+def _report_first_epoch(truncated: set[int], skipped: set[int], matcher: Matcher) -> None:
+    if truncated:
+        warnings.warn(
+            f"{len(truncated)} training captions exceed the text tower's limit of "
+            f"{matcher.text_tower.max_length} tokens and are trained truncated "
+            f"(pairs {sorted(truncated)[:10]}{' ...' if len(truncated) > 10 else ''})",
+            TruncationWarning,
+            stacklevel=4,
+        )
+    if skipped:
+        warnings.warn(
+            f"{len(skipped)} pairs were skipped because their image could not be used "
+            f"(pairs {sorted(skipped)[:10]}{' ...' if len(skipped) > 10 else ''})",
+            UserWarning,
+            stacklevel=4,
+        )

@@ -1,0 +1,126 @@
+"""Image-caption pairs for fine-tuning, from the forms users keep them in.
+
+- a dict of columns or a DataFrame (image column, caption column);
+- a CSV or Parquet file with those columns, relative image paths taken from the file's
+  folder;
+- a folder: its ``captions.csv`` / ``captions.parquet`` if it has one, else every image
+  with a sidecar ``<name>.txt`` holding one caption per line;
+- Python lists: ``(images, captions)`` or a list of ``(image, caption)`` tuples.
+
+Each pair also gets an image key (its path, or the object's identity for in-memory
+images), so one image with several captions is known to be one image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mmsim.inputs import IMAGE_SUFFIXES, column, is_columnar, is_url
+from mmsim.tables import read_table
+
+TABLE_NAMES = ("captions.csv", "captions.parquet")
+
+
+@dataclass
+class Pairs:
+    """Aligned image items and captions."""
+
+    images: list[Any]
+    captions: list[str]
+
+    def __post_init__(self) -> None:
+        if len(self.images) != len(self.captions):
+            raise ValueError(
+                f"{len(self.images)} images but {len(self.captions)} captions; pairs must align"
+            )
+        for i, text in enumerate(self.captions):
+            if not isinstance(text, str) or not text.strip():
+                raise ValueError(f"pair {i}: caption must be a non-empty string, got {text!r}")
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def image_keys(self) -> list[Hashable]:
+        return [_key(item) for item in self.images]
+
+    def subset(self, indices: Sequence[int]) -> Pairs:
+        return Pairs([self.images[i] for i in indices], [self.captions[i] for i in indices])
+
+    def as_columns(self, image: str, text: str) -> dict[str, list[Any]]:
+        return {image: list(self.images), text: list(self.captions)}
+
+
+def _key(item: Any) -> Hashable:
+    """Paths compare as resolved files, URLs and bytes by value, other objects by identity."""
+    if isinstance(item, (str, Path)):
+        text = str(item)
+        return text if is_url(text) else str(Path(text).expanduser().resolve())
+    if isinstance(item, (bytes, bytearray)):
+        return bytes(item)
+    return id(item)
+
+
+def read_pairs(data: Any, image_column: str = "image", text_column: str = "caption") -> Pairs:
+    """:class:`Pairs` from any of the forms in the module docstring."""
+    if isinstance(data, Pairs):
+        return data
+    if isinstance(data, (str, Path)):
+        path = Path(data).expanduser()
+        if path.is_dir():
+            return _from_folder(path, image_column, text_column)
+        return _from_table(path, image_column, text_column)
+    if is_columnar(data):
+        return Pairs(column(data, image_column), [str(c) for c in column(data, text_column)])
+    if (
+        isinstance(data, tuple)
+        and len(data) == 2
+        and all(isinstance(side, Sequence) and not isinstance(side, str) for side in data)
+    ):
+        images, captions = data
+        return Pairs(list(images), list(captions))
+    if isinstance(data, Sequence) and all(
+        isinstance(row, (tuple, list)) and len(row) == 2 for row in data
+    ):
+        return Pairs([row[0] for row in data], [row[1] for row in data])
+    raise TypeError(
+        "pairs must be a dict/DataFrame of columns, a CSV/Parquet file, a folder, "
+        f"(images, captions) or a list of (image, caption); got {type(data).__name__}"
+    )
+
+
+def _from_table(path: Path, image_column: str, text_column: str) -> Pairs:
+    header, rows = read_table(str(path))
+    for option, name in (("image_column", image_column), ("text_column", text_column)):
+        if name not in header:
+            raise KeyError(f"{option}='{name}' is not a column of {path}; its columns are {header}")
+    images = []
+    for row in rows:
+        candidate = path.parent / row[image_column]
+        images.append(str(candidate) if candidate.is_file() else row[image_column])
+    return Pairs(images, [row[text_column] for row in rows])
+
+
+def _from_folder(folder: Path, image_column: str, text_column: str) -> Pairs:
+    for name in TABLE_NAMES:
+        if (folder / name).is_file():
+            return _from_table(folder / name, image_column, text_column)
+    images, captions = [], []
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    for image in files:
+        sidecar = image.with_suffix(".txt")
+        if not sidecar.is_file():
+            continue
+        for line in sidecar.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                images.append(str(image))
+                captions.append(line.strip())
+    if not images:
+        raise FileNotFoundError(
+            f"no pairs in folder {folder}: it needs {' or '.join(TABLE_NAMES)} (columns "
+            f"{image_column}, {text_column}) or images with a <name>.txt caption file beside them"
+        )
+    return Pairs(images, captions)

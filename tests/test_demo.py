@@ -1,0 +1,105 @@
+"""The shipped demo model and ``mmsim demo``: real results offline, through the real paths."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from mmsim import Matcher, synthetic
+from mmsim.config import compose
+from mmsim.demo import format_report, run_demo
+
+from .test_cli import mmsim
+
+# CI floors, a little under the README's measured bar (t2i R@1 0.8, i2t R@5 0.9, F1 0.9)
+FLOOR = {"t2i_r1": 0.75, "i2t_r5": 0.85, "f1": 0.85}
+
+
+@pytest.fixture(scope="module")
+def demo() -> Matcher:
+    return Matcher("demo", query="image", response="caption", progress=False)
+
+
+@pytest.fixture(scope="module")
+def heldout(tmp_path_factory) -> Path:
+    """Every distinct scene with a held-out colour-shape combination (about 280)."""
+    folder = tmp_path_factory.mktemp("heldout")
+    synthetic.write_dataset(folder, 1000, seed=123, split="heldout", unique=True)
+    return folder
+
+
+def _table(path: Path, folder: Path) -> dict[str, list]:
+    rows = list(csv.DictReader(path.open()))
+    columns = {name: [row[name] for row in rows] for name in rows[0]}
+    columns["image"] = [str(folder / name) for name in columns["image"]]
+    return columns
+
+
+def test_demo_encoder_loads_the_shipped_checkpoint_through_the_openai_clip_path(demo):
+    from mmsim_openai_clip.plugin import DEMO_CHECKPOINT
+
+    assert demo.configs["image_encoder"]["checkpoint"] == DEMO_CHECKPOINT
+    assert demo.image_tower.name == f"openai_clip:{DEMO_CHECKPOINT}"
+    weights = Path(DEMO_CHECKPOINT) / "model.safetensors"
+    assert weights.stat().st_size < 5_000_000  # a few MB: it ships in the repository
+    assert compose("search", ["encoder=demo", "query=x"]).encoder.name == "demo"
+
+
+def test_demo_model_meets_the_quality_floor_on_held_out_combinations(demo, heldout, tmp_path):
+    captions = _table(heldout / "captions.csv", heldout)
+    assert len(captions["image"]) > 250
+    retrieval = demo.evaluate(captions)
+    assert retrieval["response_to_query"]["recall@1"] >= FLOOR["t2i_r1"]  # text -> image
+    assert retrieval["query_to_response"]["recall@5"] >= FLOOR["i2t_r5"]  # image -> text
+
+    calibration = tmp_path / "calibration"
+    synthetic.write_dataset(calibration, 300, seed=7, split="train", unique=True)
+    fitted = Matcher("demo", query="image", response="caption", threshold="best_f1", progress=False)
+    fitted.calibrate(_table(calibration / "pairs.csv", calibration))
+    pairs = fitted.evaluate(_table(heldout / "pairs.csv", heldout), label="label")["pairs"]
+    assert pairs["f1"] >= FLOOR["f1"]
+
+
+def test_run_demo_shows_correct_results_and_writes_the_page(demo, tmp_path):
+    matcher = Matcher("demo", threshold="best_f1", progress=False)
+    report = run_demo(matcher, tmp_path, n_images=16, calibration_scenes=100)
+    assert len(report.images) == 16 and all(p.is_file() for p in report.images)
+    assert any(report.unseen) and not all(report.unseen)
+    top1 = [
+        report.captions[s["hits"][0]["response_id"]] == s["query"] for s in report.text_to_image
+    ]
+    assert sum(top1) >= len(top1) - 1
+    assert report.pair_f1 >= 0.8
+    page = report.html.read_text()
+    for search in report.text_to_image:
+        assert search["query"] in page
+    sources = re.findall(r'<img src="([^"]+)"', page)
+    assert sources and all((tmp_path / src).is_file() for src in sources)
+    text = format_report(report, "demo")
+    assert "Text -> image search" in text and "Pair predictions" in text and "F1" in text
+
+
+def test_mmsim_demo_runs_offline_from_a_fresh_folder(tmp_path):
+    result = mmsim("demo", "images=12", cwd=tmp_path)
+    assert "Text -> image search" in result.stdout and "Image -> text search" in result.stdout
+    assert (tmp_path / "demo_output" / "index.html").is_file()
+    assert len(list((tmp_path / "demo_output" / "images").glob("*.png"))) == 12
+
+
+def test_readme_quality_commands_run(tmp_path):
+    """The synthetic + evaluate commands the README reports the demo model's quality with."""
+    mmsim("synthetic", "out=heldout", "split=heldout", "n=40", "unique=true", cwd=tmp_path)
+    result = mmsim(
+        "evaluate",
+        "encoder=demo",
+        "pairs=heldout/captions.csv",
+        "columns.response=caption",
+        cwd=tmp_path,
+    )
+    report = json.loads(result.stdout)
+    assert report["response_to_query"]["queries"] == 40
+    assert report["response_to_query"]["recall@1"] >= 0.75
