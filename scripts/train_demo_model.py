@@ -23,27 +23,8 @@ from transformers import CLIPModel, CLIPProcessor
 
 from mmsim import Matcher, synthetic
 from mmsim_openai_clip.plugin import DEMO_CHECKPOINT
-from mmsim_openai_clip.scratch import save_new_clip, word_tokenizer
+from mmsim_openai_clip.scratch import DEMO_ARCHITECTURE, save_new_clip, word_tokenizer
 
-WIDTH, LAYERS, HEADS = 128, 4, 4
-ARCHITECTURE = {
-    "text_config": {
-        "hidden_size": WIDTH,
-        "intermediate_size": 4 * WIDTH,
-        "num_hidden_layers": LAYERS,
-        "num_attention_heads": HEADS,
-        "max_position_embeddings": 32,
-    },
-    "vision_config": {
-        "hidden_size": WIDTH,
-        "intermediate_size": 4 * WIDTH,
-        "num_hidden_layers": LAYERS,
-        "num_attention_heads": HEADS,
-        "image_size": 64,
-        "patch_size": 8,
-    },
-    "projection_dim": WIDTH,
-}
 TRAINING = {
     "loss": "clip",
     "batch_size": 256,
@@ -73,7 +54,7 @@ def main() -> None:
     work = args.work_dir
 
     tokenizer = word_tokenizer(work / "init", synthetic.VOCABULARY, max_length=32)
-    save_new_clip(work / "init", tokenizer, ARCHITECTURE, image_size=64, seed=args.seed)
+    save_new_clip(work / "init", tokenizer, DEMO_ARCHITECTURE, image_size=64, seed=args.seed)
     train = synthetic.write_dataset(
         work / "train", args.train_images, seed=args.seed + 1, split="train"
     )
@@ -95,7 +76,7 @@ def main() -> None:
     record = {
         "command": "uv run python scripts/train_demo_model.py",
         "arguments": {k: _portable(v) for k, v in vars(args).items()},
-        "architecture": ARCHITECTURE,
+        "architecture": DEMO_ARCHITECTURE,
         "training": TRAINING,
         "best_epoch": result.best_epoch,
         "validation": result.best,

@@ -276,3 +276,45 @@ def test_evaluate_and_classify_commands(workdir, tiny_clip_dir, labelled_pairs, 
     rows = list(csv.DictReader((workdir / "zoo.csv").open()))
     assert [r["label"] for r in rows] == ["cat", "cat", "dog", "dog"]
     assert all(r["prediction"] in ("cat", "dog") for r in rows)
+
+
+def test_fit_then_search_with_the_fine_tuned_matcher(tmp_path, tiny_clip_dir):
+    from mmsim import synthetic
+
+    synthetic.write_dataset(tmp_path / "shapes", 24, seed=3, size=32)
+    out = mmsim(
+        "fit",
+        f"encoder.checkpoint={tiny_clip_dir}",
+        "pairs=shapes",
+        "fit.epochs=2",
+        "fit.batch_size=8",
+        "fit.lr=1e-4",
+        "fit.validation_split=0.25",
+        "fit.log_format=csv",
+        "runtime.progress=false",
+        "output_dir=run",
+        cwd=tmp_path,
+    )
+    summary = json.loads(out.stdout)
+    assert summary["checkpoints"]["model"] == str(tmp_path / "run" / "checkpoint")
+    assert summary["best_epoch"] in (0, 1, 2) and "text_to_image/hit_rate@1" in summary["best"]
+    steps = list(csv.DictReader((tmp_path / "run" / "steps.csv").open()))
+    assert len(steps) == 2 * 3  # 18 training pairs in batches of 8, two epochs
+    hits = mmsim(
+        "search",
+        "matcher=run",
+        "query=a red circle",
+        "images_dir=shapes",
+        "top_k=2",
+        cwd=tmp_path,
+    )
+    assert len(json.loads(hits.stdout)[0]["hits"]) == 2
+    bad = mmsim(
+        "fit",
+        f"encoder.checkpoint={tiny_clip_dir}",
+        "pairs=shapes",
+        "fit.loss=triplet",
+        cwd=tmp_path,
+        ok=False,
+    )
+    assert bad.returncode == 2 and "loss must be one of" in bad.stderr

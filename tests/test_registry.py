@@ -62,7 +62,7 @@ def test_entry_point_plugins_load_when_autoload_is_on(fresh_plugins, monkeypatch
     info = {p.name: p for p in plugins.loaded_plugins()}["openai_clip"]
     assert info.distribution == "mmsim-openai-clip"
     assert info.version == "0.1.0"
-    assert info.registered == [("encoder", "openai_clip")]
+    assert info.registered == [("encoder", "openai_clip"), ("encoder", "demo")]
 
 
 def test_blocked_plugins_are_not_loaded(fresh_plugins, monkeypatch):

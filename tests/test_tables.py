@@ -40,5 +40,10 @@ def test_missing_columns_and_image_root(tmp_path):
         KeyError, match=r"'verdict' is not a column .* columns are \['image', 'text', 'label'\]"
     ):
         read_pairs(cfg, extra_columns=("verdict",))
-    with pytest.raises(FileNotFoundError, match="pairs file not found"):
+    with pytest.raises(FileNotFoundError, match="table not found"):
         read_table(str(tmp_path / "nope.csv"))
+    # without image_root, paths relative to the table's own folder are found there
+    (tmp_path / "pairs.csv").write_text("image,text,label\nimgs/a.jpg,a dog,1\n")
+    del cfg["image_root"]
+    _, rows = read_pairs(cfg)
+    assert rows[0]["image"] == str(tmp_path / "imgs" / "a.jpg")

@@ -18,6 +18,20 @@ from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcesso
 
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
 
+_TOWER = {
+    "hidden_size": 128,
+    "intermediate_size": 512,
+    "num_hidden_layers": 4,
+    "num_attention_heads": 4,
+}
+DEMO_ARCHITECTURE: dict[str, Any] = {
+    "text_config": {**_TOWER, "max_position_embeddings": 32},
+    "vision_config": {**_TOWER, "image_size": 64, "patch_size": 8},
+    "projection_dim": 128,
+}
+"""The ``demo`` encoder's CLIP: ViT on 64x64 images in 8x8 patches, width 128, 4 layers
+per tower, 32 text positions (1.7M parameters with the scene vocabulary)."""
+
 
 def bytes_to_unicode() -> list[str]:
     """The byte-level alphabet of GPT-2 / CLIP BPE, in CLIP's order."""
