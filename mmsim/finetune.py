@@ -83,12 +83,17 @@ def _check(options: FitConfig, matcher: Matcher) -> None:
         raise ConfigError("fit: " + "; ".join(problems))
 
 
-def _owners(matcher: Matcher) -> dict[Modality, Trainable]:
-    """The Trainable behind each tower; both sides share one when one model has both."""
+def _owners(matcher: Matcher, freeze: str | None) -> dict[Modality, Trainable]:
+    """The Trainable behind each tower; both sides share one when one model has both.
+
+    A frozen tower may come from an encoder that cannot be trained; it is left out.
+    """
     owners = {}
     for side in SIDES:
         towers = matcher.tower_sources[side]
         if towers.trainable is None:
+            if side == freeze:
+                continue
             name = matcher.configs[f"{side}_encoder"]["name"]
             raise ConfigError(
                 f"encoder '{name}' ({side} tower) cannot be fine-tuned: its plugin hands over "
@@ -129,19 +134,23 @@ def _select(owners: dict[Modality, Trainable], options: FitConfig) -> list[torch
 
 
 def _logit_parameters(
-    owners: dict[Modality, Trainable], loss: str
+    owners: dict[Modality, Trainable], loss: str, device: torch.device
 ) -> tuple[torch.nn.Parameter, torch.nn.Parameter | None]:
     """The model's own learnable scale (and bias for the sigmoid loss) where it has them;
     otherwise fresh ones with the usual starting values (CLIP 1/0.07, SigLIP 10 and -10)
     that live only for this run."""
-    device = next(owners["image"].model.parameters()).device
-    scale = owners["image"].logit_scale or owners["text"].logit_scale
+
+    def own(name: str) -> torch.nn.Parameter | None:
+        found = [getattr(o, name) for o in owners.values() if getattr(o, name) is not None]
+        return found[0] if found else None
+
+    scale = own("logit_scale")
     if scale is None:
         start = math.log(1 / 0.07) if loss == "clip" else math.log(10.0)
         scale = torch.nn.Parameter(torch.tensor(start, device=device))
     bias = None
     if loss == "siglip":
-        bias = owners["image"].logit_bias or owners["text"].logit_bias
+        bias = own("logit_bias")
         if bias is None:
             bias = torch.nn.Parameter(torch.tensor(-10.0, device=device))
     for p in (scale, bias):
@@ -232,9 +241,9 @@ class _Run:
         self.losses: list[float] = []
         self.skipped: set[int] = set()
         self.truncated: set[int] = set()
-        self.owners = _owners(matcher)
+        self.owners = _owners(matcher, options.freeze)
         trained = _select(self.owners, options)
-        self.scale, self.bias = _logit_parameters(self.owners, options.loss)
+        self.scale, self.bias = _logit_parameters(self.owners, options.loss, matcher.runtime.device)
         self.params = list(
             {id(p): p for p in [*trained, self.scale, self.bias] if p is not None}.values()
         )
@@ -344,15 +353,15 @@ class _Run:
         """
         if self.saved is not None and self.saved[0] == self.best_epoch:
             return self.saved[1]  # this epoch's weights are on disk already
-        shared = self.owners["image"] is self.owners["text"]
+        shared = self.owners.get("image") is self.owners.get("text")
         folders: dict[str, Path] = {}
         options: dict[str, Any] = {}
-        for side in SIDES:
+        for side, owner in self.owners.items():  # a frozen tower that cannot train stays as is
             if not (shared and side == "text"):
                 folder = self.output_dir / ("checkpoint" if shared else f"{side}_checkpoint")
                 if folder.exists():
                     shutil.rmtree(folder)
-                options = self.owners[side].save(folder)
+                options = owner.save(folder)
                 folders[side] = folder
             self.matcher.configs[f"{side}_encoder"].update(options)
         self.saved = (self.best_epoch, {"model": folders["image"]} if shared else folders)
@@ -385,6 +394,8 @@ def fit(
 ) -> FitResult:
     """Implementation of :meth:`mmsim.Matcher.fit`."""
     _check(options, matcher)
+    if validation is not None and options.validation_split:
+        raise ConfigError("fit: give validation pairs or a validation_split, not both")
     out = Path(output_dir).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(options.seed)

@@ -184,6 +184,27 @@ def test_freeze_and_last_blocks_train_only_what_was_asked(scratch_clip, shapes, 
     assert "logit_scale" in changed
 
 
+def test_towers_of_two_checkpoints_are_saved_side_by_side(scratch_clip, shapes, tmp_path):
+    from mmsim_openai_clip.scratch import save_new_clip, word_tokenizer
+
+    other = tmp_path / "other"
+    save_new_clip(other, word_tokenizer(other, synthetic.VOCABULARY, 16), SCRATCH, seed=5)
+    matcher = Matcher(
+        "openai_clip",
+        checkpoint=str(scratch_clip),
+        text_encoder={"name": "openai_clip", "checkpoint": str(other)},
+        progress=False,
+    )
+    result = matcher.fit(shapes, output_dir=tmp_path / "out", epochs=1, freeze="text", **FAST)
+    assert result.checkpoints == {
+        "image": tmp_path / "out" / "image_checkpoint",
+        "text": tmp_path / "out" / "text_checkpoint",
+    }
+    reloaded = Matcher.load(tmp_path / "out")
+    items = ["a red circle", str(read_pairs(shapes).images[0])]
+    assert np.abs(reloaded.extract_embedding(items) - matcher.extract_embedding(items)).max() < 1e-6
+
+
 def test_siglip_loss_trains_siglip_scale_and_bias(tiny_siglip_dir, tmp_path):
     from mmsim_siglip.testing import TINY
 
@@ -260,6 +281,8 @@ def test_bad_options_are_refused_clearly(scratch_clip, shapes, tmp_path):
         matcher.fit(shapes, output_dir=tmp_path, trainable_blocks=5)
     with pytest.raises(ConfigError, match="monitor='recall' is not a validation metric"):
         matcher.fit(shapes, validation=shapes, output_dir=tmp_path, monitor="recall")
+    with pytest.raises(ConfigError, match="not both"):
+        matcher.fit(shapes, validation=shapes, validation_split=0.2, output_dir=tmp_path)
     with pytest.raises(ConfigError, match="dtype='float32'"):
         Matcher("openai_clip", checkpoint=str(scratch_clip), dtype="bfloat16").fit(
             shapes, output_dir=tmp_path
