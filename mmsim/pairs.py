@@ -5,7 +5,8 @@
   folder;
 - a folder: its ``captions.csv`` / ``captions.parquet`` if it has one, else every image
   with a sidecar ``<name>.txt`` holding one caption per line;
-- Python lists: ``(images, captions)`` or a list of ``(image, caption)`` tuples.
+- Python lists: ``(images, captions)`` (a tuple of two lists) or a list of
+  ``(image, caption)`` tuples.
 
 Each pair also gets an image key (its path, or the object's identity for in-memory
 images), so one image with several captions is known to be one image.
@@ -74,11 +75,11 @@ def read_pairs(data: Any, image_column: str = "image", text_column: str = "capti
             return _from_folder(path, image_column, text_column)
         return _from_table(path, image_column, text_column)
     if is_columnar(data):
-        return Pairs(column(data, image_column), [str(c) for c in column(data, text_column)])
-    if (
+        return Pairs(column(data, image_column), column(data, text_column))
+    if (  # (images, captions): two lists; a tuple of two tuples is read as two pairs
         isinstance(data, tuple)
         and len(data) == 2
-        and all(isinstance(side, Sequence) and not isinstance(side, str) for side in data)
+        and all(hasattr(side, "__len__") and not isinstance(side, (str, tuple)) for side in data)
     ):
         images, captions = data
         return Pairs(list(images), list(captions))

@@ -313,10 +313,13 @@ def test_pairs_from_every_source(tmp_path):
     image = Image.new("RGB", (8, 8))
     assert read_pairs(([image, image], ["x", "y"])).image_keys[0] == id(image)
     assert read_pairs([("a.png", "x"), ("b.png", "y")]).captions == ["x", "y"]
+    assert read_pairs((("a.png", "x"), ("b.png", "y"))).images == ["a.png", "b.png"]
     assert read_pairs({"img": ["a.png"], "text": ["x"]}, "img", "text").images == ["a.png"]
     with pytest.raises(ValueError, match="2 images but 1 captions"):
         read_pairs((["a.png", "b.png"], ["x"]))
     with pytest.raises(ValueError, match="pair 1: caption must be a non-empty string"):
         read_pairs((["a.png", "b.png"], ["x", " "]))
+    with pytest.raises(ValueError, match="pair 0: caption must be a non-empty string, got None"):
+        read_pairs({"image": ["a.png"], "caption": [None]})
     with pytest.raises(KeyError, match="text_column='text' is not a column"):
         read_pairs(folder / "captions.csv", "image", "text")
