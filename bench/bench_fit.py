@@ -31,13 +31,7 @@ import torch.nn.functional as F
 
 from mmsim import Matcher, synthetic
 from mmsim.pairs import read_pairs
-
-
-def _init_checkpoint(folder: Path) -> Path:
-    from mmsim_openai_clip.scratch import DEMO_ARCHITECTURE, save_new_clip, word_tokenizer
-
-    tokenizer = word_tokenizer(folder, synthetic.VOCABULARY, max_length=32)
-    return save_new_clip(folder, tokenizer, DEMO_ARCHITECTURE, image_size=64, seed=0)
+from mmsim_openai_clip.scratch import save_demo_init
 
 
 def bare_loop(checkpoint: Path, pairs_csv: Path, batches: list[list[int]]) -> float:
@@ -89,7 +83,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        checkpoint = _init_checkpoint(root / "init")
+        checkpoint = save_demo_init(root / "init")
         pairs_csv = synthetic.write_dataset(root / "data", args.pairs, seed=1)
         # the same order Matcher.fit draws with seed 0
         order = np.random.default_rng(0).permutation(args.pairs)

@@ -151,19 +151,15 @@ def prefetched(
     with ThreadPoolExecutor(
         max_workers=1, thread_name_prefix="mmsim-loader", initializer=_single_threaded_torch
     ) as pool:
-        pending: Future[Prepared] | None = None
+
+        def submit(k: int) -> Future[Prepared]:
+            return pool.submit(prepare_images, tower, items, positions, batches[k], on_error)
+
+        pending = submit(0) if batches else None
         try:
             for k in range(len(batches)):
-                if pending is None:
-                    pending = pool.submit(
-                        prepare_images, tower, items, positions, batches[k], on_error
-                    )
                 prepared = pending.result()
-                pending = (
-                    pool.submit(prepare_images, tower, items, positions, batches[k + 1], on_error)
-                    if k + 1 < len(batches)
-                    else None
-                )
+                pending = submit(k + 1) if k + 1 < len(batches) else None
                 yield prepared
         finally:  # the caller stopped early (an error): drop the batch being prepared
             if pending is not None:

@@ -334,6 +334,14 @@ class _Run:
             self.scale.clamp_(0.0, MAX_LOGIT_SCALE)
         return float(loss.detach()), tokens.truncated
 
+    def check(self, epoch: int, pairs: Pairs, history: list[dict[str, Any]]) -> dict[str, float]:
+        """Validation metrics of the current weights, appended to ``history`` and the log."""
+        self.train_mode(False)
+        metrics = validate(self.matcher, pairs, self.options.cutoffs)
+        history.append({"epoch": epoch, **metrics})
+        self.log.write("epoch", history[-1])
+        return metrics
+
     # -- best checkpoint -----------------------------------------------------------------
     def remember(self, epoch: int) -> None:
         self.best_epoch = epoch
@@ -416,25 +424,19 @@ def fit(
     best: dict[str, float] = {}
     try:
         if val is not None:
-            run.train_mode(False)
-            best = validate(matcher, val, options.cutoffs)
+            best = run.check(0, val, history)
             if options.monitor not in best:
                 raise ConfigError(
                     f"monitor='{options.monitor}' is not a validation metric; choose one of "
                     f"{sorted(best)}"
                 )
-            history.append({"epoch": 0, **best})
-            log.write("epoch", history[-1])
             run.remember(0)
         for epoch in range(1, options.epochs + 1):
             run.train_epoch(epoch, pairs, rng)
             if epoch == 1:
                 _report_first_epoch(run.truncated, run.skipped, matcher)
             if val is not None:
-                run.train_mode(False)
-                metrics = validate(matcher, val, options.cutoffs)
-                history.append({"epoch": epoch, **metrics})
-                log.write("epoch", history[-1])
+                metrics = run.check(epoch, val, history)
                 if metrics[options.monitor] > best[options.monitor]:
                     best = metrics
                     run.remember(epoch)

@@ -25,11 +25,6 @@ class MetricsLog:
         self._files: dict[str, IO[str]] = {}
         self._writers: dict[str, csv.DictWriter] = {}
 
-    @property
-    def paths(self) -> list[Path]:
-        names = ["metrics.jsonl"] if self.format == "jsonl" else ["steps.csv", "epochs.csv"]
-        return [self.directory / n for n in names]
-
     def write(self, kind: str, row: dict[str, Any]) -> None:
         """Append one ``step`` or ``epoch`` row."""
         if self.format == "jsonl":

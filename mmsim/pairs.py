@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from mmsim.inputs import IMAGE_SUFFIXES, column, is_columnar, is_url
-from mmsim.tables import read_table
+from mmsim.tables import read_table, require_columns, under
 
 TABLE_NAMES = ("captions.csv", "captions.parquet")
 
@@ -50,9 +50,6 @@ class Pairs:
 
     def subset(self, indices: Sequence[int]) -> Pairs:
         return Pairs([self.images[i] for i in indices], [self.captions[i] for i in indices])
-
-    def as_columns(self, image: str, text: str) -> dict[str, list[Any]]:
-        return {image: list(self.images), text: list(self.captions)}
 
 
 def _key(item: Any) -> Hashable:
@@ -95,13 +92,8 @@ def read_pairs(data: Any, image_column: str = "image", text_column: str = "capti
 
 def _from_table(path: Path, image_column: str, text_column: str) -> Pairs:
     header, rows = read_table(str(path))
-    for option, name in (("image_column", image_column), ("text_column", text_column)):
-        if name not in header:
-            raise KeyError(f"{option}='{name}' is not a column of {path}; its columns are {header}")
-    images = []
-    for row in rows:
-        candidate = path.parent / row[image_column]
-        images.append(str(candidate) if candidate.is_file() else row[image_column])
+    require_columns(header, {"image_column": image_column, "text_column": text_column}, path)
+    images = [under(path.parent, row[image_column]) for row in rows]
     return Pairs(images, [row[text_column] for row in rows])
 
 

@@ -23,7 +23,7 @@ from transformers import CLIPModel, CLIPProcessor
 
 from mmsim import Matcher, synthetic
 from mmsim_openai_clip.plugin import DEMO_CHECKPOINT
-from mmsim_openai_clip.scratch import DEMO_ARCHITECTURE, save_new_clip, word_tokenizer
+from mmsim_openai_clip.scratch import DEMO_ARCHITECTURE, save_demo_init
 
 TRAINING = {
     "loss": "clip",
@@ -53,8 +53,7 @@ def main() -> None:
     args = parser.parse_args()
     work = args.work_dir
 
-    tokenizer = word_tokenizer(work / "init", synthetic.VOCABULARY, max_length=32)
-    save_new_clip(work / "init", tokenizer, DEMO_ARCHITECTURE, image_size=64, seed=args.seed)
+    save_demo_init(work / "init", seed=args.seed)
     train = synthetic.write_dataset(
         work / "train", args.train_images, seed=args.seed + 1, split="train"
     )

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from mmsim.tables import read_table
+from mmsim.tables import read_table, require_columns, under
 
 
 def columns_of(rows: list[dict[str, str]], names: list[str] | tuple[str, ...]) -> dict[str, list]:
@@ -25,16 +25,9 @@ def read_pairs(
     header, rows = read_table(cfg.pairs)
     needed = {f"columns.{k}": cfg.columns[k] for k in ("query", "response")}
     needed.update({name: name for name in extra_columns})
-    for option, name in needed.items():
-        if name not in header:
-            raise KeyError(
-                f"{option}='{name}' is not a column of {cfg.pairs}; its columns are {header}"
-            )
+    require_columns(header, needed, cfg.pairs)
     root = Path(cfg.get("image_root") or Path(cfg.pairs).expanduser().parent).expanduser()
-    if root != Path("."):
-        for row in rows:
-            for name in (cfg.columns.query, cfg.columns.response):
-                candidate = root / row[name]
-                if candidate.is_file():
-                    row[name] = str(candidate)
+    for row in rows:
+        for name in (cfg.columns.query, cfg.columns.response):
+            row[name] = under(root, row[name])
     return header, rows

@@ -125,3 +125,13 @@ def save_new_clip(
     )
     CLIPProcessor(image_processor=processor, tokenizer=tokenizer).save_pretrained(out)
     return out
+
+
+def save_demo_init(directory: str | Path, seed: int = 0) -> Path:
+    """The ``demo`` encoder's starting point: :data:`DEMO_ARCHITECTURE` with random
+    weights and a tokenizer over the words of :mod:`mmsim.synthetic` captions."""
+    from mmsim.synthetic import VOCABULARY
+
+    out = Path(directory)
+    tokenizer = word_tokenizer(out, VOCABULARY, max_length=32)
+    return save_new_clip(out, tokenizer, DEMO_ARCHITECTURE, image_size=64, seed=seed)
