@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,9 +18,12 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from mmsim.errors import ItemError
-from mmsim.inputs import load_image
-from mmsim.towers import ImageTower, TextTower
+from mmsim.errors import ItemError, MissingDependencyError
+from mmsim.images import from_bytes, load_image
+from mmsim.inputs import text_problem
+from mmsim.sources import IO_WORKERS, is_url, read_bytes
+from mmsim.towers import ImageTower, TextBatch, TextTower
+from mmsim.validation import choice
 
 ON_ERROR = ("raise", "skip")
 
@@ -36,6 +39,10 @@ class SkippedItem:
     index: int
     item: Any
     reason: str
+
+    def error(self) -> ItemError:
+        """The :class:`ItemError` that raise mode throws for this item."""
+        return ItemError(self.index, self.item, self.reason)
 
 
 @dataclass
@@ -83,29 +90,31 @@ def embed_images(
     batch_size: int,
     on_error: str,
     progress: bool,
+    encode: bool = True,
 ) -> tuple[torch.Tensor, list[int], list[SkippedItem]]:
     """Embed image items; returns (embeddings, positions kept, skipped).
 
     ``positions`` are the items' indices in the caller's input, used in error messages.
     Decoding and preprocessing of batch k+1 run in a thread while batch k is encoded,
-    so the model never waits for JPEG decoding.
+    so the model never waits for JPEG decoding. With ``on_error="raise"`` the first
+    failing item (lowest position) is raised. ``encode=False`` only loads and
+    preprocesses: the caller already knows of a failure and wants an earlier one, if any.
     """
 
     chunks: list[torch.Tensor] = []
     kept_all: list[int] = []
     skipped: list[SkippedItem] = []
-    bar = _progress(len(items), progress, "images", batch_size)
+    bar = _progress(len(items), progress and encode, "images", batch_size)
     batches = list(_batches(len(items), batch_size))
     for batch, prepared in zip(
         batches, prefetched(tower, items, positions, batches, on_error), strict=True
     ):
         if prepared.failures:
             if on_error == "raise":
-                first = prepared.failures[0]
                 bar.close()
-                raise ItemError(first.index, first.item, first.reason)
+                raise prepared.failures[0].error()
             skipped.extend(prepared.failures)
-        if prepared.positions:
+        if prepared.positions and encode:
             with torch.inference_mode():
                 chunks.append(tower.encode(prepared.inputs).float())
             kept_all.extend(prepared.positions)
@@ -120,23 +129,39 @@ def prepare_images(
     positions: Sequence[int],
     batch: Sequence[int],
     on_error: str,
+    io: Executor | None = None,
 ) -> Prepared:
     """Decode and preprocess ``items[i]`` for ``i`` in ``batch``, recording failures.
 
-    With ``on_error="raise"`` preprocessing is not attempted once an item failed: the
-    caller raises for the first failure anyway.
+    Remote items (URLs) are read concurrently on ``io``, an I/O thread pool, before
+    decoding. With ``on_error="raise"`` the batch is still preprocessed after a
+    load failure, so that a preprocessing failure of an earlier item is the one raised.
     """
+    fetches: dict[int, Future[bytes]] = {}
+    if io is not None:
+        for i in batch:
+            if isinstance(items[i], str) and is_url(items[i]):
+                fetches[i] = io.submit(read_bytes, items[i])
     images, kept, failures = [], [], []
     for i in batch:
         try:
-            images.append(load_image(items[i]))
+            if i in fetches:
+                images.append(from_bytes(fetches[i].result(), items[i].strip()))
+            else:
+                images.append(load_image(items[i]))
             kept.append(positions[i])
+        except MissingDependencyError:
+            raise
         except Exception as exc:
-            failures.append(SkippedItem(positions[i], items[i], str(exc)))
-    if on_error == "raise" and failures:
-        return Prepared(kept, None, failures)
+            failures.append(SkippedItem(positions[i], items[i], reason_of(exc)))
     by_position = {positions[i]: items[i] for i in batch}
     return _prepare_inputs(tower, images, kept, failures, by_position)
+
+
+def reason_of(exc: BaseException) -> str:
+    """An exception as a reason: its message, or its type when it has none."""
+    text = str(exc).strip()
+    return text if text else f"{type(exc).__name__} (no message)"
 
 
 def prefetched(
@@ -147,13 +172,18 @@ def prefetched(
     on_error: str,
 ) -> Iterator[Prepared]:
     """:func:`prepare_images` for each batch, the next one decoded in a loader thread
-    while the caller runs the model on the current one."""
-    with ThreadPoolExecutor(
-        max_workers=1, thread_name_prefix="mmsim-loader", initializer=_single_threaded_torch
-    ) as pool:
+    while the caller runs the model on the current one; remote reads go to a separate
+    pool of :data:`~mmsim.sources.IO_WORKERS` threads (they wait on the network, not
+    on the CPU)."""
+    with (
+        ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="mmsim-loader", initializer=_single_threaded_torch
+        ) as pool,
+        ThreadPoolExecutor(max_workers=IO_WORKERS, thread_name_prefix="mmsim-io") as io,
+    ):
 
         def submit(k: int) -> Future[Prepared]:
-            return pool.submit(prepare_images, tower, items, positions, batches[k], on_error)
+            return pool.submit(prepare_images, tower, items, positions, batches[k], on_error, io)
 
         pending = submit(0) if batches else None
         try:
@@ -194,7 +224,9 @@ def _prepare_inputs(
             try:
                 tower.preprocess([image])
             except Exception as exc:
-                failures.append(SkippedItem(pos, items[pos], f"preprocessing failed: {exc}"))
+                failures.append(
+                    SkippedItem(pos, items[pos], f"preprocessing failed: {reason_of(exc)}")
+                )
                 continue
             good_images.append(image)
             good_positions.append(pos)
@@ -203,31 +235,81 @@ def _prepare_inputs(
         return Prepared(good_positions, inputs, failures)
 
 
+def text_failures(
+    tower: TextTower, texts: Sequence[Any], positions: Sequence[int], batch_size: int
+) -> list[SkippedItem]:
+    """Texts that cannot be tokenised, by position; tokenising is cheap next to encoding,
+    so raise mode can find the first bad text before any model work."""
+    failures = []
+    for batch in _batches(len(texts), batch_size):
+        _, bad = _tokenize(tower, texts, positions, list(batch))
+        failures.extend(bad)
+    return sorted(failures, key=lambda s: s.index)
+
+
+def _tokenize(
+    tower: TextTower, texts: Sequence[Any], positions: Sequence[int], idx: list[int]
+) -> tuple[tuple[list[int], TextBatch | None], list[SkippedItem]]:
+    """Tokenise ``texts[i]`` for ``i`` in ``idx``; if the batch fails, find the culprits
+    one by one. Returns ((indices kept, tokens), failures)."""
+    failures = []
+    good = []
+    for i in idx:
+        problem = text_problem(texts[i])
+        if problem is None:
+            good.append(i)
+        else:
+            failures.append(SkippedItem(positions[i], texts[i], problem))
+    if not good:
+        return ([], None), failures
+    try:
+        return (good, tower.tokenize([texts[i] for i in good])), failures
+    except Exception:
+        pass
+    kept = []
+    for i in good:
+        try:
+            tower.tokenize([texts[i]])
+        except Exception as exc:
+            reason = f"the text tower's tokenizer cannot encode it ({reason_of(exc)})"
+            failures.append(SkippedItem(positions[i], texts[i], reason))
+            continue
+        kept.append(i)
+    return (kept, tower.tokenize([texts[i] for i in kept]) if kept else None), failures
+
+
 def embed_texts(
     tower: TextTower,
-    texts: Sequence[str],
+    texts: Sequence[Any],
     positions: Sequence[int],
     *,
     batch_size: int,
     progress: bool,
-) -> torch.Tensor:
-    """Embed texts in the given order.
+) -> tuple[torch.Tensor, list[int], list[SkippedItem]]:
+    """Embed texts; returns (embeddings in input order, positions kept, skipped).
 
     Texts are batched in order of length, so each batch pads only to its own longest
-    text; the rows are put back in input order. Truncated texts are reported with a
-    :class:`TruncationWarning`.
+    text; the rows are put back in input order. Texts the tokenizer cannot encode are
+    skipped and returned (callers in raise mode check :func:`text_failures` first).
+    Truncated texts are reported with a :class:`TruncationWarning`.
     """
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    order = sorted(
+        range(len(texts)), key=lambda i: len(texts[i]) if isinstance(texts[i], str) else 0
+    )
     chunks: list[torch.Tensor] = []
+    done: list[int] = []
+    skipped: list[SkippedItem] = []
     truncated: list[int] = []
     bar = _progress(len(texts), progress, "texts", batch_size)
     for batch in _batches(len(order), batch_size):
-        idx = [order[j] for j in batch]
-        tokens = tower.tokenize([texts[i] for i in idx])
-        truncated.extend(positions[idx[t]] for t in tokens.truncated)
-        with torch.inference_mode():
-            chunks.append(tower.encode(tokens).float())
-        bar.update(len(idx))
+        (idx, tokens), bad = _tokenize(tower, texts, positions, [order[j] for j in batch])
+        skipped.extend(bad)
+        if tokens is not None:
+            truncated.extend(positions[idx[t]] for t in tokens.truncated)
+            with torch.inference_mode():
+                chunks.append(tower.encode(tokens).float())
+            done.extend(idx)
+        bar.update(len(batch))
     bar.close()
     if truncated:
         truncated.sort()
@@ -239,14 +321,10 @@ def embed_texts(
             stacklevel=3,
         )
     out = _finish(chunks, tower.embedding_dim)
-    if len(order):
-        restored = torch.empty_like(out)
-        restored[torch.tensor(order)] = out
-        out = restored
-    return out
+    by_input = sorted(range(len(done)), key=lambda r: done[r])  # rows back in input order
+    kept = [positions[done[r]] for r in by_input]
+    return out[by_input] if done else out, kept, sorted(skipped, key=lambda s: s.index)
 
 
 def validate_on_error(on_error: str) -> str:
-    if on_error not in ON_ERROR:
-        raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
-    return on_error
+    return choice("on_error", on_error, ON_ERROR)

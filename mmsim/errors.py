@@ -28,6 +28,25 @@ class CheckpointNotFoundError(MmsimError, OSError):
     """A checkpoint reference could not be resolved locally and could not be downloaded."""
 
 
+class DamagedFileError(MmsimError, ValueError):
+    """A file mmsim reads (checkpoint, matcher JSON, table) is truncated or malformed.
+
+    The message names the file and what to do; ``path`` holds it for programs.
+    """
+
+    def __init__(self, path: object, message: str) -> None:
+        self.path = path
+        super().__init__(message)
+
+
+class MissingDependencyError(MmsimError, ImportError):
+    """An optional package needed for this input (e.g. fsspec, s3fs) is not installed.
+
+    Not a per-item failure: ``on_error="skip"`` would skip every such item, so it is
+    raised for the whole call with the package to install.
+    """
+
+
 class IncompatibleTowersError(MmsimError, ValueError):
     """An image tower and a text tower do not share an embedding space."""
 

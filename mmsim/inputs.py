@@ -1,68 +1,116 @@
-"""Input items: what modality each one is, and how to turn an image reference into pixels.
+"""Input items: what modality each one is, and how a container becomes a list of items.
 
 Every item is classified on its own, so a list may mix images and texts. Rules, in
-order, for a ``str``:
+order, for a ``str`` (surrounding whitespace, such as the newline ``readlines()``
+leaves, is ignored):
 
-1. ``http://`` / ``https://`` with no whitespace: an image URL.
-2. An existing file: an image path.
+1. ``scheme://...`` with no whitespace (``https://``, ``s3://``, ``memory://``, ...):
+   an image URL.
+2. Names an existing file: an image path. Names an existing directory: an error (a
+   folder is never embedded as a caption; list its files).
 3. Ends in an image suffix (``.jpg``, ``.png``, ...) and either has no whitespace or
    contains a path separator: an image path (a missing file is then an error, never a
    silently embedded caption).
-4. Anything else: a text.
+4. Anything else: a text. A text with no whitespace that contains a path separator
+   (``photos/hrose``) is embedded, with a :class:`PathLikeTextWarning`.
 
-``pathlib.Path``, ``bytes``, PIL images and numpy arrays are images. Pass
-``modality="text"`` or ``modality="image"`` to override detection for a whole input.
+``pathlib.Path``, ``bytes``, PIL images, ``{"bytes": ..., "path": ...}`` dicts (the
+Parquet / datasets image cell) and numeric arrays ((H, W) or (H, W, C), numpy or any
+library numpy can read) are images. Pass ``modality="text"`` or ``modality="image"``
+to override detection for a whole input.
 """
 
 from __future__ import annotations
 
-import io
 import math
 import os
-import urllib.request
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from mmsim.errors import ItemError
+from mmsim.images import as_array, is_array_like
+from mmsim.sources import is_url
 from mmsim.towers import Modality
 
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 )
-URL_TIMEOUT_S = 20.0
 _MAX_PATH_LEN = 4096
+_SEPARATORS = frozenset({"/", os.sep})
+
+
+class PathLikeTextWarning(UserWarning):
+    """A string embedded as a text looks like a path to a file that does not exist."""
+
+
+def _existing(text: str) -> str | None:
+    """``"file"`` / ``"dir"`` when ``text`` (stripped) names one on disk, else None."""
+    if not text or "\n" in text or "\0" in text or len(text) > _MAX_PATH_LEN:
+        return None
+    try:
+        path = os.path.expanduser(text)
+        if os.path.isfile(path):
+            return "file"
+        return "dir" if os.path.isdir(path) else None
+    except (OSError, ValueError):
+        return None
 
 
 def looks_like_image_path(text: str) -> bool:
     """True for strings that name an image file (rules 2 and 3 above)."""
-    if "\n" in text or len(text) > _MAX_PATH_LEN:
-        return False
     stripped = text.strip()
-    if Path(stripped).suffix.lower() in IMAGE_SUFFIXES and (
-        not any(c.isspace() for c in stripped) or "/" in stripped or os.sep in stripped
-    ):
+    if _existing(stripped) == "file":
         return True
-    return os.path.isfile(stripped)
+    if "\n" in stripped or len(stripped) > _MAX_PATH_LEN:
+        return False
+    return Path(stripped).suffix.lower() in IMAGE_SUFFIXES and (
+        not any(c.isspace() for c in stripped) or any(s in stripped for s in _SEPARATORS)
+    )
 
 
-def is_url(text: str) -> bool:
-    return text.startswith(("http://", "https://")) and not any(c.isspace() for c in text)
+def looks_like_missing_path(text: str) -> bool:
+    """A text that is probably a mistyped path: one word with a path separator."""
+    stripped = text.strip()
+    return (
+        bool(stripped)
+        and not any(c.isspace() for c in stripped)
+        and any(s in stripped for s in _SEPARATORS)
+        and _existing(stripped) is None
+    )
 
 
 def detect_modality(item: object, index: int = 0) -> Modality:
     """The modality of one item; raises :class:`ItemError` for items of no modality."""
     if isinstance(item, str):
-        return "image" if is_url(item) or looks_like_image_path(item) else "text"
+        stripped = item.strip()
+        if is_url(stripped):
+            return "image"
+        if _existing(stripped) == "dir":
+            raise ItemError(
+                index,
+                item,
+                "names a directory, not an image or a text; pass the image files in it "
+                "(e.g. images_dir=... on the command line)",
+            )
+        return "image" if looks_like_image_path(item) else "text"
     if isinstance(item, (Path, bytes, bytearray, memoryview, Image.Image)):
         return "image"
-    if isinstance(item, np.ndarray):
-        if item.ndim in (2, 3):
+    if isinstance(item, dict) and ("bytes" in item or "path" in item):
+        return "image"
+    if is_array_like(item):
+        shape = tuple(getattr(item, "shape", ()))
+        if len(shape) in (2, 3) and as_array(item).dtype.kind in "biuf":
             return "image"
-        raise ItemError(index, item, "arrays must be HxW or HxWxC images")
+        raise ItemError(
+            index,
+            item,
+            f"an array item must be one image, (H, W) or (H, W, C) with numbers; got shape "
+            f"{shape} (pass an (N, H, W, C) batch on its own, not inside a list)",
+        )
     if item is None or (isinstance(item, float) and math.isnan(item)):
         raise ItemError(index, item, "missing value (None/NaN) where an image or text was expected")
     raise ItemError(
@@ -73,78 +121,33 @@ def detect_modality(item: object, index: int = 0) -> Modality:
     )
 
 
-def load_image(item: object) -> Image.Image:
-    """Decode an image item into an RGB PIL image.
-
-    Raises ``ValueError`` / ``OSError`` with a reason a user can act on; the caller adds
-    the item's position.
-    """
-    if isinstance(item, Image.Image):
-        image = item
-    elif isinstance(item, np.ndarray):
-        image = _from_array(item)
-    elif isinstance(item, (bytes, bytearray, memoryview)):
-        image = _open(io.BytesIO(bytes(item)), "bytes")
-    elif isinstance(item, str) and is_url(item):
-        image = _open(io.BytesIO(_fetch(item)), item)
-    elif isinstance(item, (str, Path)):
-        path = Path(str(item).strip()).expanduser()
-        if not path.exists():
-            raise FileNotFoundError(f"image file not found: {path}")
-        if path.is_dir():
-            raise IsADirectoryError(f"is a directory, not an image file: {path}")
-        image = _open(path, str(path))
-    else:
-        raise TypeError(f"cannot load an image from {type(item).__name__}")
-    if image.mode != "RGB":
-        image = image.convert("RGB")
-    return image
-
-
-def _open(source: Any, label: str) -> Image.Image:
-    try:
-        image = Image.open(source)
-        image.load()  # decode now, so a truncated file fails here and not inside a batch
-    except UnidentifiedImageError:
-        raise ValueError(f"not a readable image (unknown or corrupt format): {label}") from None
-    except (OSError, SyntaxError) as exc:
-        raise ValueError(f"corrupt or truncated image data in {label}: {exc}") from None
-    return image
-
-
-def _from_array(array: np.ndarray) -> Image.Image:
-    if array.ndim == 3 and array.shape[-1] not in (1, 3, 4):
-        raise ValueError(f"array of shape {array.shape} is not HxWxC with C in (1, 3, 4)")
-    if array.dtype != np.uint8:
-        if (
-            np.issubdtype(array.dtype, np.floating)
-            and array.size
-            and array.min() >= 0
-            and (array.max() <= 1.0)
-        ):
-            array = np.round(array * 255.0).astype(np.uint8)
-        else:
-            raise ValueError(
-                f"array of dtype {array.dtype} must be uint8 (0-255) or float in [0, 1]"
-            )
-    if array.ndim == 3 and array.shape[-1] == 1:
-        array = array[..., 0]
-    return Image.fromarray(array)
-
-
-def _fetch(url: str) -> bytes:
-    try:
-        with urllib.request.urlopen(url, timeout=URL_TIMEOUT_S) as response:
-            return response.read()
-    except OSError as exc:
-        raise OSError(f"could not download {url}: {exc}") from None
+def text_problem(text: object) -> str | None:
+    """Why ``text`` cannot be embedded as a text, or None."""
+    if not isinstance(text, str):
+        return f"texts must be str, got {type(text).__name__}"
+    bad = next((c for c in text if 0xD800 <= ord(c) <= 0xDFFF), None)
+    if bad is not None:
+        return (
+            f"the text holds a lone surrogate (U+{ord(bad):04X}), which no tokenizer can "
+            "encode; it usually comes from bytes decoded with errors='surrogateescape': "
+            "decode them as UTF-8 with errors='replace'"
+        )
+    return None
 
 
 # -- containers ------------------------------------------------------------------------
 def is_columnar(data: object) -> bool:
-    """True for a dict of columns or a pandas DataFrame."""
-    return isinstance(data, Mapping) or (
-        hasattr(data, "columns") and hasattr(data, "__getitem__") and hasattr(data, "index")
+    """True for a dict of columns or a pandas DataFrame (not an image dict)."""
+    if isinstance(data, Mapping):
+        return not _is_image_dict(data)
+    return hasattr(data, "columns") and hasattr(data, "__getitem__") and hasattr(data, "index")
+
+
+def _is_image_dict(data: Mapping) -> bool:
+    return (
+        set(data) <= {"bytes", "path"}
+        and bool(data)
+        and not any(isinstance(v, (list, tuple)) for v in data.values())
     )
 
 
@@ -162,20 +165,38 @@ def column_names(data: Any) -> list[str]:
 
 
 def as_item_list(data: Any) -> list[Any]:
-    """A single item or a sequence of items as a list of items."""
-    if isinstance(data, (str, Path, bytes, bytearray, Image.Image)):
+    """A single item or a sequence of items as a list of items.
+
+    A numeric array is one image ((H, W) or (H, W, C)) or an explicit batch ((N, H, W,
+    C)); never split along another axis, so a (3, H, W) array does not turn into three
+    grey images. A 1-D array of strings or objects is a list of items.
+    """
+    if isinstance(data, (str, Path, bytes, bytearray, memoryview, Image.Image, dict)):
         return [data]
-    if _is_single_image_array(data):
-        return [data]
-    if hasattr(data, "tolist") and not isinstance(data, np.ndarray):  # pandas Series
+    if hasattr(data, "iloc") and hasattr(data, "tolist"):  # pandas Series
         return list(data.tolist())
+    if is_array_like(data):
+        return _array_items(as_array(data))
     if isinstance(data, Iterable):
         return list(data)
-    raise TypeError(f"cannot read items from {type(data).__name__}")
+    raise TypeError(
+        f"cannot read items from {type(data).__name__}; pass one item, a list of items, "
+        "or a dict / DataFrame of columns"
+    )
 
 
-def _is_single_image_array(data: Any) -> bool:
-    """An HxW or HxWxC array is one image; any other array is a sequence of items."""
-    if not isinstance(data, np.ndarray) or data.dtype == object:
-        return False
-    return data.ndim == 2 or (data.ndim == 3 and data.shape[-1] in (1, 3, 4))
+def _array_items(array: np.ndarray) -> list[Any]:
+    if array.dtype.kind not in "biuf":  # strings, objects: one item per element
+        if array.ndim != 1:
+            raise ValueError(
+                f"an array of {array.dtype} items must be 1-D, got shape {array.shape}"
+            )
+        return list(array.tolist()) if array.dtype.kind in "US" else list(array)
+    if array.ndim in (2, 3):
+        return [array]
+    if array.ndim == 4:
+        return list(array)
+    raise ValueError(
+        f"a numeric array of shape {array.shape} is neither one image ((H, W) or (H, W, C)) "
+        "nor a batch of images ((N, H, W, C)); for several images pass a list of arrays"
+    )

@@ -20,10 +20,19 @@ from mmsim.embedding import (
     SkippedItem,
     embed_images,
     embed_texts,
+    text_failures,
     validate_on_error,
 )
-from mmsim.errors import ConfigError, ItemError
-from mmsim.inputs import as_item_list, column, column_names, detect_modality, is_columnar
+from mmsim.errors import ConfigError, ItemError, describe_item
+from mmsim.inputs import (
+    PathLikeTextWarning,
+    as_item_list,
+    column,
+    column_names,
+    detect_modality,
+    is_columnar,
+    looks_like_missing_path,
+)
 from mmsim.plugins import get_registry
 from mmsim.registry import Kind
 from mmsim.report import CalibrationReport
@@ -31,11 +40,13 @@ from mmsim.schemas import FitConfig
 from mmsim.similarity import SimilarityStrategy
 from mmsim.thresholds import ThresholdStrategy
 from mmsim.towers import ImageTower, Modality, Runtime, TextTower, Towers, check_compatible
+from mmsim.validation import choice, positive_int
 
 if TYPE_CHECKING:
     from mmsim.finetune import FitResult
 
 ComponentSpec = str | Mapping[str, Any]
+MODALITIES: tuple[Modality, ...] = ("image", "text")
 
 
 class SkippedPairsWarning(UserWarning):
@@ -101,8 +112,7 @@ class Matcher:
         on_error: str = "raise",
         num_threads: int | None = None,
     ) -> None:
-        if batch_size < 1:
-            raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+        positive_int("batch_size", batch_size)
         self.query = query
         self.response = response
         self.batch_size = batch_size
@@ -235,6 +245,10 @@ class Matcher:
         items with reasons) is returned instead.
         """
         on_error = validate_on_error(on_error or self.on_error)
+        if modality is not None:
+            choice("modality", modality, MODALITIES)
+        if batch_size is not None:
+            positive_int("batch_size", batch_size)
         if is_columnar(data):
             columns = column_names(data)
             if signature is not None:
@@ -281,23 +295,23 @@ class Matcher:
         batch_size: int,
         progress: bool,
     ) -> tuple[torch.Tensor, list[int], list[SkippedItem]]:
-        groups: dict[Modality, list[int]] = {"image": [], "text": []}
-        skipped: list[SkippedItem] = []
-        for i, item in enumerate(items):
-            try:
-                kind = modality or detect_modality(item, i)
-                if kind == "text" and not isinstance(item, str):
-                    raise ItemError(i, item, f"texts must be str, got {type(item).__name__}")
-            except ItemError as exc:
-                if on_error == "raise":
-                    raise
-                skipped.append(SkippedItem(i, item, exc.reason))
-                continue
-            groups[kind].append(i)
+        """Embed mixed items; every per-item failure goes through the same raise/skip rule.
+
+        In raise mode the failure raised is the first one in input order, whichever
+        stage finds it: detection, tokenising (checked before any model work) or
+        image loading (images after a known failure are not loaded).
+        """
+        groups, skipped = self._detect(items, modality)
         out = torch.empty((len(items), self.embedding_dim), dtype=torch.float32)
         ok = torch.zeros(len(items), dtype=torch.bool)
+        known: list[SkippedItem] = list(skipped)
+        if on_error == "raise" and groups["text"]:
+            known += text_failures(
+                self.text_tower, [items[i] for i in groups["text"]], groups["text"], batch_size
+            )
+        first = min(known, key=lambda s: s.index) if on_error == "raise" and known else None
         if groups["image"]:
-            positions = groups["image"]
+            positions = [i for i in groups["image"] if first is None or i < first.index]
             emb, kept, bad = embed_images(
                 self.image_tower,
                 [items[i] for i in positions],
@@ -305,24 +319,61 @@ class Matcher:
                 batch_size=batch_size,
                 on_error=on_error,
                 progress=progress,
+                encode=first is None,
             )
             skipped.extend(bad)
             if kept:
                 out[kept] = emb
                 ok[kept] = True
+        if first is not None:
+            raise first.error()
         if groups["text"]:
             positions = groups["text"]
-            out[positions] = embed_texts(
+            emb, kept, bad = embed_texts(
                 self.text_tower,
                 [items[i] for i in positions],
                 positions,
                 batch_size=batch_size,
                 progress=progress,
             )
-            ok[positions] = True
+            skipped.extend(bad)
+            if kept:
+                out[kept] = emb
+                ok[kept] = True
         kept_all = ok.nonzero().flatten().tolist()
         skipped.sort(key=lambda s: s.index)
         return out[kept_all] if len(kept_all) < len(items) else out, kept_all, skipped
+
+    def _detect(
+        self, items: list[Any], modality: Modality | None
+    ) -> tuple[dict[Modality, list[int]], list[SkippedItem]]:
+        """Positions of the image and text items, and items of no usable modality.
+
+        Auto-detected texts that look like a mistyped path get one
+        :class:`~mmsim.inputs.PathLikeTextWarning` for the call.
+        """
+        groups: dict[Modality, list[int]] = {"image": [], "text": []}
+        failures: list[SkippedItem] = []
+        path_like: list[int] = []
+        for i, item in enumerate(items):
+            try:
+                kind = modality or detect_modality(item, i)
+            except ItemError as exc:
+                failures.append(SkippedItem(i, item, exc.reason))
+                continue
+            if kind == "text" and modality is None and looks_like_missing_path(item):
+                path_like.append(i)
+            groups[kind].append(i)
+        if path_like:
+            shown = ", ".join(f"{i} ({describe_item(items[i])})" for i in path_like[:5])
+            warnings.warn(
+                f"{len(path_like)} item(s) embedded as texts look like paths to files that do "
+                f"not exist: {shown}{' ...' if len(path_like) > 5 else ''}; check the path, "
+                "or pass modality='text' if they are meant as texts",
+                PathLikeTextWarning,
+                stacklevel=4,
+            )
+        return groups, failures
 
     # -- pair matching ----------------------------------------------------------------
     def score_pairs(self, data: Any, *, on_error: str | None = None) -> np.ndarray:

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from mmsim.similarity import CosineConfig, CosineSimilarity, SimilarityStrategy
+from mmsim.validation import positive_int
 
 if TYPE_CHECKING:
     from mmsim.matcher import Matcher
@@ -30,7 +31,16 @@ def _as_2d(name: str, value: Any) -> torch.Tensor:
         raise ValueError(f"{name} must be (N, D) or (D,), got shape {tuple(tensor.shape)}")
     if not tensor.is_floating_point():
         raise ValueError(f"{name} must hold floating-point embeddings, got {tensor.dtype}")
-    return tensor.detach().to("cpu", torch.float32)
+    tensor = tensor.detach().to("cpu", torch.float32)
+    bad = (~torch.isfinite(tensor)).any(dim=1).nonzero().flatten().tolist()
+    if bad:
+        shown = ", ".join(str(i) for i in bad[:10]) + (" ..." if len(bad) > 10 else "")
+        raise ValueError(
+            f"{name} row(s) {shown} hold NaN or infinite values, which cannot be ranked; "
+            "drop or re-embed them (extract_embedding with on_error='skip' leaves bad "
+            "items out instead of keeping a NaN row)"
+        )
+    return tensor
 
 
 def top_k_indices(
@@ -40,24 +50,30 @@ def top_k_indices(
 
     ``torch.topk`` picks arbitrarily among equal scores at the k-th place; rows where
     such a tie exists are redone with a stable sort. Returns (values, column ids +
-    offset), each (rows, k), ordered by score then id.
+    offset), each (rows, k), ordered by score then id. NaN scores rank last (torch
+    would rank them first).
     """
     k = min(k, scores.shape[1])
-    values, ids = torch.topk(scores, k, dim=1)
+    ranked = _nan_last(scores)
+    values, ids = torch.topk(ranked, k, dim=1)
     kth = values[:, -1:]
-    tied_rows = ((scores >= kth).sum(dim=1) > k).nonzero().flatten()
+    tied_rows = ((ranked >= kth).sum(dim=1) > k).nonzero().flatten()
     for row in tied_rows.tolist():
-        order = torch.sort(scores[row], descending=True, stable=True).indices[:k]
-        ids[row] = order
-        values[row] = scores[row, order]
-    return _order(values, ids + offset)
+        ids[row] = torch.sort(ranked[row], descending=True, stable=True).indices[:k]
+    return _order(scores.gather(1, ids), ids + offset)
+
+
+def _nan_last(scores: torch.Tensor) -> torch.Tensor:
+    """``scores`` with NaN as -inf, for ranking; the tensor itself when it has no NaN."""
+    nan = scores.isnan()
+    return scores.masked_fill(nan, float("-inf")) if bool(nan.any()) else scores
 
 
 def _order(values: torch.Tensor, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sort each row by score descending, then id ascending."""
+    """Sort each row by score descending (NaN last), then id ascending."""
     by_id = torch.argsort(ids, dim=1)
     values, ids = values.gather(1, by_id), ids.gather(1, by_id)
-    by_score = torch.sort(values, dim=1, descending=True, stable=True).indices
+    by_score = torch.sort(_nan_last(values), dim=1, descending=True, stable=True).indices
     return values.gather(1, by_score), ids.gather(1, by_score)
 
 
@@ -81,8 +97,12 @@ def semantic_search(
     The score comes from ``similarity``, else the matcher's similarity strategy, else
     cosine.
     """
-    if top_k < 1:
-        raise ValueError(f"top_k must be at least 1, got {top_k}")
+    for name, value in (
+        ("top_k", top_k),
+        ("query_chunk_size", query_chunk_size),
+        ("corpus_chunk_size", corpus_chunk_size),
+    ):
+        positive_int(name, value)
     if query_embeddings is None and query_data is not None:
         query_embeddings = _embed(matcher, query_data, "query_data")
     if response_embeddings is None and response_data is not None:
