@@ -15,7 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from mmsim.errors import CheckpointNotFoundError
+from mmsim.errors import CheckpointNotFoundError, DamagedFileError
+from mmsim.files import damage_in
 
 T = TypeVar("T")
 OFFLINE_ENV = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
@@ -87,10 +88,8 @@ def load_checkpoint(
             )
         try:
             return load(str(path), True)
-        except OSError as exc:
-            raise CheckpointNotFoundError(
-                f"{what} checkpoint directory '{reference}' could not be loaded: {exc}"
-            ) from exc
+        except Exception as exc:
+            raise _load_failure(what, reference, path, exc) from exc
     fix = how_to_fix or (
         f"To make it available: on a machine with network access run "
         f"`hf download {reference}` and copy {cache_hint} here, or save the model "
@@ -118,6 +117,29 @@ def load_checkpoint(
             f"downloaded ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). "
             f"{fix}"
         ) from exc
+
+
+def _load_failure(what: str, reference: str, path: Path, exc: Exception) -> Exception:
+    """The error for a local checkpoint that exists but does not load: the damaged file
+    named when one is found (a truncated download, a half-copied folder)."""
+    damage = damage_in(path)
+    if damage is not None:
+        file, problem = damage
+        return DamagedFileError(
+            file,
+            f"{what} checkpoint '{reference}' cannot be loaded: {file} is damaged ({problem}). "
+            "It is probably an interrupted download or copy: download or copy it again, or "
+            "save the model again with save_pretrained(...)",
+        )
+    detail = str(exc).splitlines()[0] if str(exc) else ""
+    kind = "directory" if path.is_dir() else "file"
+    message = (
+        f"{what} checkpoint {kind} '{reference}' could not be loaded "
+        f"({type(exc).__name__}: {detail}); check that it is a complete {what} checkpoint"
+    )
+    if isinstance(exc, OSError):
+        return CheckpointNotFoundError(message)
+    return DamagedFileError(path, message)
 
 
 def load_pretrained(

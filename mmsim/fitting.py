@@ -67,6 +67,12 @@ def calibrate(
             "of platt, isotonic, best_f1, target_fpr, target_precision, native"
         )
     labels = parse_labels(column(data, label), label)
+    pairs = len(column(data, matcher.query)) if matcher.query is not None else len(labels)
+    if len(labels) != pairs:
+        raise ValueError(
+            f"label column '{label}' has {len(labels)} values but column '{matcher.query}' "
+            f"has {pairs} pairs; every pair needs exactly one label"
+        )
     scores = matcher.score_pairs(data, on_error=on_error)
     usable = ~np.isnan(scores)
     scores, labels = scores[usable], labels[usable]
