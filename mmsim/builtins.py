@@ -5,6 +5,7 @@ from __future__ import annotations
 from mmsim import similarity as sim
 from mmsim import thresholds as th
 from mmsim.hookspecs import hookimpl
+from mmsim.index import ann
 from mmsim.registry import Registry
 
 
@@ -52,3 +53,15 @@ def mmsim_register(registry: Registry) -> None:
         ),
     ):
         registry.register_threshold(name, factory, schema, description=description)
+    registry.register_ann(
+        "faiss_hnsw",
+        ann.FaissHnsw,
+        ann.FaissHnswConfig,
+        description="faiss HNSW graph: high recall, up to a few hundred thousand vectors",
+    )
+    registry.register_ann(
+        "faiss_ivf",
+        ann.FaissIvf,
+        ann.FaissIvfConfig,
+        description="faiss IVF with SQ8 codes: millions of vectors in a quarter of the memory",
+    )

@@ -1,4 +1,5 @@
-"""The registry that plugins fill: encoders, similarity strategies, thresholding strategies."""
+"""The registry that plugins fill: encoders, similarity and thresholding strategies, and
+approximate-nearest-neighbour backends for the collection index."""
 
 from __future__ import annotations
 
@@ -13,14 +14,15 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from mmsim.errors import ConfigError, DuplicateComponentError, UnknownComponentError
-from mmsim.schemas import EncoderConfig, SimilarityConfig, ThresholdConfig
+from mmsim.schemas import AnnConfig, EncoderConfig, SimilarityConfig, ThresholdConfig
 
-Kind = Literal["encoder", "similarity", "threshold"]
-KINDS: tuple[Kind, ...] = ("encoder", "similarity", "threshold")
+Kind = Literal["encoder", "similarity", "threshold", "ann"]
+KINDS: tuple[Kind, ...] = ("encoder", "similarity", "threshold", "ann")
 _BASE_SCHEMA: dict[Kind, type] = {
     "encoder": EncoderConfig,
     "similarity": SimilarityConfig,
     "threshold": ThresholdConfig,
+    "ann": AnnConfig,
 }
 
 
@@ -116,6 +118,21 @@ class Registry:
     ) -> None:
         """Register a thresholding strategy; ``factory(config)`` returns a ``ThresholdStrategy``."""
         self._add("threshold", name, factory, schema, description)
+
+    def register_ann(
+        self,
+        name: str,
+        factory: Callable[..., Any],
+        schema: type = AnnConfig,
+        *,
+        description: str = "",
+    ) -> None:
+        """Register an approximate-nearest-neighbour backend for :mod:`mmsim.index`.
+
+        ``factory(config)`` returns an :class:`mmsim.index.ann.AnnBackend`. Import the
+        backend's library inside the factory, so listing plugins stays fast.
+        """
+        self._add("ann", name, factory, schema, description)
 
     def _add(
         self, kind: Kind, name: str, factory: Callable[..., Any], schema: type, description: str

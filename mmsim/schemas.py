@@ -44,6 +44,18 @@ class ThresholdConfig:
 
 
 @dataclass
+class AnnConfig:
+    """Options every approximate-nearest-neighbour backend of the index accepts.
+
+    ``target_recall`` is what ``mmsim index optimize`` tunes the backend's search
+    parameter for, measured against exact search on held-out cross-modal queries.
+    """
+
+    name: str = MISSING
+    target_recall: float = 0.95
+
+
+@dataclass
 class RuntimeConfig:
     """Where and how the towers run.
 

@@ -28,6 +28,7 @@ commands:
   demo      the whole workflow offline on generated scenes, with an HTML page
   synthetic write captioned shapes scenes (PNG + captions.csv + pairs.csv)
   plugins   list installed plugins and what they registered
+  index     build|update|info|optimize|duplicates: a persistent collection index
 
 `mmsim <command> --cfg job` prints the composed config; `mmsim <command> --help` lists
 the config groups and their options.
@@ -79,6 +80,37 @@ def _guarded(command: str, task: Callable[[DictConfig], None]) -> Callable[[Dict
     return run
 
 
+def _index_command(rest: list[str]) -> tuple[str, list[str], Callable[[DictConfig], None]]:
+    """``index <sub> [DIR] key=value ...`` -> (config name, overrides, task). A bare first
+    argument is the index folder (``output=`` for ``build``)."""
+    from mmsim.cli import index
+
+    usage = (
+        "usage: mmsim index <build|update|info|optimize|duplicates> [DIR] [key=value ...]\n"
+        + "".join(f"  {name:<10} {text}\n" for name, text in index.SUBCOMMANDS.items())
+    )
+    if not rest or rest[0] in ("-h", "--help") or rest[0] not in index.COMMANDS:
+        print(usage, file=sys.stderr if rest and rest[0] not in ("-h", "--help") else sys.stdout)
+        raise SystemExit(0 if rest and rest[0] in ("-h", "--help") else 2)
+    sub, rest = rest[0], rest[1:]
+    if rest and "=" not in rest[0] and not rest[0].startswith("-"):
+        rest = [f"{'output' if sub == 'build' else 'index'}={rest[0]}", *rest[1:]]
+    if sub == "duplicates":  # `threshold` is also the matcher's config group
+        rest = [f"min_similarity={a[10:]}" if a.startswith("threshold=") else a for a in rest]
+    return f"index_{sub}", rest, index.COMMANDS[sub]
+
+
+def _quoted(key: str, arg: str) -> str:
+    """``key=any text`` as a Hydra quoted value, so an SQL filter such as
+    ``where=folder = 'beach'`` needs no extra shell quoting."""
+    if not arg.startswith(f"{key}="):
+        return arg
+    value = arg[len(key) + 1 :]
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return arg  # already a Hydra quoted string
+    return f"{key}='" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -92,6 +124,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"mmsim {__version__}")
         return
     command, rest = args[0], args[1:]
+    if command == "index":
+        command, rest, task = _index_command(rest)
+        commands[command] = task
+    elif command == "search":
+        rest = [_quoted("where", a) for a in rest if a != "--html"] + (
+            ["format=html"] if "--html" in rest else []
+        )
     if command not in commands:
         print(f"mmsim: unknown command '{command}'\n\n{USAGE}", file=sys.stderr)
         raise SystemExit(2)

@@ -1,12 +1,13 @@
-"""``mmsim search``: rank a corpus (image folder, text file or .npz) for each query."""
+"""``mmsim search``: rank a corpus (image folder, text file, .npz or index) for each query."""
 
 from __future__ import annotations
 
 import numpy as np
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from mmsim.cli.common import as_list, emit_json, images_in, lines_of
+from mmsim.cli.common import as_list, images_in, lines_of
 from mmsim.cli.match import build_matcher
+from mmsim.cli.results import emit_results
 from mmsim.matcher import Matcher
 from mmsim.search import semantic_search
 
@@ -16,8 +17,8 @@ def load_corpus(cfg: DictConfig, matcher: Matcher) -> tuple[list[str], np.ndarra
     given = [k for k in ("images_dir", "texts_file", "corpus") if cfg.get(k)]
     if len(given) != 1:
         raise ValueError(
-            "give exactly one corpus: images_dir=DIR, texts_file=FILE or corpus=FILE.npz "
-            f"(got {given or 'none'})"
+            "give exactly one corpus: images_dir=DIR, texts_file=FILE, corpus=FILE.npz or "
+            f"index=DIR (got {given or 'none'})"
         )
     if cfg.corpus:
         with np.load(cfg.corpus) as data:
@@ -33,6 +34,14 @@ def run(cfg: DictConfig) -> None:
     queries = as_list(cfg.query)
     if not queries:
         raise ValueError("query is empty: give query='a text' or query=path/to/image.jpg")
+    if cfg.get("index"):
+        if any(cfg.get(k) for k in ("images_dir", "texts_file", "corpus")):
+            raise ValueError("give either index=DIR or images_dir / texts_file / corpus, not both")
+        results = search_index(cfg, queries)
+        emit_results(results, cfg.format, cfg.output, f"mmsim search over {cfg.index}")
+        return
+    if cfg.get("where"):
+        raise ValueError("where= filters an index: give index=DIR")
     matcher = build_matcher(cfg)
     items, corpus = load_corpus(cfg, matcher)
     if isinstance(corpus, np.ndarray) and corpus.shape[0] == 0:
@@ -47,4 +56,31 @@ def run(cfg: DictConfig) -> None:
         {"query": query, "hits": [{**hit, "item": items[hit["response_id"]]} for hit in ranked]}
         for query, ranked in zip(queries, hits, strict=True)
     ]
-    emit_json(results, cfg.output)
+    emit_results(results, cfg.format, cfg.output, "mmsim search")
+
+
+def search_index(cfg: DictConfig, queries: list[str]) -> list[dict]:
+    """Hits with the items' metadata, from an index; its own towers unless matcher= or
+    encoder options say otherwise (then they must be the same model)."""
+    from mmsim.index import Index
+
+    matcher = build_matcher(cfg) if cfg.get("matcher") or _encoder_given() else None
+    index = Index.open(cfg.index, matcher)
+    where = cfg.where
+    if where is not None and not isinstance(where, str):
+        where = OmegaConf.to_container(where)
+    hits = index.search(queries, top_k=cfg.top_k, where=where)
+    return [{"query": q, "hits": ranked} for q, ranked in zip(queries, hits, strict=True)]
+
+
+def _encoder_given() -> bool:
+    """True when the command line chose an encoder (else the index's own is used)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return False
+    overrides = HydraConfig.get().overrides.task
+    return any(
+        o.split("=")[0].lstrip("+~").startswith(("encoder", "image_encoder", "text_encoder"))
+        for o in overrides
+    )

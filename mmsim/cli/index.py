@@ -1,0 +1,146 @@
+"""``mmsim index build|update|info|optimize|duplicates``: the collection index."""
+
+from __future__ import annotations
+
+import json
+
+from omegaconf import DictConfig, OmegaConf
+
+from mmsim.cli.common import emit_json, lines_of, output_path
+from mmsim.cli.match import build_matcher
+
+SUBCOMMANDS = {
+    "build": "embed a folder or table into a new index (or resume a killed build)",
+    "update": "embed new and changed items, drop deleted ones, keep renamed ones",
+    "info": "counts, model, size on disk, skipped items, ANN state",
+    "optimize": "compact the shards and build the ANN structure, tuned to a target recall",
+    "duplicates": "groups of near-duplicate items, as JSON or an HTML page",
+}
+
+
+def _list(value: object) -> list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [value]
+    return [str(v) for v in OmegaConf.to_container(value)]  # type: ignore[union-attr]
+
+
+def build(cfg: DictConfig) -> None:
+    from mmsim.index import Index
+
+    matcher = build_matcher(cfg)
+    index = Index.build(
+        cfg.source,
+        matcher,
+        cfg.output,
+        include=_list(cfg.include),
+        exclude=_list(cfg.exclude),
+        column=cfg.column,
+        key_column=cfg.key_column,
+        modality=cfg.modality,
+        dtype=cfg.dtype,
+        commit_every=cfg.commit_every,
+        progress=cfg.runtime.progress,
+    )
+    _report(index.last_report, index.folder)
+
+
+def update(cfg: DictConfig) -> None:
+    from mmsim.index import Index
+
+    index = Index.open(cfg.index)
+    report = index.update(cfg.source, commit_every=cfg.commit_every, progress=cfg.progress)
+    _report(report, index.folder)
+
+
+def _report(report, folder) -> None:  # type: ignore[no-untyped-def]
+    print(f"{folder}: {report.summary()}")
+    for row in report.skipped[:20]:
+        print(f"  skipped {row['item']}: {row['reason']}")
+    if len(report.skipped) > 20:
+        print(f"  ... and {len(report.skipped) - 20} more (see `mmsim index info`)")
+
+
+def info(cfg: DictConfig) -> None:
+    from mmsim.index import Index
+
+    details = Index.open(cfg.index).info()
+    if cfg.format == "json":
+        print(json.dumps(details, indent=2))
+        return
+    if cfg.format != "text":
+        raise ValueError(f"format must be 'text' or 'json', got '{cfg.format}'")
+    encoder = details["encoders"]["image_encoder"]
+    print(f"index     {details['path']}")
+    print(
+        f"items     {details['items']} ({details['images']} images, {details['texts']} texts); "
+        f"{details['deleted']} deleted rows not yet purged"
+    )
+    print(f"model     {encoder['name']} {encoder.get('checkpoint', '')}")
+    print(f"vectors   {details['dim']} dims, {details['dtype']}, {details['shards']} shards")
+    print(f"on disk   {details['size_bytes'] / 1e6:.1f} MB")
+    print(f"columns   {', '.join(details['metadata_columns']) or '(none)'}")
+    ann = details["ann"]
+    if ann is None:
+        print("ann       none (exact search; `mmsim index optimize` builds one)")
+    else:
+        print(
+            f"ann       {ann['backend']} {ann['param']}={ann['value']} over {ann['count']} rows, "
+            f"recall@10 {ann['recall_at_10']} ({ann['tuning_query_source']}); "
+            f"{ann['rows_searched_exactly']} newer rows searched exactly"
+        )
+    print(f"skipped   {len(details['skipped'])}")
+    for row in details["skipped"][:20]:
+        print(f"  {row['item']}: {row['reason']}")
+
+
+def optimize(cfg: DictConfig) -> None:
+    from mmsim.index import Index
+
+    index = Index.open(cfg.index)
+    backend = str(cfg.backend)
+    ann = None if backend.lower() == "none" else {"name": backend, **cfg.options}
+    queries = lines_of(cfg.queries) if cfg.queries else None
+    report = index.optimize(
+        ann, target_recall=cfg.target_recall, queries=queries, compact=cfg.compact
+    )
+    compaction = report.get("compaction")
+    if compaction:
+        print(
+            f"shards: {compaction['shards_before']} -> {compaction['shards_after']}, "
+            f"{compaction['purged']} deleted rows purged"
+        )
+    state = report.get("ann")
+    if state:
+        print(
+            f"ann: {state['backend']} over {state['count']} rows in {state['build_seconds']} s; "
+            f"{state['param']}={state['value']} gives recall@10 {state['recall_at_10']} "
+            f"(target {state['target_recall']}, {state['tuning_queries']} "
+            f"{state['tuning_query_source']})"
+        )
+    else:
+        print("ann: removed; searches are exact")
+
+
+def duplicates(cfg: DictConfig) -> None:
+    from mmsim.index import Index
+    from mmsim.index.gallery import duplicates_page
+
+    index = Index.open(cfg.index)
+    groups = index.duplicates(cfg.min_similarity, max_group=cfg.max_group)
+    if cfg.output and str(cfg.output).lower().endswith((".html", ".htm")):
+        out = output_path(cfg.output)
+        out.write_text(duplicates_page(f"Near duplicates in {index.folder}", groups))
+        print(f"{len(groups)} groups of near duplicates (threshold {cfg.min_similarity}) -> {out}")
+        return
+    emit_json(groups, cfg.output)
+
+
+COMMANDS = {
+    "build": build,
+    "update": update,
+    "info": info,
+    "optimize": optimize,
+    "duplicates": duplicates,
+}

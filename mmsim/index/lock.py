@@ -1,0 +1,52 @@
+"""One writer at a time: an advisory ``flock`` on ``<index>/write.lock``.
+
+The kernel drops the lock when the holder dies, even by SIGKILL, so a killed build
+never leaves a stale lock behind; the file records the holder's PID for the error.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+from types import TracebackType
+
+from mmsim.index.errors import IndexLockedError
+
+LOCK_FILE = "write.lock"
+
+
+class WriteLock:
+    """Context manager holding the index's write lock."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / LOCK_FILE
+        self._fd: int | None = None
+
+    def __enter__(self) -> WriteLock:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise IndexLockedError(
+                f"index {self.path.parent} is locked by PID {holder} (a build or update is "
+                "running); wait for it to finish, or stop that process"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._fd = fd
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None

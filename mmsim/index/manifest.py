@@ -1,0 +1,424 @@
+"""The manifest: one SQLite database (WAL mode) describing every item and shard.
+
+SQLite is the transaction log here: a batch's shard file is made durable first, then
+its rows go in with one transaction, so a reader (which reads one WAL snapshot) sees
+a batch entirely or not at all, and a crash leaves at worst an orphan shard file that
+the next writer deletes.
+
+Tables: ``items`` (one row per item ever added: key, modality, path or text, size,
+mtime, content hash, shard and row of its vector, the commit ``seq`` that wrote the
+vector, a deleted flag, and one column per metadata field), ``shards``, ``skipped``
+(items that could not be embedded, with the reason and the file's size/mtime so
+``update`` retries them when they change) and ``state`` (key/value: commit sequence,
+ANN build).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmsim.index.errors import IndexCorruptError
+
+FILE = "manifest.sqlite"
+SCHEMA_VERSION = 1
+# columns of `items` that are not metadata; a user column with one of these names is
+# stored with a `meta_` prefix
+RESERVED = frozenset(
+    {"id", "key", "modality", "path", "text", "size", "mtime_ns", "hash"}
+    | {"shard", "row", "seq", "deleted"}
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS items (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL,
+    modality TEXT NOT NULL,
+    path TEXT,
+    text TEXT,
+    size INTEGER,
+    mtime_ns INTEGER,
+    hash TEXT,
+    shard INTEGER NOT NULL,
+    row INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    deleted INTEGER NOT NULL DEFAULT 0
+);
+CREATE UNIQUE INDEX IF NOT EXISTS items_live_key ON items(key) WHERE deleted = 0;
+CREATE INDEX IF NOT EXISTS items_hash ON items(hash);
+CREATE TABLE IF NOT EXISTS shards (
+    id INTEGER PRIMARY KEY,
+    file TEXT NOT NULL UNIQUE,
+    rows INTEGER NOT NULL,
+    dtype TEXT NOT NULL,
+    checksum TEXT NOT NULL,
+    seq INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS skipped (
+    key TEXT PRIMARY KEY,
+    item TEXT NOT NULL,
+    size INTEGER,
+    mtime_ns INTEGER,
+    reason TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+@dataclass
+class ItemRecord:
+    """What the manifest stores about one item (its vector's place aside)."""
+
+    key: str
+    modality: str
+    path: str | None = None
+    text: str | None = None
+    size: int | None = None
+    mtime_ns: int | None = None
+    hash: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A live row as ``update`` compares it with the source."""
+
+    id: int
+    size: int | None
+    mtime_ns: int | None
+    hash: str | None
+    path: str | None
+
+
+@dataclass(frozen=True)
+class ShardRecord:
+    id: int
+    file: str
+    rows: int
+    dtype: str
+    checksum: str
+
+
+@dataclass
+class LiveRows:
+    """Where the vector of every live row is: parallel arrays sorted by id."""
+
+    ids: np.ndarray
+    shard: np.ndarray
+    row: np.ndarray
+    seq: np.ndarray
+
+
+def column_name(name: str) -> str:
+    """The manifest column that holds metadata field ``name``."""
+    return f"meta_{name}" if name in RESERVED else name
+
+
+def quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+class Manifest:
+    """A connection to an index's manifest."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+        self.path = path
+        self.conn = conn
+
+    # -- opening ------------------------------------------------------------------------
+    @classmethod
+    def create(cls, path: Path) -> Manifest:
+        manifest = cls._connect(path)
+        manifest.conn.executescript(_SCHEMA)
+        manifest.set_state("schema_version", SCHEMA_VERSION)
+        manifest.set_state("seq", 0)
+        return manifest
+
+    @classmethod
+    def open(cls, path: Path) -> Manifest:
+        if not path.is_file():
+            raise IndexCorruptError(
+                f"manifest {path} is missing; this folder is not a complete mmsim index "
+                "(build one with `mmsim index build`)"
+            )
+        manifest = cls._connect(path)
+        try:
+            version = manifest.get_state("schema_version")
+            manifest.conn.execute("SELECT id, key, shard, row, seq, deleted FROM items LIMIT 1")
+        except sqlite3.DatabaseError as exc:
+            manifest.conn.close()
+            raise IndexCorruptError(
+                f"manifest {path} is damaged ({exc}); rebuild the index into a new folder "
+                "or restore it from a backup"
+            ) from None
+        if version != SCHEMA_VERSION:
+            raise IndexCorruptError(
+                f"manifest {path} has schema version {version!r}; this mmsim reads version "
+                f"{SCHEMA_VERSION}"
+            )
+        return manifest
+
+    @classmethod
+    def _connect(cls, path: Path) -> Manifest:
+        try:
+            conn = sqlite3.connect(
+                str(path), isolation_level=None, timeout=30.0, check_same_thread=False
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")  # a commit survives power loss
+        except sqlite3.DatabaseError as exc:
+            raise IndexCorruptError(
+                f"manifest {path} is not a readable SQLite database ({exc}); rebuild the "
+                "index into a new folder or restore it from a backup"
+            ) from None
+        return cls(path, conn)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT, rolled back on any error."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction: every query inside sees the same committed state."""
+        self.conn.execute("BEGIN")
+        try:
+            yield self.conn
+        finally:
+            self.conn.execute("COMMIT")
+
+    # -- state --------------------------------------------------------------------------
+    def get_state(self, key: str, default: Any = None) -> Any:
+        row = self.conn.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        return default if row is None else json.loads(row[0])
+
+    def set_state(self, key: str, value: Any) -> None:
+        self.conn.execute(
+            "INSERT INTO state(key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, json.dumps(value)),
+        )
+
+    def seq(self) -> int:
+        return int(self.get_state("seq", 0))
+
+    # -- reading ------------------------------------------------------------------------
+    def metadata_columns(self) -> list[str]:
+        """Names of the metadata columns, in the order they were added."""
+        return list(self.get_state("metadata_columns", []))
+
+    def live(self) -> LiveRows:
+        rows = self.conn.execute(
+            "SELECT id, shard, row, seq FROM items WHERE deleted = 0 ORDER BY id"
+        ).fetchall()
+        table = np.array(rows, dtype=np.int64).reshape(-1, 4)
+        return LiveRows(table[:, 0], table[:, 1], table[:, 2], table[:, 3])
+
+    def shards(self) -> list[ShardRecord]:
+        return [
+            ShardRecord(*row)
+            for row in self.conn.execute(
+                "SELECT id, file, rows, dtype, checksum FROM shards ORDER BY id"
+            )
+        ]
+
+    def stored_by_key(self) -> dict[str, Stored]:
+        return {
+            key: Stored(i, size, mtime, digest, path)
+            for i, key, size, mtime, digest, path in self.conn.execute(
+                "SELECT id, key, size, mtime_ns, hash, path FROM items WHERE deleted = 0"
+            )
+        }
+
+    def skipped(self) -> dict[str, tuple[int | None, int | None, str, str]]:
+        """key -> (size, mtime_ns, reason, item)."""
+        return {
+            key: (size, mtime, reason, item)
+            for key, item, size, mtime, reason in self.conn.execute(
+                "SELECT key, item, size, mtime_ns, reason FROM skipped ORDER BY key"
+            )
+        }
+
+    def metadata_of(self, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The stored metadata of live rows, by key."""
+        columns = self.metadata_columns()
+        if not columns:
+            return {}
+        names = ", ".join(quote(column_name(c)) for c in columns)
+        wanted = set(keys)
+        out = {}
+        for key, *values in self.conn.execute(f"SELECT key, {names} FROM items WHERE deleted = 0"):
+            if key in wanted:
+                out[key] = dict(zip(columns, values, strict=True))
+        return out
+
+    def rows(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """What a search hit shows about each id: modality, path or text, metadata."""
+        columns = self.metadata_columns()
+        names = "".join(f", {quote(column_name(c))}" for c in columns)
+        out: dict[int, dict[str, Any]] = {}
+        unique = sorted(set(int(i) for i in ids))
+        for start in range(0, len(unique), 900):  # SQLite's limit on bound parameters
+            chunk = unique[start : start + 900]
+            marks = ",".join("?" * len(chunk))
+            query = f"SELECT id, modality, path, text{names} FROM items WHERE id IN ({marks})"
+            for item_id, modality, path, text, *values in self.conn.execute(query, chunk):
+                row: dict[str, Any] = {"modality": modality}
+                if path is not None:
+                    row["path"] = path
+                if text is not None:
+                    row["text"] = text
+                row["metadata"] = {
+                    c: v for c, v in zip(columns, values, strict=True) if v is not None
+                }
+                out[item_id] = row
+        return out
+
+    def counts(self) -> dict[str, int]:
+        live = dict(
+            self.conn.execute(
+                "SELECT modality, COUNT(*) FROM items WHERE deleted = 0 GROUP BY modality"
+            ).fetchall()
+        )
+        (dead,) = self.conn.execute("SELECT COUNT(*) FROM items WHERE deleted = 1").fetchone()
+        return {
+            "items": sum(live.values()),
+            "images": live.get("image", 0),
+            "texts": live.get("text", 0),
+            "deleted": dead,
+        }
+
+    def select_ids(self, where: str | Mapping[str, Any]) -> np.ndarray:
+        """Ids of live rows matching a filter: an SQL expression over the columns, or a
+        mapping of column -> value (or list of values)."""
+        if isinstance(where, Mapping):
+            clauses, params = [], []
+            known = {*self.metadata_columns(), "modality", "path", "text", "size", "mtime_ns"}
+            for name, value in where.items():
+                if name not in known:
+                    raise ValueError(
+                        f"where: no column '{name}'; the index has columns {sorted(known)}"
+                    )
+                col = quote(column_name(name) if name in self.metadata_columns() else name)
+                values = list(value) if isinstance(value, (list, tuple, set)) else [value]
+                clauses.append(f"{col} IN ({','.join('?' * len(values))})")
+                params.extend(values)
+            sql, args = " AND ".join(clauses) or "1", params
+        else:
+            sql, args = str(where), []
+        self.conn.set_authorizer(_read_only)
+        try:
+            rows = self.conn.execute(
+                f"SELECT id FROM items WHERE deleted = 0 AND ({sql}) ORDER BY id", args
+            ).fetchall()
+        except sqlite3.Error as exc:
+            columns = ["modality", "path", "text", "size", "mtime_ns", *self.metadata_columns()]
+            raise ValueError(
+                f"where={where!r} is not a valid filter ({exc}); write an SQL expression over "
+                f"the columns {columns}, e.g. \"folder = 'beach'\""
+            ) from None
+        finally:
+            self.conn.set_authorizer(None)
+        return np.array([r[0] for r in rows], dtype=np.int64)
+
+    # -- writing (inside transaction()) -------------------------------------------------
+    def ensure_metadata_columns(self, names: Iterable[str]) -> None:
+        columns = self.metadata_columns()
+        for name in names:
+            if name not in columns:
+                self.conn.execute(f"ALTER TABLE items ADD COLUMN {quote(column_name(name))}")
+                columns.append(name)
+        self.set_state("metadata_columns", columns)
+
+    def next_seq(self) -> int:
+        seq = self.seq() + 1
+        self.set_state("seq", seq)
+        return seq
+
+    def add_shard(self, file: str, rows: int, dtype: str, checksum: str, seq: int) -> int:
+        cursor = self.conn.execute(
+            "INSERT INTO shards(file, rows, dtype, checksum, seq) VALUES (?, ?, ?, ?, ?)",
+            (file, rows, dtype, checksum, seq),
+        )
+        return int(cursor.lastrowid)
+
+    def put(self, record: ItemRecord, shard: int, row: int, seq: int, item_id: int | None) -> None:
+        """Insert a new row, or point an existing row (``item_id``) at a new vector."""
+        self.ensure_metadata_columns(record.metadata)
+        values = {
+            "key": record.key,
+            "modality": record.modality,
+            "path": record.path,
+            "text": record.text,
+            "size": record.size,
+            "mtime_ns": record.mtime_ns,
+            "hash": record.hash,
+            "shard": shard,
+            "row": row,
+            "seq": seq,
+            **{column_name(k): v for k, v in record.metadata.items()},
+        }
+        names = list(values)
+        if item_id is None:
+            self.conn.execute(
+                f"INSERT INTO items({', '.join(quote(n) for n in names)}) "
+                f"VALUES ({', '.join('?' * len(names))})",
+                list(values.values()),
+            )
+        else:
+            sets = ", ".join(f"{quote(n)} = ?" for n in names)
+            self.conn.execute(f"UPDATE items SET {sets} WHERE id = ?", [*values.values(), item_id])
+        self.conn.execute("DELETE FROM skipped WHERE key = ?", (record.key,))
+
+    def relocate(self, item_id: int, record: ItemRecord) -> None:
+        """Update what is known about a row without touching its vector (a renamed or
+        touched file, new metadata)."""
+        self.ensure_metadata_columns(record.metadata)
+        values = {
+            "key": record.key,
+            "path": record.path,
+            "text": record.text,
+            "size": record.size,
+            "mtime_ns": record.mtime_ns,
+            "hash": record.hash,
+            **{column_name(k): v for k, v in record.metadata.items()},
+        }
+        sets = ", ".join(f"{quote(n)} = ?" for n in values)
+        self.conn.execute(f"UPDATE items SET {sets} WHERE id = ?", [*values.values(), item_id])
+        self.conn.execute("DELETE FROM skipped WHERE key = ?", (record.key,))
+
+    def delete(self, ids: Iterable[int]) -> None:
+        self.conn.executemany("UPDATE items SET deleted = 1 WHERE id = ?", ((i,) for i in ids))
+
+    def record_skipped(self, record: ItemRecord, item: str, reason: str) -> None:
+        self.conn.execute(
+            "INSERT INTO skipped(key, item, size, mtime_ns, reason) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET item = excluded.item, size = excluded.size, "
+            "mtime_ns = excluded.mtime_ns, reason = excluded.reason",
+            (record.key, item, record.size, record.mtime_ns, reason),
+        )
+
+    def forget_skipped(self, keys: Iterable[str]) -> None:
+        self.conn.executemany("DELETE FROM skipped WHERE key = ?", ((k,) for k in keys))
+
+
+def _read_only(action: int, *_args: Any) -> int:
+    """sqlite3 authorizer for user filters: reading and functions only."""
+    allowed = (sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION)
+    return sqlite3.SQLITE_OK if action in allowed else sqlite3.SQLITE_DENY

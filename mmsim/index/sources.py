@@ -1,0 +1,388 @@
+"""What an index is built from, scanned into items with stable keys.
+
+A source is a folder of images (recursive, include/exclude globs), a table (CSV or
+Parquet: one column of image paths/URLs or texts, the other columns kept as metadata),
+or Python data (a list of items, a dict of columns or a DataFrame). Every item gets a
+key that identifies it across updates: the path relative to the folder, the resolved
+path or URL of a table's image, a key column when the table has one, or the content
+hash of a text or in-memory image. Scanning stats files but never reads them; content
+hashes are taken later, only for files whose size or mtime changed.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import io
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from PIL import Image
+
+from mmsim.errors import ItemError
+from mmsim.index.errors import IndexSourceError
+from mmsim.index.manifest import ItemRecord
+from mmsim.inputs import IMAGE_SUFFIXES, column, column_names, detect_modality, is_columnar, is_url
+from mmsim.tables import read_table, under
+
+DEFAULT_INCLUDE = tuple(f"*{suffix}" for suffix in sorted(IMAGE_SUFFIXES))
+ITEM_COLUMNS = ("image", "path", "file", "url", "text", "caption")
+
+
+@dataclass
+class SourceItem:
+    """One item of a source: what the manifest records, and what the matcher embeds."""
+
+    record: ItemRecord
+    item: Any
+    problem: str | None = None  # why it cannot be embedded, found while scanning
+
+
+@dataclass
+class Scan:
+    items: list[SourceItem] = field(default_factory=list)
+
+
+def text_digest(text: str) -> str:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def bytes_digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def file_digest(path: str) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Source:
+    """Base of the source kinds; ``record()`` is what ``index.json`` keeps to rescan."""
+
+    kind: str = ""
+    rescannable = True
+
+    def scan(self) -> list[SourceItem]:
+        raise NotImplementedError
+
+    def record(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+
+class FolderSource(Source):
+    """Every file under ``root`` whose relative path matches ``include`` and no
+    ``exclude`` pattern (fnmatch, where ``*`` also crosses folders)."""
+
+    kind = "folder"
+
+    def __init__(
+        self,
+        root: str | Path,
+        include: Sequence[str] | None = None,
+        exclude: Sequence[str] | None = None,
+        follow_symlinks: bool = False,
+    ) -> None:
+        self.root = Path(root).expanduser().resolve()
+        self.include = tuple(include) if include else DEFAULT_INCLUDE
+        self.exclude = tuple(exclude or ())
+        self.follow_symlinks = follow_symlinks
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "root": str(self.root),
+            "include": list(self.include),
+            "exclude": list(self.exclude),
+            "follow_symlinks": self.follow_symlinks,
+        }
+
+    def describe(self) -> str:
+        return f"folder {self.root}"
+
+    def _wanted(self, rel: str) -> bool:
+        name = rel.lower()
+        included = any(fnmatch.fnmatch(name, p.lower()) for p in self.include)
+        return included and not any(fnmatch.fnmatch(name, p.lower()) for p in self.exclude)
+
+    def scan(self) -> list[SourceItem]:
+        if not self.root.is_dir():
+            raise IndexSourceError(f"source folder {self.root} does not exist or is not a folder")
+        found: list[SourceItem] = []
+        stack = [self.root]
+        while stack:
+            folder = stack.pop()
+            try:
+                entries = list(os.scandir(folder))
+            except OSError as exc:
+                raise IndexSourceError(f"cannot list {folder}: {exc}") from None
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=self.follow_symlinks):
+                    stack.append(Path(entry.path))
+                    continue
+                if not entry.is_file(follow_symlinks=self.follow_symlinks):
+                    continue
+                rel = PurePosixPath(Path(entry.path).relative_to(self.root)).as_posix()
+                if not self._wanted(rel):
+                    continue
+                stat = entry.stat(follow_symlinks=self.follow_symlinks)
+                parent = PurePosixPath(rel).parent.as_posix()
+                record = ItemRecord(
+                    key=rel,
+                    modality="image",
+                    path=entry.path,
+                    size=stat.st_size,
+                    mtime_ns=stat.st_mtime_ns,
+                    metadata={"name": entry.name, "folder": "" if parent == "." else parent},
+                )
+                found.append(SourceItem(record, entry.path))
+        found.sort(key=lambda s: s.record.key)
+        return found
+
+
+class TableSource(Source):
+    """Rows of a CSV or Parquet file: ``column`` holds the items (image paths, URLs or
+    texts; relative paths are relative to the table's folder), ``key_column`` (optional)
+    identifies rows across updates, every other column is metadata."""
+
+    kind = "table"
+
+    def __init__(
+        self,
+        path: str | Path,
+        column: str | None = None,
+        key_column: str | None = None,
+        modality: str | None = None,
+    ) -> None:
+        self.path = Path(path).expanduser().resolve()
+        self.column = column
+        self.key_column = key_column
+        self.modality = _check_modality(modality)
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "path": str(self.path),
+            "column": self.column,
+            "key_column": self.key_column,
+            "modality": self.modality,
+        }
+
+    def describe(self) -> str:
+        return f"table {self.path}"
+
+    def scan(self) -> list[SourceItem]:
+        try:
+            header, rows = read_table(str(self.path))
+        except FileNotFoundError:
+            raise IndexSourceError(f"source table {self.path} does not exist") from None
+        columns = {name: [row.get(name) for row in rows] for name in header}
+        return items_from_columns(
+            columns,
+            self.column,
+            self.key_column,
+            self.modality,
+            root=self.path.parent,
+            where=str(self.path),
+        )
+
+
+class ItemsSource(Source):
+    """Python data: a list of items or of dicts, a dict of columns or a DataFrame.
+
+    Not rescannable: ``Index.update`` needs the data passed again.
+    """
+
+    kind = "python"
+    rescannable = False
+
+    def __init__(
+        self,
+        data: Any,
+        column: str | None = None,
+        key_column: str | None = None,
+        modality: str | None = None,
+    ) -> None:
+        self.data = data
+        self.column = column
+        self.key_column = key_column
+        self.modality = _check_modality(modality)
+
+    def record(self) -> dict[str, Any]:
+        return {"kind": self.kind, "column": self.column, "key_column": self.key_column}
+
+    def describe(self) -> str:
+        return "Python data"
+
+    def scan(self) -> list[SourceItem]:
+        data = self.data
+        if is_columnar(data):
+            columns = {name: column(data, name) for name in column_names(data)}
+        else:
+            values = list(data)
+            if values and all(isinstance(v, Mapping) for v in values):
+                names = list(dict.fromkeys(k for v in values for k in v))
+                columns = {name: [v.get(name) for v in values] for name in names}
+            else:
+                columns = {"item": values}
+        return items_from_columns(
+            columns, self.column, self.key_column, self.modality, root=None, where="the data"
+        )
+
+
+def _check_modality(modality: str | None) -> str | None:
+    if modality not in (None, "image", "text"):
+        raise ValueError(f"modality must be 'image', 'text' or None (detect), got {modality!r}")
+    return modality
+
+
+def items_from_columns(
+    columns: dict[str, list[Any]],
+    item_column: str | None,
+    key_column: str | None,
+    modality: str | None,
+    *,
+    root: Path | None,
+    where: str,
+) -> list[SourceItem]:
+    """Items of a table given as columns; see :class:`TableSource`."""
+    names = list(columns)
+    if item_column is None:
+        candidates = ["item", *ITEM_COLUMNS]
+        item_column = next((c for c in candidates if c in columns), None)
+        if item_column is None:
+            raise IndexSourceError(
+                f"which column of {where} holds the items? Pass column=NAME; the columns "
+                f"are {names}"
+            )
+    for option, name in (("column", item_column), ("key_column", key_column)):
+        if name is not None and name not in columns:
+            raise IndexSourceError(
+                f"{option}='{name}' is not a column of {where}; its columns are {names}"
+            )
+    meta_names = [n for n in names if n not in (item_column, key_column)]
+    found: list[SourceItem] = []
+    seen: dict[str, int] = {}
+    for i, value in enumerate(columns[item_column]):
+        metadata = {
+            n: _plain(columns[n][i]) for n in meta_names if _plain(columns[n][i]) is not None
+        }
+        entry = _item(value, i, modality, root, metadata)
+        if key_column is not None:
+            entry.record.key = f"key:{columns[key_column][i]}"
+        count = seen.get(entry.record.key, 0)
+        seen[entry.record.key] = count + 1
+        if count:  # the same text or image twice: two items, told apart by occurrence
+            entry.record.key = f"{entry.record.key}#{count + 1}"
+        found.append(entry)
+    return found
+
+
+def _plain(value: Any) -> Any:
+    """Metadata values SQLite can hold: numbers, strings; None for missing."""
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    if hasattr(value, "item") and not isinstance(value, (bytes, str)):
+        value = value.item()
+    return value if isinstance(value, (int, float, str)) else str(value)
+
+
+def _item(
+    value: Any, index: int, modality: str | None, root: Path | None, metadata: dict[str, Any]
+) -> SourceItem:
+    if isinstance(value, str) and root is not None and modality != "text":
+        value = under(root, value)
+    try:
+        kind = modality or detect_modality(value, index)
+    except ItemError as exc:
+        record = ItemRecord(key=f"row:{index}", modality="unknown", metadata=metadata)
+        return SourceItem(record, value, exc.reason)
+    if kind == "text":
+        if not isinstance(value, str):
+            record = ItemRecord(key=f"row:{index}", modality="text", metadata=metadata)
+            return SourceItem(record, value, f"texts must be str, got {type(value).__name__}")
+        digest = text_digest(value)
+        record = ItemRecord(f"text:{digest}", "text", text=value, hash=digest, metadata=metadata)
+        return SourceItem(record, value)
+    if isinstance(value, (str, Path)) and not (isinstance(value, str) and is_url(value)):
+        path = Path(str(value).strip()).expanduser().resolve()
+        record = ItemRecord(str(path), "image", path=str(path), metadata=metadata)
+        try:
+            stat = path.stat()
+            record.size, record.mtime_ns = stat.st_size, stat.st_mtime_ns
+        except OSError as exc:
+            return SourceItem(record, str(path), f"cannot read {path}: {exc.strerror or exc}")
+        return SourceItem(record, str(path))
+    if isinstance(value, str):  # a URL: its key is the URL; it is not fetched again
+        return SourceItem(ItemRecord(value, "image", path=value, metadata=metadata), value)
+    digest = bytes_digest(_image_bytes(value))
+    record = ItemRecord(f"image:{digest}", "image", hash=digest, metadata=metadata)
+    return SourceItem(record, value)
+
+
+def _image_bytes(value: Any) -> bytes:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    if isinstance(value, Image.Image):
+        buffer = io.BytesIO()
+        buffer.write(f"{value.mode}{value.size}".encode())
+        buffer.write(value.tobytes())
+        return buffer.getvalue()
+    tobytes = getattr(value, "tobytes", None)
+    if tobytes is not None:
+        return f"{getattr(value, 'shape', '')}{getattr(value, 'dtype', '')}".encode() + tobytes()
+    return repr(value).encode()
+
+
+def resolve_source(
+    source: Any,
+    *,
+    include: Sequence[str] | None = None,
+    exclude: Sequence[str] | None = None,
+    column: str | None = None,
+    key_column: str | None = None,
+    modality: str | None = None,
+) -> Source:
+    """A folder path, a table path (.csv, .parquet) or Python data -> a :class:`Source`."""
+    if isinstance(source, Source):
+        return source
+    if isinstance(source, (str, Path)):
+        path = Path(source).expanduser()
+        if path.is_dir():
+            return FolderSource(path, include, exclude)
+        if path.suffix.lower() in (".csv", ".parquet", ".pq"):
+            return TableSource(path, column, key_column, modality)
+        raise IndexSourceError(
+            f"source {str(source)!r} is neither an existing folder nor a .csv / .parquet table"
+        )
+    if isinstance(source, Iterable) or is_columnar(source):
+        return ItemsSource(source, column, key_column, modality)
+    raise IndexSourceError(
+        f"cannot index a {type(source).__name__}: give a folder, a .csv / .parquet table, a "
+        "list of items or a dict of columns"
+    )
+
+
+def source_from_record(record: dict[str, Any]) -> Source:
+    """The source recorded in ``index.json``, to rescan on ``update``."""
+    kind = record.get("kind")
+    if kind == "folder":
+        return FolderSource(
+            record["root"], record["include"], record["exclude"], record["follow_symlinks"]
+        )
+    if kind == "table":
+        return TableSource(
+            record["path"], record["column"], record["key_column"], record["modality"]
+        )
+    raise IndexSourceError(
+        "this index was built from Python data, which cannot be rescanned: pass the data "
+        "again, index.update(data) (or source=... on the command line)"
+    )

@@ -1,0 +1,250 @@
+"""Bringing an index up to date with its source: what is new, changed, renamed, gone.
+
+``plan`` compares a scan with the manifest using size and mtime only, hashing a file
+just when its stat changed (to tell a touched file from an edited one) or when it may
+be a renamed copy of a file that disappeared. ``apply`` makes the cheap changes
+(renames, deletions, metadata) in one transaction, then embeds the rest in chunks of
+``commit_every`` items, each committed on its own: a run killed at any point keeps
+every committed chunk, and the next run picks up exactly what is still missing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from mmsim.errors import describe_item
+from mmsim.index.manifest import ItemRecord, Manifest
+from mmsim.index.snapshot import SHARDS_DIR
+from mmsim.index.sources import SourceItem, file_digest
+from mmsim.index.storage import write_shard
+
+if TYPE_CHECKING:
+    from mmsim.matcher import Matcher
+
+
+@dataclass
+class UpdateReport:
+    """What a build or update did."""
+
+    added: int = 0
+    changed: int = 0
+    renamed: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+    metadata_updated: int = 0
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        parts = [
+            f"{self.added} added",
+            f"{self.changed} changed",
+            f"{self.renamed} renamed",
+            f"{self.deleted} deleted",
+            f"{self.unchanged} unchanged",
+        ]
+        if self.metadata_updated:
+            parts.append(f"{self.metadata_updated} with new metadata")
+        if self.skipped:
+            parts.append(f"{len(self.skipped)} skipped")
+        return ", ".join(parts) + f" in {self.seconds:.1f} s"
+
+
+@dataclass
+class Plan:
+    embed: list[tuple[SourceItem, int | None]] = field(default_factory=list)
+    relocate: list[tuple[int, ItemRecord]] = field(default_factory=list)
+    delete: list[int] = field(default_factory=list)
+    failures: list[SourceItem] = field(default_factory=list)
+    forget_skipped: list[str] = field(default_factory=list)
+    report: UpdateReport = field(default_factory=UpdateReport)
+
+
+def plan(manifest: Manifest, scanned: Sequence[SourceItem]) -> Plan:
+    """Compare a scan with the manifest; reads file contents only where stat changed."""
+    out = Plan()
+    stored = manifest.stored_by_key()
+    skipped = manifest.skipped()
+    scanned_keys = {s.record.key for s in scanned}
+    gone = {key: row for key, row in stored.items() if key not in scanned_keys}
+    metadata = manifest.metadata_of(k for k in scanned_keys if k in stored)
+    new: list[SourceItem] = []
+    for entry in scanned:
+        record = entry.record
+        if entry.problem is not None:
+            out.failures.append(entry)
+            continue
+        old = stored.get(record.key)
+        if old is None:
+            previous = skipped.get(record.key)
+            unchanged_failure = previous is not None and record.size is not None
+            if unchanged_failure and previous[:2] == (record.size, record.mtime_ns):
+                continue  # a file that failed before and has not changed since
+            new.append(entry)
+            continue
+        same_stat = record.size is None or (record.size, record.mtime_ns) == (
+            old.size,
+            old.mtime_ns,
+        )
+        if record.hash is None and not same_stat and not _hash(entry, out):
+            continue
+        if same_stat or record.hash == old.hash:
+            record.hash = record.hash or old.hash
+            changed_meta = metadata.get(record.key, {}) != record.metadata
+            if changed_meta or not same_stat or old.path != record.path:
+                out.relocate.append((old.id, record))
+                out.report.metadata_updated += changed_meta
+            out.report.unchanged += 1
+        else:
+            out.embed.append((entry, old.id))
+            out.report.changed += 1
+    by_hash: dict[str, list[int]] = {}
+    for row in gone.values():
+        if row.hash is not None:
+            by_hash.setdefault(row.hash, []).append(row.id)
+    for entry in new:
+        needs_hash = by_hash and entry.record.hash is None and entry.record.size is not None
+        if needs_hash and not _hash(entry, out):
+            continue
+        ids = by_hash.get(entry.record.hash or "")
+        if ids:  # the same content under a new name: keep its row and vector
+            out.relocate.append((ids.pop(), entry.record))
+            out.report.renamed += 1
+        else:
+            out.embed.append((entry, None))
+            out.report.added += 1
+    renamed = {item_id for item_id, _ in out.relocate}
+    out.delete = [row.id for row in gone.values() if row.id not in renamed]
+    out.report.deleted = len(out.delete)
+    out.forget_skipped = [key for key in skipped if key not in scanned_keys]
+    return out
+
+
+def _hash(entry: SourceItem, out: Plan) -> bool:
+    try:
+        entry.record.hash = file_digest(entry.item)
+        return True
+    except OSError as exc:
+        entry.problem = f"cannot read {entry.item}: {exc.strerror or exc}"
+        out.failures.append(entry)
+        return False
+
+
+def apply(
+    manifest: Manifest,
+    folder: Path,
+    matcher: Matcher,
+    todo: Plan,
+    *,
+    dtype: str,
+    commit_every: int,
+    progress: bool,
+) -> UpdateReport:
+    """Carry out a plan: cheap changes in one transaction, then embed and commit."""
+    start = time.perf_counter()
+    report = todo.report
+    with manifest.transaction():
+        for item_id, record in todo.relocate:
+            manifest.relocate(item_id, record)
+        manifest.delete(todo.delete)
+        manifest.forget_skipped(todo.forget_skipped)
+        for entry in todo.failures:
+            manifest.record_skipped(entry.record, describe_item(entry.item), entry.problem or "")
+        if todo.relocate or todo.delete or todo.failures:
+            manifest.next_seq()
+    report.skipped += [_skip_row(e.record, e.item, e.problem or "") for e in todo.failures]
+    bar = tqdm(
+        total=len(todo.embed), desc="indexing", unit="item", disable=not progress or not todo.embed
+    )
+    for chunk in _hashed_chunks(todo.embed, commit_every):
+        report.skipped += _embed_and_commit(manifest, folder, matcher, chunk, dtype)
+        bar.update(len(chunk))
+    bar.close()
+    failed_changes = {r["key"] for r in report.skipped}
+    report.added -= sum(1 for e, i in todo.embed if i is None and e.record.key in failed_changes)
+    report.changed -= sum(
+        1 for e, i in todo.embed if i is not None and e.record.key in failed_changes
+    )
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _hashed_chunks(
+    entries: list[tuple[SourceItem, int | None]], size: int
+) -> Iterator[list[tuple[SourceItem, int | None]]]:
+    """Chunks of one modality each, with file hashes taken in a thread while the
+    previous chunk is being embedded."""
+    chunks: list[list[tuple[SourceItem, int | None]]] = []
+    for modality in ("image", "text"):
+        same = [e for e in entries if e[0].record.modality == modality]
+        chunks += [same[i : i + size] for i in range(0, len(same), size)]
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmsim-hash") as pool:
+        pending: Future[None] | None = pool.submit(_hash_chunk, chunks[0]) if chunks else None
+        for k, chunk in enumerate(chunks):
+            assert pending is not None
+            pending.result()
+            pending = pool.submit(_hash_chunk, chunks[k + 1]) if k + 1 < len(chunks) else None
+            yield chunk
+
+
+def _hash_chunk(chunk: list[tuple[SourceItem, int | None]]) -> None:
+    for entry, _ in chunk:
+        record = entry.record
+        if record.hash is None and record.size is not None:
+            with contextlib.suppress(OSError):  # the loader reports an unreadable file
+                record.hash = file_digest(entry.item)
+
+
+def _embed_and_commit(
+    manifest: Manifest,
+    folder: Path,
+    matcher: Matcher,
+    chunk: list[tuple[SourceItem, int | None]],
+    dtype: str,
+) -> list[dict[str, Any]]:
+    modality = chunk[0][0].record.modality
+    result = matcher.extract_embedding(
+        [entry.item for entry, _ in chunk], modality=modality, on_error="skip", progress=False
+    )
+    vectors = np.asarray(result.embeddings, dtype=np.float32)
+    finite = np.isfinite(vectors).all(axis=1)
+    kept = [pos for pos, ok in zip(result.indices, finite, strict=True) if ok]
+    failures = {s.index: s.reason for s in result.skipped}
+    failures.update(
+        {
+            pos: "the model returned a non-finite embedding"
+            for pos, ok in zip(result.indices, finite, strict=True)
+            if not ok
+        }
+    )
+    file = None
+    if kept:
+        file = f"{uuid.uuid4().hex[:16]}.npy"
+        checksum = write_shard(folder / SHARDS_DIR / file, vectors[finite].astype(dtype))
+    with manifest.transaction():
+        seq = manifest.next_seq()
+        if file is not None:
+            shard = manifest.add_shard(file, len(kept), dtype, checksum, seq)
+            for row, pos in enumerate(kept):
+                entry, item_id = chunk[pos]
+                manifest.put(entry.record, shard, row, seq, item_id)
+        for pos, reason in failures.items():
+            entry, item_id = chunk[pos]
+            if item_id is not None:  # a changed file that no longer embeds: drop the old row
+                manifest.delete([item_id])
+            manifest.record_skipped(entry.record, describe_item(entry.item), reason)
+    return [_skip_row(chunk[pos][0].record, chunk[pos][0].item, r) for pos, r in failures.items()]
+
+
+def _skip_row(record: ItemRecord, item: Any, reason: str) -> dict[str, Any]:
+    return {"key": record.key, "item": describe_item(item), "reason": reason}
