@@ -45,19 +45,27 @@ class _Transient(OSError):
 def read_bytes(
     url: str,
     *,
-    timeout: float = TIMEOUT_S,
-    max_bytes: int = MAX_BYTES,
-    retries: int = RETRIES,
+    timeout: float | None = None,
+    max_bytes: int | None = None,
+    retries: int | None = None,
 ) -> bytes:
-    """The bytes at ``url``, or an ``OSError`` that names the URL and the reason."""
+    """The bytes at ``url``, or an ``OSError`` that names the URL and the reason.
+
+    Unset limits take the module's :data:`TIMEOUT_S`, :data:`MAX_BYTES` and
+    :data:`RETRIES` at call time, so a program can change them in one place.
+    """
     url = url.strip()
+    timeout = TIMEOUT_S if timeout is None else timeout
+    max_bytes = MAX_BYTES if max_bytes is None else max_bytes
+    retries = RETRIES if retries is None else retries
     read = _read_http if scheme(url) in ("http", "https") else _read_fsspec
     for attempt in range(retries + 1):
         try:
             data = read(url, timeout, max_bytes)
         except _Transient as exc:
             if attempt == retries:
-                raise OSError(f"could not read {url} after {retries + 1} tries: {exc}") from None
+                tries = f"{retries + 1} attempt" + ("s" if retries else "")
+                raise OSError(f"could not read {url} ({tries}): {exc}") from None
             time.sleep(RETRY_BACKOFF_S * 2**attempt)
             continue
         if len(data) > max_bytes:
