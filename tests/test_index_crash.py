@@ -1,0 +1,100 @@
+"""Kill a real build with SIGKILL at several points; resuming gives the clean build."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mmsim import Matcher
+from mmsim.index import Index
+
+from .conftest import write_images
+
+BUILD = """
+import sys
+from mmsim import Matcher
+from mmsim.index import Index
+matcher = Matcher("openai_clip", checkpoint=sys.argv[1], progress=False, batch_size=2)
+Index.build(sys.argv[2], matcher, sys.argv[3], commit_every=2, progress=False)
+"""
+
+
+def committed(index_dir: Path) -> int:
+    try:
+        with sqlite3.connect(index_dir / "manifest.sqlite", timeout=1) as conn:
+            return conn.execute("SELECT COUNT(*) FROM items").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def content(index: Index) -> dict[str, np.ndarray]:
+    hits = index.search(np.ones(index.dim, np.float32), top_k=10_000, exact=True)[0]
+    return {h["path"]: index.vectors([h["response_id"]])[0] for h in hits}
+
+
+@pytest.fixture(scope="module")
+def collection(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("collection")
+    for part in range(6):
+        write_images(root / f"part{part}", 10)  # 60 files
+    return root
+
+
+@pytest.fixture(scope="module")
+def clean(collection, tmp_path_factory, tiny_clip_dir) -> dict[str, np.ndarray]:
+    matcher = Matcher("openai_clip", checkpoint=str(tiny_clip_dir), progress=False)
+    out = tmp_path_factory.mktemp("clean") / "idx"
+    return content(Index.build(collection, matcher, out, progress=False))
+
+
+@pytest.mark.parametrize("kill_after", [0, 2, 30])
+def test_sigkilled_build_resumes_to_the_clean_result(
+    kill_after, collection, clean, tmp_path, tiny_clip_dir
+):
+    out = tmp_path / "idx"
+    process = subprocess.Popen(
+        [sys.executable, "-c", BUILD, str(tiny_clip_dir), str(collection), str(out)]
+    )
+    deadline = time.monotonic() + 120
+    while committed(out) < kill_after and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    before = committed(out)
+    assert before < len(clean), "the build finished before it could be killed"
+    matcher = Matcher("openai_clip", checkpoint=str(tiny_clip_dir), progress=False)
+    resumed = Index.build(collection, matcher, out, progress=False)
+    if before:
+        assert resumed.last_report.added == len(clean) - before  # nothing embedded twice
+    got = content(resumed)
+    assert sorted(got) == sorted(clean) and len(resumed) == len(clean)
+    for path, vector in clean.items():
+        np.testing.assert_allclose(got[path], vector, atol=1e-5)
+    shards = {p.name for p in (out / "shards").iterdir()}
+    with sqlite3.connect(out / "manifest.sqlite") as conn:
+        known = {row[0] for row in conn.execute("SELECT file FROM shards")}
+    assert shards == known  # no orphan shard or temporary file left behind
+
+
+def test_orphan_and_partial_files_of_a_dead_writer_are_removed(
+    collection, clean, tmp_path, tiny_clip_dir
+):
+    matcher = Matcher("openai_clip", checkpoint=str(tiny_clip_dir), progress=False)
+    out = tmp_path / "idx"
+    Index.build(collection / "part0", matcher, out, progress=False)
+    shards = out / "shards"
+    existing = next(shards.iterdir())
+    (shards / "0123456789abcdef.npy").write_bytes(existing.read_bytes())  # renamed, not committed
+    (shards / ".tmp-123-abc.npy").write_bytes(existing.read_bytes()[:50])  # half written
+    index = Index.open(out)
+    before = index.search("a photo", top_k=50)
+    assert index.update(progress=False).added == 0
+    assert [p.name for p in shards.iterdir()] == [existing.name]
+    assert index.search("a photo", top_k=50) == before
