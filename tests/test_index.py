@@ -84,7 +84,7 @@ def test_build_and_search_equal_semantic_search(tmp_path, matcher):
     assert [Path(h["path"]).name for h in city] == ["c1.png"]
     vector_hits = index.search(matcher.extract_embedding(["a photo"])[0], top_k=3)
     assert by_path(vector_hits[0]) == by_path(index.search("a photo", top_k=3)[0])
-    with pytest.raises(ValueError, match="not a valid filter.*folder"):
+    with pytest.raises(ValueError, match=r"not a valid filter.*folder"):
         index.search("a photo", where="colour = 'red'")
     with pytest.raises(ValueError, match="not a valid filter"):
         index.search("a photo", where="1); DROP TABLE items; --")
@@ -211,10 +211,10 @@ def test_mismatched_matcher_and_damaged_files_are_named(tmp_path, matcher, tiny_
     for suffix in ("-wal", "-shm"):
         Path(f"{manifest}{suffix}").unlink(missing_ok=True)
     manifest.write_bytes(b"garbage" * 100)
-    with pytest.raises(IndexCorruptError, match="manifest.sqlite"):
+    with pytest.raises(IndexCorruptError, match=r"manifest\.sqlite"):
         Index.open(tmp_path / "idx")
     (tmp_path / "idx" / "index.json").write_text("{not json")
-    with pytest.raises(IndexCorruptError, match="index.json"):
+    with pytest.raises(IndexCorruptError, match=r"index\.json"):
         Index.open(tmp_path / "idx")
     with pytest.raises(FileNotFoundError, match="not an mmsim index"):
         Index.open(tmp_path / "photos")
@@ -263,7 +263,23 @@ def test_second_writer_gets_a_clear_lock_error(tmp_path, matcher):
 
 def test_ann_recall_floor_and_fresh_rows_merged(tmp_path, matcher):
     rng = np.random.default_rng(0)
-    words = ["red", "blue", "green", "small", "big", "dog", "cat", "car", "tree", "house", "on", "near", "the", "a", "of"]
+    words = [
+        "red",
+        "blue",
+        "green",
+        "small",
+        "big",
+        "dog",
+        "cat",
+        "car",
+        "tree",
+        "house",
+        "on",
+        "near",
+        "the",
+        "a",
+        "of",
+    ]
     texts = sorted({" ".join(rng.choice(words, 6)) for _ in range(2500)})
     index = Index.build(texts, matcher, tmp_path / "idx", progress=False)
     queries = [str(p) for p in write_images(tmp_path / "q", 12)]
