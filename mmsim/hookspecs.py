@@ -28,9 +28,9 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 @hookspec
 def mmsim_register(registry: Registry) -> None:
-    """Register encoders, similarity strategies and thresholding strategies.
+    """Register encoders, similarity and thresholding strategies, and ANN backends.
 
-    Call ``registry.register_encoder(...)``, ``registry.register_similarity(...)`` and
-    ``registry.register_threshold(...)``. Import heavy libraries inside the factories you
+    Call ``registry.register_encoder(...)``, ``registry.register_similarity(...)``,
+    ``registry.register_threshold(...)`` and ``registry.register_ann(...)``. Import heavy libraries inside the factories you
     register, not at module level, so that listing plugins stays fast.
     """

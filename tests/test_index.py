@@ -175,6 +175,28 @@ def test_table_of_captions_is_searched_with_an_image(tmp_path, matcher):
     assert [h["metadata"]["id"] for h in index.search(str(image), where={"id": "4"})[0]] == ["4"]
 
 
+def test_text_file_and_keyed_rows_follow_their_changes(tmp_path, matcher):
+    lines = tmp_path / "captions.txt"
+    lines.write_text("a red car\n\na dog on the grass\n")
+    index = Index.build(lines, matcher, tmp_path / "lines", progress=False)
+    assert sorted(h["text"] for h in index.search("x", top_k=5)[0]) == sorted(TEXTS[:2])
+    table = tmp_path / "rows.csv"
+    table.write_text("id,caption,tag\n1,a red car,x\n2,two cats,y\n")
+    keyed = Index.build(table, matcher, tmp_path / "keyed", key_column="id", progress=False)
+    first = {h["metadata"]["tag"]: h["response_id"] for h in keyed.search("x", top_k=5)[0]}
+    table.write_text("id,caption,tag\n1,a blue square,x\n2,two cats,z\n")
+    report = keyed.update(progress=False)
+    assert (report.changed, report.metadata_updated, report.added) == (1, 1, 0)
+    now = {h["text"]: h for h in keyed.search("x", top_k=5)[0]}
+    assert now["a blue square"]["response_id"] == first["x"]  # same key, new text, same id
+    assert (
+        now["two cats"]["metadata"]["tag"] == "z" and now["two cats"]["response_id"] == first["y"]
+    )
+    np.testing.assert_allclose(
+        keyed.vectors([first["x"]])[0], matcher.extract_embedding("a blue square")[0], atol=1e-6
+    )
+
+
 def test_float16_storage_halves_size_and_keeps_ranking(tmp_path, matcher):
     make_collection(tmp_path / "photos")
     full = Index.build(tmp_path / "photos", matcher, tmp_path / "f32", progress=False)
@@ -224,7 +246,7 @@ def test_empty_source_and_bad_arguments(tmp_path, matcher):
     (tmp_path / "empty").mkdir()
     with pytest.raises(IndexSourceError, match="holds no items"):
         Index.build(tmp_path / "empty", matcher, tmp_path / "idx")
-    with pytest.raises(IndexSourceError, match="neither an existing folder"):
+    with pytest.raises(IndexSourceError, match="neither an existing folder nor a table"):
         Index.build(tmp_path / "missing", matcher, tmp_path / "idx2")
     with pytest.raises(ValueError, match="dtype must be one of"):
         Index.build(tmp_path / "empty", matcher, tmp_path / "idx3", dtype="int8")

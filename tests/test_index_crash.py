@@ -98,3 +98,28 @@ def test_orphan_and_partial_files_of_a_dead_writer_are_removed(
     assert index.update(progress=False).added == 0
     assert [p.name for p in shards.iterdir()] == [existing.name]
     assert index.search("a photo", top_k=50) == before
+
+
+def test_readers_during_a_build_see_whole_batches_only(collection, clean, tmp_path, tiny_clip_dir):
+    out = tmp_path / "idx"
+    process = subprocess.Popen(
+        [sys.executable, "-c", BUILD, str(tiny_clip_dir), str(collection), str(out)]
+    )
+    seen = []
+    deadline = time.monotonic() + 120
+    try:
+        while process.poll() is None and time.monotonic() < deadline:
+            if not (out / "index.json").is_file():
+                time.sleep(0.01)
+                continue
+            index = Index.open(out)
+            count = len(index)
+            hits = index.search(np.ones(index.dim, np.float32), top_k=100, exact=True)[0]
+            index.close()
+            assert len(hits) >= count  # rows committed later may appear, never fewer
+            seen.append(count)
+    finally:
+        process.kill()
+        process.wait(timeout=30)
+    assert seen and all(n % 2 == 0 for n in seen)  # commit_every=2: never half a batch
+    assert len(set(seen)) > 1  # the reader really watched the build grow

@@ -13,6 +13,7 @@ Layout of an index folder::
 from __future__ import annotations
 
 import shutil
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,12 @@ if TYPE_CHECKING:
     from mmsim.matcher import Matcher
 
 MATCHER_DIR = "matcher"
+
+
+class AnnUnavailableWarning(UserWarning):
+    """The ANN structure is missing or unreadable; the search ran exactly instead."""
+
+
 Hit = dict[str, Any]
 
 
@@ -130,10 +137,10 @@ class Index:
         renamed files moved without re-embedding, deleted files removed. Ids of
         unchanged items never change. Unreadable items are recorded and skipped; they are
         retried when their file changes."""
-        if source is None:
-            src = source_from_record(self.record["source"])
-        else:
-            src = resolve_source(source)
+        src = (
+            source_from_record(self.record["source"]) if source is None else resolve_source(source)
+        )
+        moved = src.rescannable and src.record() != self.record["source"]
         with WriteLock(self.folder):
             self._clean_orphans()
             scanned = src.scan()
@@ -149,6 +156,9 @@ class Index:
                 commit_every=commit_every,
                 progress=progress,
             )
+            if moved:  # the collection moved: later updates scan the new place
+                self.record = {**self.record, "source": src.record()}
+                write_record(self.folder, self.record)
         self._snapshot = None
         return report
 
@@ -278,7 +288,16 @@ class Index:
         if allowed is not None and allowed.size <= 0.1 * snapshot.count:
             return exact_search(snapshot, queries, k, allowed)  # a small subset: exact is cheap
         if self._ann is None or self._ann[0] != state["dir"]:
-            backend, ann_ids = opt.load_backend(self.folder, state)
+            try:
+                backend, ann_ids = opt.load_backend(self.folder, state)
+            except (ImportError, OSError, RuntimeError) as exc:
+                warnings.warn(
+                    f"the ANN structure of {self.folder} cannot be used ({exc}); searching "
+                    "exactly. Run `mmsim index optimize` to rebuild it",
+                    AnnUnavailableWarning,
+                    stacklevel=3,
+                )
+                return exact_search(snapshot, queries, k, allowed)
             self._ann = (state["dir"], backend, ann_ids)
         _, backend, ann_ids = self._ann
         live = snapshot.live

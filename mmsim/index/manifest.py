@@ -265,7 +265,7 @@ class Manifest:
         out = {}
         for key, *values in self.conn.execute(f"SELECT key, {names} FROM items WHERE deleted = 0"):
             if key in wanted:
-                out[key] = dict(zip(columns, values, strict=True))
+                out[key] = {c: v for c, v in zip(columns, values, strict=True) if v is not None}
         return out
 
     def rows(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
@@ -397,7 +397,7 @@ class Manifest:
             "size": record.size,
             "mtime_ns": record.mtime_ns,
             "hash": record.hash,
-            **{column_name(k): v for k, v in record.metadata.items()},
+            **{column_name(k): record.metadata.get(k) for k in self.metadata_columns()},
         }
         sets = ", ".join(f"{quote(n)} = ?" for n in values)
         self.conn.execute(f"UPDATE items SET {sets} WHERE id = ?", [*values.values(), item_id])

@@ -30,6 +30,7 @@ from mmsim.tables import read_table, under
 
 DEFAULT_INCLUDE = tuple(f"*{suffix}" for suffix in sorted(IMAGE_SUFFIXES))
 ITEM_COLUMNS = ("image", "path", "file", "url", "text", "caption")
+TABLE_SUFFIXES = (".csv", ".parquet", ".pq", ".txt")
 
 
 @dataclass
@@ -151,7 +152,8 @@ class FolderSource(Source):
 class TableSource(Source):
     """Rows of a CSV or Parquet file: ``column`` holds the items (image paths, URLs or
     texts; relative paths are relative to the table's folder), ``key_column`` (optional)
-    identifies rows across updates, every other column is metadata."""
+    identifies rows across updates, every other column is metadata. A ``.txt`` file is
+    one item per line."""
 
     kind = "table"
 
@@ -180,11 +182,14 @@ class TableSource(Source):
         return f"table {self.path}"
 
     def scan(self) -> list[SourceItem]:
-        try:
+        if not self.path.is_file():
+            raise IndexSourceError(f"source table {self.path} does not exist")
+        if self.path.suffix.lower() == ".txt":  # one item per line: texts or image paths
+            lines = self.path.read_text(encoding="utf-8").splitlines()
+            columns: dict[str, list[Any]] = {"item": [x.rstrip("\r") for x in lines if x.strip()]}
+        else:
             header, rows = read_table(str(self.path))
-        except FileNotFoundError:
-            raise IndexSourceError(f"source table {self.path} does not exist") from None
-        columns = {name: [row.get(name) for row in rows] for name in header}
+            columns = {name: [row.get(name) for row in rows] for name in header}
         return items_from_columns(
             columns,
             self.column,
@@ -358,10 +363,11 @@ def resolve_source(
         path = Path(source).expanduser()
         if path.is_dir():
             return FolderSource(path, include, exclude)
-        if path.suffix.lower() in (".csv", ".parquet", ".pq"):
+        if path.suffix.lower() in TABLE_SUFFIXES:
             return TableSource(path, column, key_column, modality)
         raise IndexSourceError(
-            f"source {str(source)!r} is neither an existing folder nor a .csv / .parquet table"
+            f"source {str(source)!r} is neither an existing folder nor a table "
+            f"({', '.join(TABLE_SUFFIXES)})"
         )
     if isinstance(source, Iterable) or is_columnar(source):
         return ItemsSource(source, column, key_column, modality)

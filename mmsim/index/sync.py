@@ -92,13 +92,15 @@ def plan(manifest: Manifest, scanned: Sequence[SourceItem]) -> Plan:
                 continue  # a file that failed before and has not changed since
             new.append(entry)
             continue
-        same_stat = record.size is None or (record.size, record.mtime_ns) == (
-            old.size,
-            old.mtime_ns,
-        )
-        if record.hash is None and not same_stat and not _hash(entry, out):
-            continue
-        if same_stat or record.hash == old.hash:
+        if record.size is not None:  # a file: size and mtime first, content if they moved
+            same_stat = (record.size, record.mtime_ns) == (old.size, old.mtime_ns)
+            if not same_stat and not _hash(entry, out):
+                continue
+            same_content = same_stat or record.hash == old.hash
+        else:  # a text or in-memory item (content hash) or a URL (never fetched again)
+            same_stat = True
+            same_content = record.hash is None or record.hash == old.hash
+        if same_content:
             record.hash = record.hash or old.hash
             changed_meta = metadata.get(record.key, {}) != record.metadata
             if changed_meta or not same_stat or old.path != record.path:
