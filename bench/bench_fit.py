@@ -38,7 +38,7 @@ def bare_loop(checkpoint: Path, pairs_csv: Path, batches: list[list[int]]) -> fl
     """Seconds for the batches with tensors prepared up front."""
     from transformers import AutoImageProcessor, AutoTokenizer, CLIPModel
 
-    from mmsim.inputs import load_image
+    from mmsim.images import load_image
 
     model = CLIPModel.from_pretrained(checkpoint).train()
     processor = AutoImageProcessor.from_pretrained(checkpoint)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
@@ -10,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from mmsim.cli.common import as_list, images_in, lines_of, output_path
 from mmsim.cli.match import build_matcher
 from mmsim.embedding import EmbeddingResult
+from mmsim.files import write_atomic
 from mmsim.inputs import detect_modality
 
 
@@ -33,13 +35,17 @@ def run(cfg: DictConfig) -> None:
     kept = [items[i] for i in result.indices]
     modalities = [cfg.modality or detect_modality(item) for item in kept]
     out = output_path(cfg.output)
+    if out.suffix != ".npz":  # np.savez adds it; the file written must be the one named
+        out = out.with_name(out.name + ".npz")
+    buffer = io.BytesIO()
     np.savez(
-        out,
+        buffer,
         embeddings=result.embeddings,
         items=np.array(kept, dtype=str),
         modalities=np.array(modalities, dtype=str),
         indices=np.array(result.indices, dtype=np.int64),
     )
+    write_atomic(out, buffer.getvalue())
     meta = {
         "encoder": OmegaConf.to_container(cfg.encoder, resolve=True),
         "embedding_dim": int(result.embeddings.shape[1]),
@@ -51,7 +57,7 @@ def run(cfg: DictConfig) -> None:
         ],
     }
     meta_path = out.with_suffix(".meta.json")
-    meta_path.write_text(json.dumps(meta, indent=2))
+    write_atomic(meta_path, json.dumps(meta, indent=2))
     print(
         f"embedded {len(kept)} items ({meta['images']} images, {meta['texts']} texts) into "
         f"{meta['embedding_dim']} dims -> {out}"
