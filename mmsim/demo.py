@@ -94,15 +94,9 @@ def run_demo(
     return report
 
 
-def _pairs(
-    matcher: Matcher,
-    report: DemoReport,
-    scenes: list[synthetic.Scene],
-    calibration_scenes: int,
-    seed: int,
-) -> None:
-    """Fit the threshold on training-split pairs, then predict the gallery's pairs
-    (each scene with its caption and with another scene's)."""
+def fit_threshold(matcher: Matcher, calibration_scenes: int = 200, seed: int = 0) -> None:
+    """Fit the matcher's threshold on labelled training-split pairs (each scene with its
+    own caption and with another scene's)."""
     if matcher.query is None or matcher.response is None:
         matcher.query, matcher.response = "image", "text"
     train = synthetic.generate(calibration_scenes, seed=seed + 1000, split="train", unique=True)
@@ -114,6 +108,18 @@ def _pairs(
             "label": [label for _, _, label in rows],
         }
     )
+
+
+def _pairs(
+    matcher: Matcher,
+    report: DemoReport,
+    scenes: list[synthetic.Scene],
+    calibration_scenes: int,
+    seed: int,
+) -> None:
+    """Fit the threshold on training-split pairs, then predict the gallery's pairs
+    (each scene with its caption and with another scene's)."""
+    fit_threshold(matcher, calibration_scenes, seed)
     for i, text, label in synthetic.labelled_pairs(list(range(len(scenes))), scenes, seed):
         report.pairs.append({"image": i, "caption": text, "label": label})
     data = {

@@ -31,6 +31,7 @@ def mmsim_register(registry: Registry) -> None:
     """Register encoders, similarity and thresholding strategies, and ANN backends.
 
     Call ``registry.register_encoder(...)``, ``registry.register_similarity(...)``,
-    ``registry.register_threshold(...)`` and ``registry.register_ann(...)``. Import heavy libraries inside the factories you
-    register, not at module level, so that listing plugins stays fast.
+    ``registry.register_threshold(...)`` and ``registry.register_ann(...)``. Import heavy
+    libraries inside the factories you register, not at module level, so that listing
+    plugins stays fast.
     """

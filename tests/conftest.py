@@ -45,6 +45,20 @@ def write_images(folder: Path, count: int = 5) -> list[Path]:
     return paths
 
 
+def write_collection(root: Path) -> list[Path]:
+    """An image collection: two sub-folders of distinct images and one unreadable file."""
+    paths = write_images(root / "beach", 4)
+    rng = np.random.default_rng(7)
+    for i in range(4):
+        pixels = (rng.random((30 + i, 50, 3)) * 255).astype(np.uint8)
+        path = root / "city" / f"c{i}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels).save(path)
+        paths.append(path)
+    (root / "broken.jpg").write_bytes(b"this is not a jpeg")
+    return paths
+
+
 @pytest.fixture(scope="session")
 def image_paths(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return write_images(tmp_path_factory.mktemp("images"))

@@ -24,6 +24,7 @@ from mmsim.index import (
 )
 
 from .conftest import MMSIM, cli_env, write_images
+from .conftest import write_collection as make_collection
 
 TEXTS = ["a red car", "a dog on the grass", "two cats", "a blue square", "a photo"]
 
@@ -31,20 +32,6 @@ TEXTS = ["a red car", "a dog on the grass", "two cats", "a blue square", "a phot
 @pytest.fixture(scope="module")
 def matcher(tiny_clip_dir: Path) -> Matcher:
     return Matcher("openai_clip", checkpoint=str(tiny_clip_dir), progress=False)
-
-
-def make_collection(root: Path) -> list[Path]:
-    """Two sub-folders of distinct images and one unreadable file."""
-    paths = write_images(root / "beach", 4)
-    rng = np.random.default_rng(7)
-    for i in range(4):
-        pixels = (rng.random((30 + i, 50, 3)) * 255).astype(np.uint8)
-        path = root / "city" / f"c{i}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(pixels).save(path)
-        paths.append(path)
-    (root / "broken.jpg").write_bytes(b"this is not a jpeg")
-    return paths
 
 
 def by_path(hits: list[dict]) -> list[tuple[str, float]]:

@@ -29,6 +29,7 @@ commands:
   synthetic write captioned shapes scenes (PNG + captions.csv + pairs.csv)
   plugins   list installed plugins and what they registered
   index     build|update|info|optimize|duplicates: a persistent collection index
+  serve     an HTTP search service and web page over an index
 
 `mmsim <command> --cfg job` prints the composed config; `mmsim <command> --help` lists
 the config groups and their options.
@@ -46,6 +47,7 @@ def _commands() -> dict[str, Callable[[DictConfig], None]]:
         match,
         plugins,
         search,
+        serve,
         synthetic,
     )
 
@@ -60,6 +62,7 @@ def _commands() -> dict[str, Callable[[DictConfig], None]]:
         "demo": demo.run,
         "synthetic": synthetic.run,
         "plugins": plugins.run,
+        "serve": serve.run,
     }
 
 

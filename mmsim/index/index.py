@@ -58,6 +58,7 @@ class Index:
         self._manifest = Manifest.open(folder / MANIFEST_FILE)
         self._snapshot: Snapshot | None = None
         self._ann: tuple[str, Any, np.ndarray] | None = None
+        self._ann_masks: tuple[tuple[int, str], np.ndarray | None, np.ndarray] | None = None
 
     # -- opening and building -------------------------------------------------------------
     @classmethod
@@ -243,6 +244,13 @@ class Index:
             raise KeyError(f"ids {missing[:10]} are not items of index {self.folder}") from None
         return out
 
+    def items(self, ids: Any) -> dict[int, Hit]:
+        """What a hit shows about each live id (modality, path or text, metadata)."""
+        wanted = np.asarray(ids, dtype=np.int64).reshape(-1)
+        live = wanted[np.isin(wanted, self._view().live.ids)]
+        rows = self._manifest.rows(live.tolist())
+        return {i: {"response_id": i, **rows[i]} for i in live.tolist()}
+
     def search(
         self,
         queries: Any,
@@ -300,17 +308,13 @@ class Index:
                 return exact_search(snapshot, queries, k, allowed)
             self._ann = (state["dir"], backend, ann_ids)
         _, backend, ann_ids = self._ann
-        live = snapshot.live
-        current = live.ids[live.seq <= state["seq"]]  # rows whose vector the ANN holds
-        fresh = live.ids[live.seq > state["seq"]]
-        valid = np.isin(ann_ids, current, assume_unique=True)
+        valid, fresh = self._ann_rows(snapshot, ann_ids)
         if allowed is not None:
-            valid &= np.isin(ann_ids, allowed, assume_unique=True)
+            inside = np.isin(ann_ids, allowed, assume_unique=True)
+            valid = inside if valid is None else valid & inside
             fresh = np.intersect1d(fresh, allowed, assume_unique=True)
         fetch = k if backend.exact_scores else 2 * k
-        scores, positions = backend.search(
-            queries, fetch, state["value"], None if valid.all() else valid
-        )
+        scores, positions = backend.search(queries, fetch, state["value"], valid)
         found = np.where(positions >= 0, ann_ids[np.clip(positions, 0, None)], -1)
         if not backend.exact_scores:  # compressed codes: score the candidates exactly
             scores = self._rescore(snapshot, queries, found)
@@ -319,6 +323,22 @@ class Index:
         if fresh.size:
             best = merge(best, search_matrix(snapshot.vectors(fresh), fresh, queries, k), k)
         return best
+
+    def _ann_rows(
+        self, snapshot: Snapshot, ann_ids: np.ndarray
+    ) -> tuple[np.ndarray | None, np.ndarray]:
+        """(mask of ANN positions still current, or None for all; live ids the ANN does not
+        hold or holds an old vector of), computed once per snapshot."""
+        state = snapshot.ann
+        assert state is not None
+        key = (snapshot.seq, state["dir"])
+        if self._ann_masks is None or self._ann_masks[0] != key:
+            live = snapshot.live
+            current = live.ids[live.seq <= state["seq"]]  # rows whose vector the ANN holds
+            valid = np.isin(ann_ids, current, assume_unique=True)
+            fresh = live.ids[live.seq > state["seq"]]
+            self._ann_masks = (key, None if valid.all() else valid, fresh)
+        return self._ann_masks[1], self._ann_masks[2]
 
     def _rescore(self, snapshot: Snapshot, queries: np.ndarray, found: np.ndarray) -> np.ndarray:
         scores = np.full(found.shape, -np.inf, dtype=np.float32)

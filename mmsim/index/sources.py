@@ -25,7 +25,8 @@ from PIL import Image
 from mmsim.errors import ItemError
 from mmsim.index.errors import IndexSourceError
 from mmsim.index.manifest import ItemRecord
-from mmsim.inputs import IMAGE_SUFFIXES, column, column_names, detect_modality, is_columnar, is_url
+from mmsim.inputs import IMAGE_SUFFIXES, column, column_names, detect_modality, is_columnar
+from mmsim.sources import is_url
 from mmsim.tables import read_table, under
 
 DEFAULT_INCLUDE = tuple(f"*{suffix}" for suffix in sorted(IMAGE_SUFFIXES))

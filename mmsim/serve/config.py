@@ -1,0 +1,56 @@
+"""The service's options and limits (also the ``mmsim serve`` config schema)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class ServeConfig:
+    """Where the service listens and what it accepts.
+
+    Limits answer with a 4xx JSON error naming the limit: ``max_upload_bytes`` (one
+    uploaded image), ``max_body_bytes`` (a whole request), ``max_pixels`` (an uploaded
+    image's width x height, checked before decoding: decompression bombs),
+    ``max_query_chars`` (a text query or caption), ``max_where_chars`` (a filter),
+    ``max_top_k``. ``batch_max`` / ``batch_wait_ms``: text queries arriving within
+    ``batch_wait_ms`` of each other are embedded and searched together, up to
+    ``batch_max`` at a time (``batch_max=1`` turns micro-batching off). ``token``: when
+    set, every route needs ``Authorization: Bearer <token>`` (or ``?token=`` for links
+    and images). ``read_only=False`` enables ``POST /api/update``.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    token: str | None = None
+    read_only: bool = True
+    max_upload_bytes: int = 20 * 1024 * 1024
+    max_body_bytes: int = 24 * 1024 * 1024
+    max_pixels: int = 40_000_000
+    max_query_chars: int = 1000
+    max_where_chars: int = 500
+    max_top_k: int = 200
+    batch_max: int = 32
+    batch_wait_ms: float = 5.0
+    thumbnail_size: int = 256
+
+    def validate(self) -> ServeConfig:
+        for name in (
+            "port",
+            "workers",
+            "max_upload_bytes",
+            "max_body_bytes",
+            "max_pixels",
+            "max_query_chars",
+            "max_where_chars",
+            "max_top_k",
+            "batch_max",
+            "thumbnail_size",
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < (0 if name == "port" else 1):
+                raise ValueError(f"serve option {name} must be a positive integer, got {value!r}")
+        if self.batch_wait_ms < 0:
+            raise ValueError(f"batch_wait_ms must be >= 0, got {self.batch_wait_ms}")
+        return self

@@ -1,0 +1,204 @@
+"""What the service does with the index and the matcher, on one inference thread.
+
+Every call that touches the model, the index's SQLite connection or its memory maps
+runs on a single worker thread: torch already uses every core for one batch, and one
+thread keeps the SQLite connection and the index's cached snapshot free of races. The
+event loop only parses requests and waits.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from mmsim.errors import MmsimError
+from mmsim.images import load_image
+from mmsim.index import Index
+from mmsim.serve.config import ServeConfig
+
+
+class RequestError(MmsimError, ValueError):
+    """A request the service refuses; carries the HTTP status to answer with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class TextSearch:
+    query: str
+    top_k: int
+    where: str | None
+
+
+class Engine:
+    """The index and its matcher, and the operations the routes need."""
+
+    def __init__(self, index: Index, config: ServeConfig) -> None:
+        self.index = index
+        self.config = config
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmsim-infer")
+        source = index.record["source"]
+        self._root = os.path.realpath(source["root"]) if source.get("kind") == "folder" else None
+
+    # -- inputs -------------------------------------------------------------------------
+    def check_text(self, text: str, what: str = "query") -> str:
+        if not text or not text.strip():
+            raise RequestError(422, f"{what} is empty: type some text")
+        if len(text) > self.config.max_query_chars:
+            raise RequestError(
+                413,
+                f"{what} is {len(text)} characters long; the limit is "
+                f"{self.config.max_query_chars} (max_query_chars)",
+            )
+        return text
+
+    def check_top_k(self, top_k: int | None) -> int:
+        """``top_k`` within the limit; None: 20, or the limit if that is lower."""
+        if top_k is None:
+            return min(20, self.config.max_top_k)
+        if top_k < 1 or top_k > self.config.max_top_k:
+            raise RequestError(
+                422, f"top_k must be between 1 and {self.config.max_top_k}, got {top_k}"
+            )
+        return top_k
+
+    def check_where(self, where: str | None) -> str | None:
+        if where is None or not where.strip():
+            return None
+        if len(where) > self.config.max_where_chars:
+            raise RequestError(
+                413,
+                f"the filter is {len(where)} characters long; the limit is "
+                f"{self.config.max_where_chars} (max_where_chars)",
+            )
+        return where
+
+    def decode_upload(self, data: bytes, name: str) -> Image.Image:
+        """An uploaded image, refused before decoding when too large."""
+        if len(data) > self.config.max_upload_bytes:
+            raise RequestError(
+                413,
+                f"upload {name!r} is {len(data)} bytes; the limit is "
+                f"{self.config.max_upload_bytes} (max_upload_bytes)",
+            )
+        if not data:
+            raise RequestError(422, f"upload {name!r} is empty")
+        try:
+            with Image.open(io.BytesIO(data)) as probe:
+                width, height = probe.size
+        except (UnidentifiedImageError, OSError, ValueError):
+            raise RequestError(
+                422, f"upload {name!r} is not a readable image (JPEG, PNG, WebP, ...)"
+            ) from None
+        if width * height > self.config.max_pixels:
+            raise RequestError(
+                413,
+                f"upload {name!r} is {width}x{height} pixels; the limit is "
+                f"{self.config.max_pixels} pixels (max_pixels)",
+            )
+        try:
+            return load_image(data)
+        except (OSError, ValueError) as exc:
+            raise RequestError(422, f"upload {name!r} could not be decoded: {exc}") from None
+
+    # -- inference-thread work -----------------------------------------------------------
+    def text_searches(self, jobs: Sequence[TextSearch]) -> list[Any]:
+        """Embed every query of a batch at once, then search per (filter, top_k) group."""
+        vectors = self.index.matcher.extract_embedding(
+            [job.query for job in jobs], modality="text", progress=False
+        )
+        results: list[Any] = [None] * len(jobs)
+        groups: dict[str | None, list[int]] = {}
+        for i, job in enumerate(jobs):
+            groups.setdefault(job.where, []).append(i)
+        for where, members in groups.items():
+            top = max(jobs[i].top_k for i in members)
+            try:
+                hits = self.index.search(vectors[members], top_k=top, where=where)
+            except ValueError as exc:
+                for i in members:
+                    results[i] = RequestError(422, str(exc))
+                continue
+            for i, ranked in zip(members, hits, strict=True):
+                results[i] = ranked[: jobs[i].top_k]
+        return results
+
+    def search_vector(self, vector: np.ndarray, top_k: int, where: str | None) -> list[Any]:
+        try:
+            return self.index.search(vector[None], top_k=top_k, where=where)[0]
+        except ValueError as exc:
+            raise RequestError(422, str(exc)) from None
+
+    def embed_image(self, image: Image.Image) -> np.ndarray:
+        return self.index.matcher.extract_embedding([image], modality="image", progress=False)[0]
+
+    def embed_texts(self, texts: list[str]) -> np.ndarray:
+        return self.index.matcher.extract_embedding(texts, modality="text", progress=False)
+
+    def item_vector(self, item_id: int) -> np.ndarray:
+        try:
+            return self.index.vectors([item_id])[0]
+        except KeyError:
+            raise RequestError(404, f"no item with id {item_id} in the index") from None
+
+    def match(self, image: Image.Image, caption: str) -> dict[str, Any]:
+        matcher = self.index.matcher
+        image_vec = torch.from_numpy(self.embed_image(image))[None]
+        text_vec = torch.from_numpy(self.embed_texts([caption]))
+        score = matcher.similarity.pairwise(image_vec, text_vec).numpy().astype(np.float64)
+        return {
+            "score": float(score[0]),
+            "p_match": float(matcher.threshold.proba(score)[0]),
+            "match": bool(matcher.threshold.decide(score)[0]),
+            "threshold": matcher.threshold.config.name,
+            "similarity": matcher.similarity.config.name,
+        }
+
+    def item(self, item_id: int) -> dict[str, Any]:
+        rows = self.index.items([item_id])
+        if item_id not in rows:
+            raise RequestError(404, f"no item with id {item_id} in the index")
+        return rows[item_id]
+
+    def thumbnail(self, item_id: int, size: int) -> bytes:
+        """A JPEG of an indexed image, only if it is the file the index recorded."""
+        row = self.item(item_id)
+        path = row.get("path")
+        if row["modality"] != "image" or not path or "://" in path:
+            raise RequestError(404, f"item {item_id} has no local image")
+        real = os.path.realpath(path)
+        inside = self._root is None or real.startswith(self._root.rstrip(os.sep) + os.sep)
+        if real != os.path.abspath(path) or not inside:
+            raise RequestError(403, f"item {item_id}'s file is a link out of the collection")
+        try:
+            with Image.open(Path(real)) as image:
+                image.thumbnail((size, size))
+                buffer = io.BytesIO()
+                image.convert("RGB").save(buffer, "JPEG", quality=85)
+        except (OSError, ValueError):
+            raise RequestError(404, f"item {item_id}'s image can no longer be read") from None
+        return buffer.getvalue()
+
+    def info(self) -> dict[str, Any]:
+        info = self.index.info()
+        threshold = self.index.matcher.threshold
+        info["matcher"] = {
+            "similarity": self.index.matcher.similarity.config.name,
+            "threshold": threshold.config.name,
+        }
+        return info
+
+    def update(self) -> dict[str, Any]:
+        report = self.index.update(progress=False)
+        return {"summary": report.summary(), "skipped": report.skipped}
