@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mmsim.index import optimize as opt
+from mmsim.index.batches import LocalRunner, Runner
 from mmsim.index.errors import IndexSourceError
 from mmsim.index.exact import as_lists, exact_search, merge, search_matrix
 from mmsim.index.lock import LOCK_FILE, WriteLock
@@ -57,6 +58,7 @@ class Index:
         self._matcher = matcher
         self._manifest = Manifest.open(folder / MANIFEST_FILE)
         self._snapshot: Snapshot | None = None
+        self.last_report: UpdateReport | None = None  # what the last build did
         self._ann: tuple[str, Any, np.ndarray] | None = None
         self._ann_masks: tuple[tuple[int, str], np.ndarray | None, np.ndarray] | None = None
 
@@ -87,6 +89,7 @@ class Index:
         dtype: str = "float32",
         commit_every: int = 1024,
         progress: bool = True,
+        runner: Runner | None = None,
     ) -> Index:
         """Index ``source`` (a folder, a .csv / .parquet table, or Python data) into
         ``output``. Building into an existing index of the same source resumes it: what
@@ -115,7 +118,9 @@ class Index:
         else:
             _init_folder(folder, matcher, src, dtype)
             index = cls(folder, read_record(folder), matcher)
-        index.last_report = index.update(src, commit_every=commit_every, progress=progress)
+        index.last_report = index.update(
+            src, commit_every=commit_every, progress=progress, runner=runner
+        )
         return index
 
     # -- the matcher ------------------------------------------------------------------------
@@ -131,13 +136,19 @@ class Index:
 
     # -- writing ----------------------------------------------------------------------------
     def update(
-        self, source: Any = None, *, commit_every: int = 1024, progress: bool = True
+        self,
+        source: Any = None,
+        *,
+        commit_every: int = 1024,
+        progress: bool = True,
+        runner: Runner | None = None,
     ) -> UpdateReport:
         """Bring the index up to date with its source (or ``source``, required for an
         index built from Python data): new items are embedded, changed files re-embedded,
         renamed files moved without re-embedding, deleted files removed. Ids of
         unchanged items never change. Unreadable items are recorded and skipped; they are
-        retried when their file changes."""
+        retried when their file changes. ``runner`` embeds the chunks elsewhere (a
+        cluster engine); by default they are embedded in this process."""
         src = (
             source_from_record(self.record["source"]) if source is None else resolve_source(source)
         )
@@ -148,14 +159,9 @@ class Index:
             if not scanned and self._manifest.counts()["items"] == 0:
                 raise IndexSourceError(f"the source ({src.describe()}) holds no items to index")
             todo = plan(self._manifest, scanned)
+            runner = runner or LocalRunner(self.matcher, self.folder, self.dtype)
             report = apply(
-                self._manifest,
-                self.folder,
-                self.matcher,
-                todo,
-                dtype=self.dtype,
-                commit_every=commit_every,
-                progress=progress,
+                self._manifest, todo, runner, commit_every=commit_every, progress=progress
             )
             if moved:  # the collection moved: later updates scan the new place
                 self.record = {**self.record, "source": src.record()}

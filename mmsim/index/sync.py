@@ -10,26 +10,17 @@ every committed chunk, and the next run picks up exactly what is still missing.
 
 from __future__ import annotations
 
-import contextlib
 import time
-import uuid
-from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import numpy as np
 from tqdm.auto import tqdm
 
 from mmsim.errors import describe_item
+from mmsim.index.batches import Runner, chunks_of, commit_chunk, skip_row
 from mmsim.index.manifest import ItemRecord, Manifest
-from mmsim.index.snapshot import SHARDS_DIR
 from mmsim.index.sources import SourceItem, file_digest
-from mmsim.index.storage import write_shard
-
-if TYPE_CHECKING:
-    from mmsim.matcher import Matcher
 
 
 @dataclass
@@ -144,15 +135,14 @@ def _hash(entry: SourceItem, out: Plan) -> bool:
 
 def apply(
     manifest: Manifest,
-    folder: Path,
-    matcher: Matcher,
     todo: Plan,
+    runner: Runner,
     *,
-    dtype: str,
     commit_every: int,
     progress: bool,
 ) -> UpdateReport:
-    """Carry out a plan: cheap changes in one transaction, then embed and commit."""
+    """Carry out a plan: cheap changes in one transaction, then embed (with ``runner``:
+    here, or on a cluster) and commit each chunk as it comes back."""
     start = time.perf_counter()
     report = todo.report
     with manifest.transaction():
@@ -164,12 +154,12 @@ def apply(
             manifest.record_skipped(entry.record, describe_item(entry.item), entry.problem or "")
         if todo.relocate or todo.delete or todo.failures:
             manifest.next_seq()
-    report.skipped += [_skip_row(e.record, e.item, e.problem or "") for e in todo.failures]
+    report.skipped += [skip_row(e.record, e.item, e.problem or "") for e in todo.failures]
     bar = tqdm(
         total=len(todo.embed), desc="indexing", unit="item", disable=not progress or not todo.embed
     )
-    for chunk in _hashed_chunks(todo.embed, commit_every):
-        report.skipped += _embed_and_commit(manifest, folder, matcher, chunk, dtype)
+    for chunk, embedded in runner.run(chunks_of(todo.embed, commit_every)):
+        report.skipped += commit_chunk(manifest, chunk, embedded, runner.dtype)
         bar.update(len(chunk))
     bar.close()
     failed_changes = {r["key"] for r in report.skipped}
@@ -179,74 +169,3 @@ def apply(
     )
     report.seconds = time.perf_counter() - start
     return report
-
-
-def _hashed_chunks(
-    entries: list[tuple[SourceItem, int | None]], size: int
-) -> Iterator[list[tuple[SourceItem, int | None]]]:
-    """Chunks of one modality each, with file hashes taken in a thread while the
-    previous chunk is being embedded."""
-    chunks: list[list[tuple[SourceItem, int | None]]] = []
-    for modality in ("image", "text"):
-        same = [e for e in entries if e[0].record.modality == modality]
-        chunks += [same[i : i + size] for i in range(0, len(same), size)]
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmsim-hash") as pool:
-        pending: Future[None] | None = pool.submit(_hash_chunk, chunks[0]) if chunks else None
-        for k, chunk in enumerate(chunks):
-            assert pending is not None
-            pending.result()
-            pending = pool.submit(_hash_chunk, chunks[k + 1]) if k + 1 < len(chunks) else None
-            yield chunk
-
-
-def _hash_chunk(chunk: list[tuple[SourceItem, int | None]]) -> None:
-    for entry, _ in chunk:
-        record = entry.record
-        if record.hash is None and record.size is not None:
-            with contextlib.suppress(OSError):  # the loader reports an unreadable file
-                record.hash = file_digest(entry.item)
-
-
-def _embed_and_commit(
-    manifest: Manifest,
-    folder: Path,
-    matcher: Matcher,
-    chunk: list[tuple[SourceItem, int | None]],
-    dtype: str,
-) -> list[dict[str, Any]]:
-    modality = chunk[0][0].record.modality
-    result = matcher.extract_embedding(
-        [entry.item for entry, _ in chunk], modality=modality, on_error="skip", progress=False
-    )
-    vectors = np.asarray(result.embeddings, dtype=np.float32)
-    finite = np.isfinite(vectors).all(axis=1)
-    kept = [pos for pos, ok in zip(result.indices, finite, strict=True) if ok]
-    failures = {s.index: s.reason for s in result.skipped}
-    failures.update(
-        {
-            pos: "the model returned a non-finite embedding"
-            for pos, ok in zip(result.indices, finite, strict=True)
-            if not ok
-        }
-    )
-    file = None
-    if kept:
-        file = f"{uuid.uuid4().hex[:16]}.npy"
-        checksum = write_shard(folder / SHARDS_DIR / file, vectors[finite].astype(dtype))
-    with manifest.transaction():
-        seq = manifest.next_seq()
-        if file is not None:
-            shard = manifest.add_shard(file, len(kept), dtype, checksum, seq)
-            for row, pos in enumerate(kept):
-                entry, item_id = chunk[pos]
-                manifest.put(entry.record, shard, row, seq, item_id)
-        for pos, reason in failures.items():
-            entry, item_id = chunk[pos]
-            if item_id is not None:  # a changed file that no longer embeds: drop the old row
-                manifest.delete([item_id])
-            manifest.record_skipped(entry.record, describe_item(entry.item), reason)
-    return [_skip_row(chunk[pos][0].record, chunk[pos][0].item, r) for pos, r in failures.items()]
-
-
-def _skip_row(record: ItemRecord, item: Any, reason: str) -> dict[str, Any]:
-    return {"key": record.key, "item": describe_item(item), "reason": reason}

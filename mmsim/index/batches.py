@@ -1,0 +1,143 @@
+"""Chunks of items to embed: embedding one into a shard file, committing it.
+
+The two halves are apart so that embedding can run elsewhere: :func:`embed_chunk`
+needs only a matcher and the index's shard folder (a local build runs it in the
+building process; a cluster engine runs it on workers that share the folder), while
+:func:`commit_chunk` needs the manifest and runs in the one process that holds the
+write lock. A :class:`Runner` turns chunks into embedded chunks in any order; each is
+committed as soon as it comes back, so a killed run keeps everything committed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from mmsim.errors import describe_item
+from mmsim.index.manifest import ItemRecord, Manifest
+from mmsim.index.snapshot import SHARDS_DIR
+from mmsim.index.sources import SourceItem, file_digest
+from mmsim.index.storage import write_shard
+
+if TYPE_CHECKING:
+    from mmsim.matcher import Matcher
+
+Chunk = list[tuple[SourceItem, int | None]]  # items and the id each replaces (None: new)
+
+
+@dataclass
+class Embedded:
+    """What embedding a chunk produced: a shard file (None if nothing embedded), the
+    chunk positions its rows hold in order, failures by position, content hashes."""
+
+    file: str | None
+    checksum: str | None
+    kept: list[int]
+    failures: dict[int, str]
+    hashes: dict[int, str] = field(default_factory=dict)
+
+
+class Runner(Protocol):
+    """Embeds chunks; yields each with its :class:`Embedded` as it finishes."""
+
+    dtype: str
+
+    def run(self, chunks: list[Chunk]) -> Iterator[tuple[Chunk, Embedded]]: ...
+
+
+def chunks_of(entries: Chunk, size: int) -> list[Chunk]:
+    """Chunks of at most ``size`` items, each of one modality."""
+    chunks: list[Chunk] = []
+    for modality in ("image", "text"):
+        same = [e for e in entries if e[0].record.modality == modality]
+        chunks += [same[i : i + size] for i in range(0, len(same), size)]
+    return chunks
+
+
+def hash_files(chunk: Iterable[tuple[SourceItem, int | None]]) -> dict[int, str]:
+    """Content hashes of the chunk's files that have none yet, by position."""
+    out = {}
+    for pos, (entry, _) in enumerate(chunk):
+        if entry.record.hash is None and entry.record.size is not None:
+            with contextlib.suppress(OSError):  # the loader reports an unreadable file
+                out[pos] = file_digest(entry.item)
+    return out
+
+
+def embed_chunk(matcher: Matcher, chunk: Chunk, folder: Path, dtype: str) -> Embedded:
+    """Embed one chunk (bad items skipped with their reasons) into a new shard file."""
+    hashes = hash_files(chunk)
+    modality = chunk[0][0].record.modality
+    result = matcher.extract_embedding(
+        [entry.item for entry, _ in chunk], modality=modality, on_error="skip", progress=False
+    )
+    vectors = np.asarray(result.embeddings, dtype=np.float32)
+    finite = np.isfinite(vectors).all(axis=1)
+    kept = [pos for pos, ok in zip(result.indices, finite, strict=True) if ok]
+    failures = {s.index: s.reason for s in result.skipped}
+    for pos, ok in zip(result.indices, finite, strict=True):
+        if not ok:
+            failures[pos] = "the model returned a non-finite embedding"
+    if not kept:
+        return Embedded(None, None, [], failures, hashes)
+    file = f"{uuid.uuid4().hex[:16]}.npy"
+    checksum = write_shard(folder / SHARDS_DIR / file, vectors[finite].astype(dtype))
+    return Embedded(file, checksum, kept, failures, hashes)
+
+
+def commit_chunk(
+    manifest: Manifest, chunk: Chunk, embedded: Embedded, dtype: str
+) -> list[dict[str, Any]]:
+    """Add an embedded chunk to the manifest in one transaction; returns its skip rows."""
+    for pos, digest in embedded.hashes.items():
+        chunk[pos][0].record.hash = digest
+    with manifest.transaction():
+        seq = manifest.next_seq()
+        if embedded.file is not None:
+            assert embedded.checksum is not None
+            shard = manifest.add_shard(
+                embedded.file, len(embedded.kept), dtype, embedded.checksum, seq
+            )
+            for row, pos in enumerate(embedded.kept):
+                entry, item_id = chunk[pos]
+                manifest.put(entry.record, shard, row, seq, item_id)
+        for pos, reason in embedded.failures.items():
+            entry, item_id = chunk[pos]
+            if item_id is not None:  # a changed file that no longer embeds: drop the old row
+                manifest.delete([item_id])
+            manifest.record_skipped(entry.record, describe_item(entry.item), reason)
+    return [skip_row(chunk[p][0].record, chunk[p][0].item, r) for p, r in embedded.failures.items()]
+
+
+def skip_row(record: ItemRecord, item: Any, reason: str) -> dict[str, Any]:
+    return {"key": record.key, "item": describe_item(item), "reason": reason}
+
+
+class LocalRunner:
+    """Embeds in this process, in order; the next chunk's files are hashed in a thread
+    while the current one is embedded, so hashing costs no model time."""
+
+    def __init__(self, matcher: Matcher, folder: Path, dtype: str) -> None:
+        self.matcher = matcher
+        self.folder = folder
+        self.dtype = dtype
+
+    def run(self, chunks: list[Chunk]) -> Iterator[tuple[Chunk, Embedded]]:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmsim-hash") as pool:
+            pending: Future[dict[int, str]] | None = None
+            if chunks:
+                pending = pool.submit(hash_files, chunks[0])
+            for k, chunk in enumerate(chunks):
+                assert pending is not None
+                for pos, digest in pending.result().items():
+                    chunk[pos][0].record.hash = digest
+                if k + 1 < len(chunks):
+                    pending = pool.submit(hash_files, chunks[k + 1])
+                yield chunk, embed_chunk(self.matcher, chunk, self.folder, self.dtype)
