@@ -16,63 +16,19 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import sqlite3
+import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
 
 from mmsim import Matcher
 from mmsim.index import Index
-from mmsim.index.record import read_record, write_record
-from mmsim.index.storage import write_shard
 from mmsim.synthetic import write_dataset
 
-
-def clustered(n: int, dim: int, queries: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((max(1, n // 1000), dim)).astype(np.float32)
-    corpus = centres[rng.integers(0, len(centres), n)] + rng.standard_normal(
-        (n, dim), dtype=np.float32
-    )
-    gap = rng.standard_normal(dim).astype(np.float32) * 0.8
-    q = centres[rng.integers(0, len(centres), queries)] + gap
-    q += rng.standard_normal((queries, dim), dtype=np.float32)
-    corpus /= np.linalg.norm(corpus, axis=1, keepdims=True)
-    q /= np.linalg.norm(q, axis=1, keepdims=True)
-    return corpus, q
-
-
-def index_of_vectors(folder: Path, vectors: np.ndarray, matcher: Matcher) -> Index:
-    """An index holding ``vectors``, written with the index's own shard and manifest
-    format (a build embeds; here the vectors are given)."""
-    Index.build(["seed"], matcher, folder, progress=False)
-    manifest = folder / "manifest.sqlite"
-    conn = sqlite3.connect(manifest)
-    conn.execute("DELETE FROM items")
-    conn.execute("DELETE FROM shards")
-    for start in range(0, len(vectors), 1 << 20):
-        part = vectors[start : start + (1 << 20)]
-        file = f"{uuid.uuid4().hex[:16]}.npy"
-        checksum = write_shard(folder / "shards" / file, part)
-        shard = conn.execute(
-            "INSERT INTO shards(file, rows, dtype, checksum, seq) VALUES (?, ?, 'float32', ?, 2)",
-            (file, len(part), checksum),
-        ).lastrowid
-        conn.executemany(
-            "INSERT INTO items(key, modality, text, shard, row, seq) "
-            "VALUES (?, 'text', '', ?, ?, 2)",
-            ((f"v{start + r}", shard, r) for r in range(len(part))),
-        )
-    conn.execute("UPDATE state SET value = '3' WHERE key = 'seq'")
-    conn.commit()
-    conn.close()
-    record = read_record(folder)
-    record["dim"] = vectors.shape[1]  # vectors of another model than the seed matcher's
-    write_record(folder, record)
-    return Index.open(folder)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from index_data import clustered, index_of_vectors
 
 
 def timed(fn, repeats: int = 1) -> float:

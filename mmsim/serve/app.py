@@ -61,6 +61,8 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # load the model and the index's view before the first request, not during it
+        await asyncio.get_running_loop().run_in_executor(engine.executor, engine.warm_up)
         yield
         await batcher.close()
         engine.executor.shutdown(wait=False)

@@ -2,9 +2,10 @@
 
 A text query costs one forward pass of the text tower and one pass over the index's
 vectors, both far cheaper per query in a batch (the index pass is memory-bound: one
-matrix-matrix product reads the shards once for all queries). The collector waits at
-most ``wait_ms`` after the first request for more, and while a batch runs on the
-inference thread new requests queue up for the next one.
+matrix-matrix product reads the shards once for all queries). While a batch runs on
+the inference thread, new requests queue up and form the next batch, so a lone query
+never waits and a busy service batches by itself; ``wait_ms`` > 0 additionally holds
+a batch's first request that long for company.
 """
 
 from __future__ import annotations

@@ -13,9 +13,10 @@ class ServeConfig:
     uploaded image), ``max_body_bytes`` (a whole request), ``max_pixels`` (an uploaded
     image's width x height, checked before decoding: decompression bombs),
     ``max_query_chars`` (a text query or caption), ``max_where_chars`` (a filter),
-    ``max_top_k``. ``batch_max`` / ``batch_wait_ms``: text queries arriving within
-    ``batch_wait_ms`` of each other are embedded and searched together, up to
-    ``batch_max`` at a time (``batch_max=1`` turns micro-batching off). ``token``: when
+    ``max_top_k``. ``batch_max`` / ``batch_wait_ms``: text queries that queue up while
+    a batch runs are embedded and searched together as the next batch, up to
+    ``batch_max`` (``batch_max=1`` turns micro-batching off); ``batch_wait_ms`` > 0
+    also holds a batch's first query that long for company (latency for throughput). ``token``: when
     set, every route needs ``Authorization: Bearer <token>`` (or ``?token=`` for links
     and images). ``read_only=False`` enables ``POST /api/update``.
     """
@@ -32,7 +33,7 @@ class ServeConfig:
     max_where_chars: int = 500
     max_top_k: int = 200
     batch_max: int = 32
-    batch_wait_ms: float = 5.0
+    batch_wait_ms: float = 0.0
     thumbnail_size: int = 256
 
     def validate(self) -> ServeConfig:

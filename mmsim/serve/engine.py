@@ -8,6 +8,7 @@ event loop only parses requests and waits.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 from collections.abc import Sequence
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from mmsim.errors import MmsimError
+from mmsim.errors import ConfigError, MmsimError
 from mmsim.images import load_image
 from mmsim.index import Index
 from mmsim.serve.config import ServeConfig
@@ -50,6 +51,13 @@ class Engine:
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmsim-infer")
         source = index.record["source"]
         self._root = os.path.realpath(source["root"]) if source.get("kind") == "folder" else None
+
+    def warm_up(self) -> None:
+        """Load the model and the index's view now, so the first request is not slow."""
+        matcher = self.index.matcher
+        with contextlib.suppress(ConfigError):  # an encoder without a text tower
+            matcher.extract_embedding([matcher.text_tower and "warm-up"], progress=False)
+        len(self.index)
 
     # -- inputs -------------------------------------------------------------------------
     def check_text(self, text: str, what: str = "query") -> str:

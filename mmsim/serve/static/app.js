@@ -31,6 +31,10 @@ function card(hit) {
     const img = document.createElement("img");
     img.loading = "lazy";
     img.alt = hit.path || "";
+    // tiny images (icons, generated scenes) are scaled up with sharp pixels, not blur
+    img.addEventListener("load", () => {
+      if (img.naturalWidth < 128) img.style.imageRendering = "pixelated";
+    });
     img.src = hit.path && hit.path.includes("://") ? hit.path : withToken(`api/items/${hit.response_id}/thumbnail`);
     div.appendChild(img);
   } else {
