@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from mmsim.index.errors import IndexCorruptError
 
 FILE = "manifest.sqlite"
 SCHEMA_VERSION = 1
+FILTER_SECONDS = 5.0  # a user's filter that runs longer is stopped
 # columns of `items` that are not metadata; a user column with one of these names is
 # stored with a `meta_` prefix
 RESERVED = frozenset(
@@ -323,18 +325,24 @@ class Manifest:
         else:
             sql, args = str(where), []
         self.conn.set_authorizer(_read_only)
+        deadline = time.monotonic() + FILTER_SECONDS
+        self.conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
         try:
             rows = self.conn.execute(
                 f"SELECT id FROM items WHERE deleted = 0 AND ({sql}) ORDER BY id", args
             ).fetchall()
-        except sqlite3.Error as exc:
-            columns = ["modality", "path", "text", "size", "mtime_ns", *self.metadata_columns()]
+        except sqlite3.OperationalError as exc:
+            if "interrupted" not in str(exc):
+                raise ValueError(_bad_filter(where, exc, self.metadata_columns())) from None
             raise ValueError(
-                f"where={where!r} is not a valid filter ({exc}); write an SQL expression over "
-                f"the columns {columns}, e.g. \"folder = 'beach'\""
+                f"where={where!r} took longer than {FILTER_SECONDS:.0f} s and was stopped; "
+                "simplify the filter"
             ) from None
+        except sqlite3.Error as exc:
+            raise ValueError(_bad_filter(where, exc, self.metadata_columns())) from None
         finally:
             self.conn.set_authorizer(None)
+            self.conn.set_progress_handler(None, 0)
         return np.array([r[0] for r in rows], dtype=np.int64)
 
     # -- writing (inside transaction()) -------------------------------------------------
@@ -360,20 +368,34 @@ class Manifest:
 
     def put(self, record: ItemRecord, shard: int, row: int, seq: int, item_id: int | None) -> None:
         """Insert a new row, or point an existing row (``item_id``) at a new vector."""
-        self.ensure_metadata_columns(record.metadata)
         values = {
-            "key": record.key,
+            **self._values(record),
             "modality": record.modality,
+            "shard": shard,
+            "row": row,
+            "seq": seq,
+        }
+        self._store(values, item_id)
+
+    def relocate(self, item_id: int, record: ItemRecord) -> None:
+        """Update what is known about a row without touching its vector (a renamed or
+        touched file, new metadata)."""
+        self._store(self._values(record), item_id)
+
+    def _values(self, record: ItemRecord) -> dict[str, Any]:
+        """The record's columns; metadata columns it lacks are cleared."""
+        self.ensure_metadata_columns(record.metadata)
+        return {
+            "key": record.key,
             "path": record.path,
             "text": record.text,
             "size": record.size,
             "mtime_ns": record.mtime_ns,
             "hash": record.hash,
-            "shard": shard,
-            "row": row,
-            "seq": seq,
-            **{column_name(k): v for k, v in record.metadata.items()},
+            **{column_name(k): record.metadata.get(k) for k in self.metadata_columns()},
         }
+
+    def _store(self, values: dict[str, Any], item_id: int | None) -> None:
         names = list(values)
         if item_id is None:
             self.conn.execute(
@@ -384,24 +406,7 @@ class Manifest:
         else:
             sets = ", ".join(f"{quote(n)} = ?" for n in names)
             self.conn.execute(f"UPDATE items SET {sets} WHERE id = ?", [*values.values(), item_id])
-        self.conn.execute("DELETE FROM skipped WHERE key = ?", (record.key,))
-
-    def relocate(self, item_id: int, record: ItemRecord) -> None:
-        """Update what is known about a row without touching its vector (a renamed or
-        touched file, new metadata)."""
-        self.ensure_metadata_columns(record.metadata)
-        values = {
-            "key": record.key,
-            "path": record.path,
-            "text": record.text,
-            "size": record.size,
-            "mtime_ns": record.mtime_ns,
-            "hash": record.hash,
-            **{column_name(k): record.metadata.get(k) for k in self.metadata_columns()},
-        }
-        sets = ", ".join(f"{quote(n)} = ?" for n in values)
-        self.conn.execute(f"UPDATE items SET {sets} WHERE id = ?", [*values.values(), item_id])
-        self.conn.execute("DELETE FROM skipped WHERE key = ?", (record.key,))
+        self.conn.execute("DELETE FROM skipped WHERE key = ?", (values["key"],))
 
     def delete(self, ids: Iterable[int]) -> None:
         self.conn.executemany("UPDATE items SET deleted = 1 WHERE id = ?", ((i,) for i in ids))
@@ -416,6 +421,14 @@ class Manifest:
 
     def forget_skipped(self, keys: Iterable[str]) -> None:
         self.conn.executemany("DELETE FROM skipped WHERE key = ?", ((k,) for k in keys))
+
+
+def _bad_filter(where: Any, exc: Exception, metadata: list[str]) -> str:
+    columns = ["modality", "path", "text", "size", "mtime_ns", *metadata]
+    return (
+        f"where={where!r} is not a valid filter ({exc}); write an SQL expression over the "
+        f"columns {columns}, e.g. \"folder = 'beach'\""
+    )
 
 
 def _read_only(action: int, *_args: Any) -> int:

@@ -63,11 +63,13 @@ class Engine:
     def check_text(self, text: str, what: str = "query") -> str:
         if not text or not text.strip():
             raise RequestError(422, f"{what} is empty: type some text")
-        if len(text) > self.config.max_query_chars:
+        return self._within(text, "max_query_chars", what)
+
+    def _within(self, text: str, option: str, what: str) -> str:
+        limit = getattr(self.config, option)
+        if len(text) > limit:
             raise RequestError(
-                413,
-                f"{what} is {len(text)} characters long; the limit is "
-                f"{self.config.max_query_chars} (max_query_chars)",
+                413, f"{what} is {len(text)} characters long; the limit is {limit} ({option})"
             )
         return text
 
@@ -84,13 +86,7 @@ class Engine:
     def check_where(self, where: str | None) -> str | None:
         if where is None or not where.strip():
             return None
-        if len(where) > self.config.max_where_chars:
-            raise RequestError(
-                413,
-                f"the filter is {len(where)} characters long; the limit is "
-                f"{self.config.max_where_chars} (max_where_chars)",
-            )
-        return where
+        return self._within(where, "max_where_chars", "the filter")
 
     def decode_upload(self, data: bytes, name: str) -> Image.Image:
         """An uploaded image, refused before decoding when too large."""
