@@ -507,6 +507,21 @@ class Matcher:
 
         return save_matcher(self, directory)
 
+    def export_onnx(
+        self, directory: str | Path, *, quantize: str | None = None, **options: Any
+    ) -> Path:
+        """Export the towers as ONNX graphs for the ``onnx`` encoder (onnxruntime).
+
+        Each graph is checked against this matcher's towers on sample inputs and refused
+        if it disagrees; ``quantize="int8"`` adds dynamic int8 quantisation and reports
+        its accuracy. The folder then loads as ``Matcher("onnx", checkpoint=directory)``
+        or, with this matcher's similarity and threshold, ``Matcher.load(directory)``.
+        Needs the ``export`` extra (onnx, onnxscript, onnxruntime); see docs/export.md.
+        """
+        from mmsim.export import export_matcher
+
+        return export_matcher(self, directory, quantize=quantize, **options)
+
     @classmethod
     def load(cls, directory: str | Path, **overrides: Any) -> Matcher:
         """Rebuild a matcher saved with :meth:`save`.

@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import huggingface_hub.constants
 import open_clip
@@ -35,6 +35,9 @@ from mmsim.towers import (
 )
 from mmsim_open_clip.plugin import OpenClipConfig
 
+if TYPE_CHECKING:
+    from mmsim.export.contract import TowerExport
+
 LOCAL_DIR = "local-dir:"
 HF_HUB = "hf-hub:"
 
@@ -52,6 +55,11 @@ class OpenClipImageTower(ImageTower):
 
     def encode(self, inputs: torch.Tensor) -> torch.Tensor:
         return self.model.encode_image(inputs.to(self.runtime.device, self.runtime.dtype))
+
+    def export_onnx(self) -> TowerExport:
+        from mmsim_open_clip.export import image_export
+
+        return image_export(self.model, self.name)
 
 
 @dataclass
@@ -145,6 +153,11 @@ class OpenClipTextTower(TextTower):
         if self.causal is not None:
             return self.causal.forward(tokens)
         return self.model.encode_text(tokens)
+
+    def export_onnx(self) -> TowerExport:
+        from mmsim_open_clip.export import text_export
+
+        return text_export(self.model, self.tokenizer, self.causal, self.name)
 
 
 @contextlib.contextmanager

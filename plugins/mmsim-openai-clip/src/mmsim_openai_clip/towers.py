@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import huggingface_hub.constants
 import torch
@@ -23,6 +23,9 @@ from mmsim.towers import (
     text_length_limit,
 )
 from mmsim_openai_clip.plugin import OpenAIClipConfig
+
+if TYPE_CHECKING:
+    from mmsim.export.contract import TowerExport
 
 
 def _features(output: Any) -> torch.Tensor:
@@ -44,6 +47,20 @@ class CLIPImageTower(ImageTower):
     def encode(self, inputs: torch.Tensor) -> torch.Tensor:
         pixels = inputs.to(self.runtime.device, self.runtime.dtype)
         return _features(self.model.get_image_features(pixel_values=pixels))
+
+    def export_onnx(self) -> TowerExport:
+        """The image head as its own graph, with the processor's spec (``mmsim export``)."""
+        from mmsim.export.contract import TowerExport, forward_module
+        from mmsim.export.specs import hf_image_spec
+
+        return TowerExport(
+            module=forward_module(
+                self.model, lambda m, pixels: _features(m.get_image_features(pixel_values=pixels))
+            ),
+            feeds=lambda pixels: {"pixel_values": pixels},
+            dynamic={"pixel_values": {0: "batch"}},
+            spec=hf_image_spec(self.processor, self.name),
+        )
 
 
 class CLIPTextTower(TextTower):
@@ -77,6 +94,36 @@ class CLIPTextTower(TextTower):
     def encode(self, batch: TextBatch) -> torch.Tensor:
         inputs = {k: v.to(self.runtime.device) for k, v in batch.inputs.items()}
         return _features(self.model.get_text_features(**inputs))
+
+    def export_onnx(self) -> TowerExport:
+        """The text head with dynamic batch and sequence axes: the graph, like this tower,
+        runs only up to each batch's longest text."""
+        from mmsim.export.contract import TowerExport, forward_module
+        from mmsim.export.specs import hf_text_spec
+
+        spec, files = hf_text_spec(
+            self.tokenizer,
+            self.name,
+            max_length=self.max_length,
+            padding="longest",
+            attention_mask=True,
+        )
+        axes = {0: "batch", 1: "sequence"}
+        return TowerExport(
+            module=forward_module(
+                self.model,
+                lambda m, ids, mask: _features(
+                    m.get_text_features(input_ids=ids, attention_mask=mask)
+                ),
+            ),
+            feeds=lambda inputs: {
+                "input_ids": inputs["input_ids"],
+                "attention_mask": inputs["attention_mask"],
+            },
+            dynamic={"input_ids": axes, "attention_mask": axes},
+            spec=spec,
+            files=files,
+        )
 
 
 def trainable(model: CLIPModel, processor: Any, tokenizer: Any) -> Trainable:

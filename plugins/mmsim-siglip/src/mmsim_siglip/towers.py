@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import huggingface_hub.constants
 import torch
@@ -30,6 +30,9 @@ from mmsim.towers import (
     text_length_limit,
 )
 from mmsim_siglip.plugin import SiglipConfig
+
+if TYPE_CHECKING:
+    from mmsim.export.contract import TowerExport
 
 SUPPORTED = ("siglip", "siglip2")
 
@@ -65,6 +68,26 @@ class SiglipImageTower(ImageTower):
     def encode(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         return _features(self.model.get_image_features(**_to(inputs, self.runtime)))
 
+    def export_onnx(self) -> TowerExport:
+        """SigLIP's image head with the processor's spec; SigLIP 2's variable patch
+        grids (NaFlex) are not exported."""
+        from mmsim.export.contract import ExportError, TowerExport, forward_module
+        from mmsim.export.specs import hf_image_spec
+
+        if self.model.config.model_type != "siglip":
+            raise ExportError(
+                f"image tower '{self.name}': {self.model.config.model_type} (NaFlex patches) "
+                "cannot be exported; SigLIP (1) checkpoints can"
+            )
+        return TowerExport(
+            module=forward_module(
+                self.model, lambda m, pixels: _features(m.get_image_features(pixel_values=pixels))
+            ),
+            feeds=lambda inputs: {"pixel_values": inputs["pixel_values"]},
+            dynamic={"pixel_values": {0: "batch"}},
+            spec=hf_image_spec(self.processor, self.name),
+        )
+
 
 class SiglipTextTower(TextTower):
     """Pads to the model's fixed text length, as SigLIP was trained."""
@@ -89,6 +112,32 @@ class SiglipTextTower(TextTower):
 
     def encode(self, batch: TextBatch) -> torch.Tensor:
         return _features(self.model.get_text_features(**_to(batch.inputs, self.runtime)))
+
+    def export_onnx(self) -> TowerExport:
+        """The text head at SigLIP's fixed length (bidirectional: padding matters), so
+        only the batch axis is dynamic."""
+        from mmsim.export.contract import TowerExport, forward_module
+        from mmsim.export.specs import hf_text_spec
+
+        names = list(self.tokenize(["x"]).inputs)
+        spec, files = hf_text_spec(
+            self.tokenizer,
+            self.name,
+            max_length=self.max_length,
+            padding="max_length",
+            attention_mask="attention_mask" in names,
+        )
+
+        def forward(model: Any, *tensors: torch.Tensor) -> torch.Tensor:
+            return _features(model.get_text_features(**dict(zip(names, tensors, strict=True))))
+
+        return TowerExport(
+            module=forward_module(self.model, forward),
+            feeds=lambda inputs: {name: inputs[name] for name in names},
+            dynamic={name: {0: "batch"} for name in names},
+            spec=spec,
+            files=files,
+        )
 
 
 def trainable(model: Any, processor: Any, tokenizer: Any) -> Trainable:

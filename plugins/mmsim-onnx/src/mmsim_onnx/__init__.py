@@ -1,0 +1,1 @@
+"""mmsim encoder plugin ``onnx``: towers exported by ``mmsim export``, run in onnxruntime."""
