@@ -30,6 +30,7 @@ commands:
   plugins   list installed plugins and what they registered
   index     build|update|info|optimize|duplicates: a persistent collection index
   serve     an HTTP search service and web page over an index
+  export    write the towers as ONNX graphs (fp32 or int8) for the onnx encoder
 
 `mmsim <command> --cfg job` prints the composed config; `mmsim <command> --help` lists
 the config groups and their options.
@@ -43,6 +44,7 @@ def _commands() -> dict[str, Callable[[DictConfig], None]]:
         demo,
         embed,
         evaluate,
+        export,
         fit,
         match,
         plugins,
@@ -63,6 +65,7 @@ def _commands() -> dict[str, Callable[[DictConfig], None]]:
         "synthetic": synthetic.run,
         "plugins": plugins.run,
         "serve": serve.run,
+        "export": export.run,
     }
 
 

@@ -216,6 +216,7 @@ def export(
         raise ExportError(f"output '{directory}' is a file, not a folder")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
+    tmp.chmod(0o755)  # mkdtemp's 0700 would hide the export from other users
     try:
         towers: dict[str, dict[str, Any]] = {}
         samples = {"image": sample_images(), "text": sample_texts()}
