@@ -28,22 +28,10 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
-
-from mmsim import Matcher, synthetic
+from mmsim import Matcher
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from index_data import index_of_vectors
-
-
-def corpus(items: int, matcher: Matcher) -> tuple[np.ndarray, list[str]]:
-    scenes = synthetic.generate(400, seed=3, split="all", unique=True)
-    vectors = matcher.extract_embedding([s.image for s in scenes], progress=False)
-    rng = np.random.default_rng(0)
-    rows = vectors[rng.integers(0, len(vectors), items)]
-    rows = rows + 0.02 * rng.standard_normal(rows.shape, dtype=np.float32)
-    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
-    return rows.astype(np.float32), [s.caption for s in scenes]
+from index_data import demo_scenes, index_of_vectors
 
 
 def free_port() -> int:
@@ -107,7 +95,7 @@ def main() -> None:
     matcher = Matcher("demo", progress=False)
     work = Path(tempfile.mkdtemp(prefix="mmsim-bench-serve-"))
     try:
-        vectors, captions = corpus(args.items, matcher)
+        vectors, captions = demo_scenes(args.items, matcher)
         index = index_of_vectors(work / "idx", vectors, matcher)
         q = [captions[i] for i in range(0, len(captions), 3)]
         inproc = []

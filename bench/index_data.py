@@ -28,10 +28,12 @@ def clustered(n: int, dim: int, queries: int, seed: int = 0) -> tuple[np.ndarray
     return corpus, q
 
 
-def index_of_vectors(folder: Path, vectors: np.ndarray, matcher: Matcher) -> Index:
+def index_of_vectors(
+    folder: Path, vectors: np.ndarray, matcher: Matcher, dtype: str = "float32"
+) -> Index:
     """An index holding ``vectors``, written with the index's own shard and manifest
     format (a build embeds; here the vectors are given)."""
-    Index.build(["seed"], matcher, folder, progress=False)
+    Index.build(["seed"], matcher, folder, progress=False, dtype=dtype)
     manifest = folder / "manifest.sqlite"
     conn = sqlite3.connect(manifest)
     conn.execute("DELETE FROM items")
@@ -39,10 +41,10 @@ def index_of_vectors(folder: Path, vectors: np.ndarray, matcher: Matcher) -> Ind
     for start in range(0, len(vectors), 1 << 20):
         part = vectors[start : start + (1 << 20)]
         file = f"{uuid.uuid4().hex[:16]}.npy"
-        checksum = write_shard(folder / "shards" / file, part)
+        checksum = write_shard(folder / "shards" / file, part.astype(dtype))
         shard = conn.execute(
-            "INSERT INTO shards(file, rows, dtype, checksum, seq) VALUES (?, ?, 'float32', ?, 2)",
-            (file, len(part), checksum),
+            "INSERT INTO shards(file, rows, dtype, checksum, seq) VALUES (?, ?, ?, ?, 2)",
+            (file, len(part), dtype, checksum),
         ).lastrowid
         conn.executemany(
             "INSERT INTO items(key, modality, text, shard, row, seq) "
@@ -56,3 +58,18 @@ def index_of_vectors(folder: Path, vectors: np.ndarray, matcher: Matcher) -> Ind
     record["dim"] = vectors.shape[1]  # vectors of another model than the seed matcher's
     write_record(folder, record)
     return Index.open(folder)
+
+
+def demo_scenes(items: int, matcher: Matcher, seed: int = 3) -> tuple[np.ndarray, list[str]]:
+    """``items`` rows of the demo encoder's embeddings of generated scenes (each distinct
+    scene repeated with small noise: the scene world has a few hundred distinct
+    images) and those scenes' captions, for real cross-modal queries."""
+    from mmsim import synthetic
+
+    scenes = synthetic.generate(400, seed=seed, split="all", unique=True)
+    vectors = matcher.extract_embedding([s.image for s in scenes], progress=False)
+    rng = np.random.default_rng(0)
+    rows = vectors[rng.integers(0, len(vectors), items)]
+    rows = rows + 0.02 * rng.standard_normal(rows.shape, dtype=np.float32)
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    return rows.astype(np.float32), [s.caption for s in scenes]

@@ -1,67 +1,76 @@
-"""The core's own components, registered through the same hook as any plugin."""
+"""The core's own components, registered through the same hook as any plugin.
+
+Factories are named by import path and imported on first use, so registering them
+(which every command does before it validates its options) imports neither torch nor
+faiss: a config error or ``mmsim plugins`` answers in well under a second.
+"""
 
 from __future__ import annotations
 
-from mmsim import similarity as sim
-from mmsim import thresholds as th
+from mmsim import strategy_schemas as s
 from mmsim.hookspecs import hookimpl
-from mmsim.index import ann
-from mmsim.registry import Registry
+from mmsim.index.ann_schemas import FaissHnswConfig, FaissIvfConfig
+from mmsim.registry import Registry, lazy_factory
+
+_SIMILARITIES = (
+    ("cosine", "CosineSimilarity", s.CosineConfig, "cosine similarity in [-1, 1]"),
+    ("dot", "DotProduct", s.DotConfig, "dot product of the embeddings as given"),
+    ("logit", "ModelLogit", s.LogitConfig, "the model's logit: scale * cos + bias"),
+)
+_THRESHOLDS = (
+    (
+        "fixed",
+        "FixedThreshold",
+        s.FixedThresholdConfig,
+        "match when score >= value; logistic P(match) around it (uncalibrated)",
+    ),
+    (
+        "native",
+        "NativeProbability",
+        s.NativeConfig,
+        "the model's own sigmoid(scale*cos+bias); bias fitted for CLIP",
+    ),
+    ("platt", "Platt", s.PlattConfig, "logistic calibration fitted on labelled pairs"),
+    ("isotonic", "Isotonic", s.IsotonicConfig, "isotonic calibration on labelled pairs"),
+    ("best_f1", "BestF1", s.BestF1Config, "threshold with the best F1 on labelled pairs"),
+    (
+        "target_fpr",
+        "TargetFpr",
+        s.TargetFprConfig,
+        "lowest threshold with false-positive rate <= fpr",
+    ),
+    (
+        "target_precision",
+        "TargetPrecision",
+        s.TargetPrecisionConfig,
+        "lowest threshold with precision >= precision",
+    ),
+    (
+        "autogluon",
+        "AutoGluonCompatible",
+        s.AutoGluonConfig,
+        "AutoGluon's zero-shot rule (cos+1)/2, for migration; not calibrated",
+    ),
+)
 
 
 @hookimpl
 def mmsim_register(registry: Registry) -> None:
-    for name, factory, schema, description in (
-        ("cosine", sim.CosineSimilarity, sim.CosineConfig, "cosine similarity in [-1, 1]"),
-        ("dot", sim.DotProduct, sim.DotConfig, "dot product of the embeddings as given"),
-        ("logit", sim.ModelLogit, sim.LogitConfig, "the model's logit: scale * cos + bias"),
-    ):
+    for name, cls, schema, description in _SIMILARITIES:
+        factory = lazy_factory(f"mmsim.similarity:{cls}")
         registry.register_similarity(name, factory, schema, description=description)
-    for name, factory, schema, description in (
-        (
-            "fixed",
-            th.FixedThreshold,
-            th.FixedThresholdConfig,
-            "match when score >= value; logistic P(match) around it (uncalibrated)",
-        ),
-        (
-            "native",
-            th.NativeProbability,
-            th.NativeConfig,
-            "the model's own sigmoid(scale*cos+bias); bias fitted for CLIP",
-        ),
-        ("platt", th.Platt, th.PlattConfig, "logistic calibration fitted on labelled pairs"),
-        ("isotonic", th.Isotonic, th.IsotonicConfig, "isotonic calibration on labelled pairs"),
-        ("best_f1", th.BestF1, th.BestF1Config, "threshold with the best F1 on labelled pairs"),
-        (
-            "target_fpr",
-            th.TargetFpr,
-            th.TargetFprConfig,
-            "lowest threshold with false-positive rate <= fpr",
-        ),
-        (
-            "target_precision",
-            th.TargetPrecision,
-            th.TargetPrecisionConfig,
-            "lowest threshold with precision >= precision",
-        ),
-        (
-            "autogluon",
-            th.AutoGluonCompatible,
-            th.AutoGluonConfig,
-            "AutoGluon's zero-shot rule (cos+1)/2, for migration; not calibrated",
-        ),
-    ):
+    for name, cls, schema, description in _THRESHOLDS:
+        factory = lazy_factory(f"mmsim.thresholds:{cls}")
         registry.register_threshold(name, factory, schema, description=description)
     registry.register_ann(
         "faiss_hnsw",
-        ann.FaissHnsw,
-        ann.FaissHnswConfig,
+        lazy_factory("mmsim.index.ann:FaissHnsw"),
+        FaissHnswConfig,
         description="faiss HNSW graph: high recall, up to a few hundred thousand vectors",
     )
     registry.register_ann(
         "faiss_ivf",
-        ann.FaissIvf,
-        ann.FaissIvfConfig,
+        lazy_factory("mmsim.index.ann:FaissIvf"),
+        FaissIvfConfig,
         description="faiss IVF with SQ8 codes: millions of vectors in a quarter of the memory",
     )

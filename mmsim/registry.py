@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, is_dataclass
 from typing import Any, Literal
@@ -24,6 +25,18 @@ _BASE_SCHEMA: dict[Kind, type] = {
     "threshold": ThresholdConfig,
     "ann": AnnConfig,
 }
+
+
+def lazy_factory(path: str) -> Callable[..., Any]:
+    """A factory named ``"module:attribute"``, imported on its first call, so that
+    registering a component costs no import of its code."""
+    module, _, attribute = path.partition(":")
+
+    def factory(*args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(module), attribute)(*args, **kwargs)
+
+    factory.__qualname__ = factory.__name__ = path
+    return factory
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from mmsim.similarity import CosineConfig, CosineSimilarity, SimilarityStrategy
+from mmsim.similarity import CosineSimilarity, SimilarityStrategy
+from mmsim.strategy_schemas import CosineConfig
 from mmsim.validation import positive_int
 
 if TYPE_CHECKING:

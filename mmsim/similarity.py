@@ -7,13 +7,13 @@ the model's own parameters (a logit scale and bias) can read them from the tower
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from mmsim.errors import ConfigError
 from mmsim.schemas import SimilarityConfig
+from mmsim.strategy_schemas import LogitConfig
 from mmsim.towers import Tower, logit_params
 
 
@@ -35,11 +35,6 @@ class SimilarityStrategy(ABC):
         """Scores of every query against every response: shape (Q, R)."""
 
 
-@dataclass
-class CosineConfig(SimilarityConfig):
-    name: str = "cosine"
-
-
 class CosineSimilarity(SimilarityStrategy):
     """Cosine similarity in [-1, 1]. Inputs need not be normalised."""
 
@@ -48,11 +43,6 @@ class CosineSimilarity(SimilarityStrategy):
 
     def matrix(self, queries: torch.Tensor, responses: torch.Tensor) -> torch.Tensor:
         return F.normalize(queries.float(), dim=-1) @ F.normalize(responses.float(), dim=-1).T
-
-
-@dataclass
-class DotConfig(SimilarityConfig):
-    name: str = "dot"
 
 
 class DotProduct(SimilarityStrategy):
@@ -67,15 +57,6 @@ class DotProduct(SimilarityStrategy):
 
     def matrix(self, queries: torch.Tensor, responses: torch.Tensor) -> torch.Tensor:
         return queries.float() @ responses.float().T
-
-
-@dataclass
-class LogitConfig(SimilarityConfig):
-    """``scale`` / ``bias`` override the towers' own values when set."""
-
-    name: str = "logit"
-    scale: float | None = None
-    bias: float | None = None
 
 
 class ModelLogit(CosineSimilarity):

@@ -9,7 +9,6 @@ learn is plain numbers (:meth:`state`), saved with the matcher as JSON.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -26,6 +25,11 @@ from mmsim.calibration import (
 from mmsim.errors import ConfigError
 from mmsim.schemas import ThresholdConfig
 from mmsim.similarity import ModelLogit, SimilarityStrategy
+from mmsim.strategy_schemas import (
+    FixedThresholdConfig,
+    IsotonicConfig,
+    NativeConfig,
+)
 from mmsim.towers import Tower, logit_params
 
 
@@ -75,21 +79,6 @@ class ThresholdStrategy(ABC):
 
 
 # -- fixed ------------------------------------------------------------------------------
-@dataclass
-class FixedThresholdConfig(ThresholdConfig):
-    """``value`` is the score at which a pair counts as a match.
-
-    ``sharpness`` is the slope of the logistic that turns the distance from the
-    threshold into a probability; left unset, it is the model's own logit scale (CLIP's
-    is 100), or 100 for towers without one. The probability is not calibrated: fit a
-    calibrated strategy on labelled pairs for that.
-    """
-
-    name: str = "fixed"
-    value: float = 0.25
-    sharpness: float | None = None
-
-
 _DEFAULT_SHARPNESS = 100.0
 
 
@@ -119,11 +108,6 @@ class FixedThreshold(ThresholdStrategy):
 
 
 # -- AutoGluon-compatible -----------------------------------------------------------------
-@dataclass
-class AutoGluonConfig(ThresholdConfig):
-    name: str = "autogluon"
-
-
 class AutoGluonCompatible(ThresholdStrategy):
     """What AutoGluon's zero-shot matcher does, for users migrating: P = (cos + 1) / 2.
 
@@ -140,18 +124,6 @@ class AutoGluonCompatible(ThresholdStrategy):
 
 
 # -- the model's own probability ----------------------------------------------------------
-@dataclass
-class NativeConfig(ThresholdConfig):
-    """SigLIP's own pair probability, sigmoid(scale * cos + bias).
-
-    For models without a logit bias (CLIP), the scale is the model's and the bias is
-    learned from labelled pairs by ``calibrate``: CLIP was trained with a softmax over a
-    batch, which gives no absolute probability of its own.
-    """
-
-    name: str = "native"
-
-
 class NativeProbability(ThresholdStrategy):
     fittable = True
 
@@ -207,13 +179,6 @@ class NativeProbability(ThresholdStrategy):
 
 
 # -- calibrated ---------------------------------------------------------------------------
-@dataclass
-class PlattConfig(ThresholdConfig):
-    """Logistic calibration P(match) = sigmoid(a * score + b), fitted on labelled pairs."""
-
-    name: str = "platt"
-
-
 class Platt(ThresholdStrategy):
     fittable = True
 
@@ -246,13 +211,6 @@ class Platt(ThresholdStrategy):
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.a, self.b = state.get("a"), state.get("b")
-
-
-@dataclass
-class IsotonicConfig(ThresholdConfig):
-    """Isotonic calibration: the best non-decreasing step function P(match | score)."""
-
-    name: str = "isotonic"
 
 
 class Isotonic(ThresholdStrategy):
@@ -328,37 +286,14 @@ class _OperatingPoint(Platt):
         self.cut = state.get("threshold")
 
 
-@dataclass
-class BestF1Config(ThresholdConfig):
-    """The threshold with the best F1 on the fitted pairs."""
-
-    name: str = "best_f1"
-
-
 class BestF1(_OperatingPoint):
     def choose(self, scores: np.ndarray, labels: np.ndarray) -> float:
         return best_f1_threshold(scores, labels)
 
 
-@dataclass
-class TargetFprConfig(ThresholdConfig):
-    """The lowest threshold whose false-positive rate on the fitted pairs is <= ``fpr``."""
-
-    name: str = "target_fpr"
-    fpr: float = 0.05
-
-
 class TargetFpr(_OperatingPoint):
     def choose(self, scores: np.ndarray, labels: np.ndarray) -> float:
         return threshold_for_fpr(scores, labels, self.config.fpr)
-
-
-@dataclass
-class TargetPrecisionConfig(ThresholdConfig):
-    """The lowest threshold whose precision on the fitted pairs is >= ``precision``."""
-
-    name: str = "target_precision"
-    precision: float = 0.9
 
 
 class TargetPrecision(_OperatingPoint):

@@ -8,7 +8,8 @@ import torch
 
 from mmsim import Matcher, semantic_search
 from mmsim.evaluation import invert, qrels_from_pairs, ranking_metrics, relevant_ranks
-from mmsim.similarity import CosineConfig, CosineSimilarity
+from mmsim.similarity import CosineSimilarity
+from mmsim.strategy_schemas import CosineConfig
 
 
 def test_metrics_match_a_hand_worked_example():

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from mmsim import Matcher, semantic_search
-from mmsim.similarity import CosineConfig, CosineSimilarity
+from mmsim.similarity import CosineSimilarity
+from mmsim.strategy_schemas import CosineConfig
 
 
 def _brute_force(q: np.ndarray, r: np.ndarray, k: int) -> list[list[tuple[int, float]]]:

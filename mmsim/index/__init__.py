@@ -13,13 +13,29 @@ changes, and search it many times (see ``docs/index.md``)::
 
 from __future__ import annotations
 
+from typing import Any
+
 from mmsim.index.errors import (
     IndexCorruptError,
     IndexLockedError,
     IndexMismatchError,
     IndexSourceError,
 )
-from mmsim.index.index import Index, UpdateReport
+
+
+def __getattr__(name: str) -> Any:
+    """``Index`` and ``UpdateReport`` are imported on first use (they need numpy and
+    torch; the errors and the ANN schemas do not)."""
+    if name == "Index":
+        from mmsim.index.index import Index
+
+        return Index
+    if name == "UpdateReport":
+        from mmsim.index.sync import UpdateReport
+
+        return UpdateReport
+    raise AttributeError(f"module 'mmsim.index' has no attribute {name!r}")
+
 
 __all__ = [
     "Index",

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
+from mmsim.index.ann_schemas import FaissHnswConfig, FaissIvfConfig
 from mmsim.schemas import AnnConfig
 
 
@@ -71,25 +71,6 @@ def _faiss() -> Any:
             "(or pip install faiss-cpu); exact search works without it"
         ) from None
     return faiss
-
-
-@dataclass
-class FaissHnswConfig(AnnConfig):
-    """HNSW graph over the full vectors: high recall, fast; no deletion, ~1k adds/s on
-    two cores, so best up to a few hundred thousand vectors."""
-
-    m: int = 32
-    ef_construction: int = 80
-
-
-@dataclass
-class FaissIvfConfig(AnnConfig):
-    """Inverted lists over k-means cells with scalar-quantised vectors (a quarter of
-    the memory at ``SQ8``): for millions of vectors. ``nlist=0`` picks ~4*sqrt(n)."""
-
-    nlist: int = 0
-    encoding: str = "SQ8"
-    train_size: int = 0
 
 
 class _Faiss(AnnBackend):
