@@ -10,8 +10,8 @@
 - start-up: a fresh process from start to its first text embedding, torch and onnx.
 
 The physical limit on this machine kind (2 cores, AVX-512): ViT-B/32 needs ~8.8 GFLOP per
-image against ~150 GFLOP/s of fp32 matmul, i.e. ~17 img/s; int8 matmul (VNNI) has about
-4x the fp32 throughput, so int8 gains are bounded by the non-matmul share.
+image; torch's fp32 matmul reaches ~150 GFLOP/s (~17 img/s), the FMA peak is ~2-2.5x
+that; int8 (VNNI) gains are bounded by the non-matmul share of the graph.
 
     uv run python bench/bench_export.py                 # threads=2, batch 32
     uv run python bench/bench_export.py --batch 16 --repeats 5
