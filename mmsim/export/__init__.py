@@ -1,19 +1,19 @@
 """ONNX export of a matcher's towers (``mmsim export``, :meth:`mmsim.Matcher.export_onnx`).
 
-Light on import: the exporter (torch.onnx, onnx, onnxruntime) loads only when an export
-runs, so ``import mmsim`` stays fast. Plugins provide :class:`TowerExport` from their
-towers' ``export_onnx``; the ``onnx`` encoder plugin reads what is written here.
+Light on import: torch, onnx and onnxruntime load only when an export runs, so
+``import mmsim`` stays fast and the ``onnx`` plugin can read :mod:`mmsim.export.manifest`
+cheaply. Plugins provide :class:`~mmsim.export.contract.TowerExport` from their towers'
+``export_onnx``.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from mmsim.export.contract import TowerExport
-
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from mmsim.export.contract import TowerExport
     from mmsim.matcher import Matcher
 
 __all__ = ["TowerExport", "export_matcher"]
@@ -24,3 +24,11 @@ def export_matcher(matcher: Matcher, directory: str | Path, **options: Any) -> P
     from mmsim.export.exporter import export
 
     return export(matcher, directory, **options)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "TowerExport":
+        from mmsim.export.contract import TowerExport
+
+        return TowerExport
+    raise AttributeError(f"module 'mmsim.export' has no attribute {name!r}")
