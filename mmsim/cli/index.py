@@ -28,7 +28,9 @@ def _list(value: object) -> list[str] | None:
 
 def build(cfg: DictConfig) -> None:
     from mmsim.index import Index
+    from mmsim.index.engine import runner_for
 
+    runner = runner_for(cfg.engine, cfg.output)  # checked (and a cluster joined) first
     matcher = build_matcher(cfg)
     index = Index.build(
         cfg.source,
@@ -42,15 +44,20 @@ def build(cfg: DictConfig) -> None:
         dtype=cfg.dtype,
         commit_every=cfg.commit_every,
         progress=cfg.runtime.progress,
+        runner=runner,
     )
     _report(index.last_report, index.folder)
 
 
 def update(cfg: DictConfig) -> None:
     from mmsim.index import Index
+    from mmsim.index.engine import runner_for
 
     index = Index.open(cfg.index)
-    report = index.update(cfg.source, commit_every=cfg.commit_every, progress=cfg.progress)
+    runner = runner_for(cfg.engine, index.folder)
+    report = index.update(
+        cfg.source, commit_every=cfg.commit_every, progress=cfg.progress, runner=runner
+    )
     _report(report, index.folder)
 
 

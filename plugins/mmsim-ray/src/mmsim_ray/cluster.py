@@ -1,0 +1,101 @@
+"""Checking engine options and joining a Ray cluster, with errors that name the option.
+
+``ray.init(address=...)`` waits a long time on an address where nothing listens, so
+the address is probed with a plain TCP connect first: a typo fails in seconds, naming
+``engine.address`` and the value.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+from mmsim.errors import ConfigError
+
+PROBE_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """How the Ray engine runs: ``actors`` matchers (one per actor), each holding
+    ``gpus_per_actor`` GPUs and ``cpus_per_actor`` CPUs; ``address`` of an existing
+    cluster (None: start a local one, ``"auto"``: the one running on this machine);
+    ``staging`` an fsspec URL where actors put shard files (None: shards come back
+    through Ray's object store); ``batch_size`` the model batch (None: the matcher's)."""
+
+    actors: int = 1
+    gpus_per_actor: float = 0
+    cpus_per_actor: float = 1
+    address: str | None = None
+    staging: str | None = None
+    batch_size: int | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.actors, bool) or not isinstance(self.actors, int) or self.actors < 1:
+            raise ConfigError(f"engine.actors must be a whole number >= 1, got {self.actors!r}")
+        for name in ("gpus_per_actor", "cpus_per_actor"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ConfigError(f"engine.{name} must be a number >= 0, got {value!r}")
+        if self.batch_size is not None and (
+            isinstance(self.batch_size, bool)
+            or not isinstance(self.batch_size, int)
+            or self.batch_size < 1
+        ):
+            raise ConfigError(f"engine.batch_size must be null or >= 1, got {self.batch_size!r}")
+        if self.address is not None and not isinstance(self.address, str):
+            raise ConfigError(f"engine.address must be host:port or 'auto', got {self.address!r}")
+
+    @classmethod
+    def from_mapping(cls, options: dict[str, Any]) -> EngineOptions:
+        """Options from a config section; an unknown key is an error naming it."""
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(options) - known - {"name"})
+        if unknown:
+            raise ConfigError(
+                f"unknown engine option(s) {unknown} for engine=ray; known: {sorted(known)}"
+            )
+        return cls(**{k: v for k, v in options.items() if k in known})
+
+
+def connect(options: EngineOptions) -> None:
+    """Join the cluster at ``options.address``, or start a local one; reuse a connection
+    this process already has (tests share one cluster)."""
+    import ray
+
+    address = options.address
+    if address not in (None, "auto", "local"):
+        _probe(address)
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    _check_resources(options)
+
+
+def _probe(address: str) -> None:
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise ConfigError(
+            f"engine.address={address!r} is not host:port (e.g. 10.0.0.5:6379), 'auto' or "
+            "null (start a local cluster)"
+        )
+    try:
+        socket.create_connection((host, int(port)), timeout=PROBE_SECONDS).close()
+    except OSError as exc:
+        raise ConfigError(
+            f"engine.address={address!r}: no Ray cluster answers there ({exc}); start one "
+            "with `ray start --head` or leave engine.address unset for a local cluster"
+        ) from None
+
+
+def _check_resources(options: EngineOptions) -> None:
+    """Refuse a pool that can never start (it would wait forever for resources)."""
+    import ray
+
+    total = ray.cluster_resources()
+    for key, per_actor in (("GPU", options.gpus_per_actor), ("CPU", options.cpus_per_actor)):
+        if per_actor and total.get(key, 0) < per_actor:
+            raise ConfigError(
+                f"engine.{key.lower()}s_per_actor={per_actor} but the cluster has "
+                f"{total.get(key, 0):g} {key}s in all; lower it or add nodes"
+            )
