@@ -7,7 +7,9 @@ the address is probed with a plain TCP connect first: a typo fails in seconds, n
 
 from __future__ import annotations
 
+import os
 import socket
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,11 +64,15 @@ class EngineOptions:
 def connect(options: EngineOptions) -> None:
     """Join the cluster at ``options.address``, or start a local one; reuse a connection
     this process already has (tests share one cluster)."""
-    import ray
-
     address = options.address
     if address not in (None, "auto", "local"):
         _probe(address)
+    elif address is None and "ray" not in sys.modules:
+        # a local cluster shares this machine's environment: skip Ray's `uv run` hook,
+        # which would package the working folder for every worker (read on import)
+        os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+    import ray
+
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
     _check_resources(options)
