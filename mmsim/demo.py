@@ -10,7 +10,6 @@ Any encoder works (``encoder=openai_clip encoder.checkpoint=...`` for a real CLI
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mmsim import synthetic
+from mmsim.demo_page import write_html
 from mmsim.metrics import confusion
 from mmsim.search import semantic_search
 
@@ -38,6 +38,7 @@ class DemoReport:
     pair_f1: float = float("nan")
     pair_accuracy: float = float("nan")
     threshold: float = float("nan")
+    model: str = ""  # the encoder and checkpoint, as the page shows them
     html: Path | None = None
 
 
@@ -73,6 +74,8 @@ def run_demo(
         scene.image.save(path)
     captions = [s.caption for s in scenes]
     report = DemoReport(paths, captions, [_unseen(s) for s in scenes])
+    encoder = matcher.configs["image_encoder"]
+    report.model = f"{encoder['name']} ({encoder.get('checkpoint', '')})"
 
     image_emb = matcher.extract_embedding([str(p) for p in paths])
     chosen = _pick(report.unseen, n_queries)
@@ -126,8 +129,8 @@ def _pairs(
         matcher.query: [str(report.images[p["image"]]) for p in report.pairs],
         matcher.response: [p["caption"] for p in report.pairs],
     }
-    proba = matcher.predict_proba(data)[:, 1]
-    decisions = matcher.predict(data)
+    decisions, proba = matcher.predict(data, return_proba=True)
+    proba = proba[:, 1]
     for pair, p, d in zip(report.pairs, proba, decisions, strict=True):
         pair["p_match"], pair["match"] = float(p), int(d)
     counts = confusion(np.array([p["label"] for p in report.pairs]), decisions)
@@ -180,52 +183,3 @@ def format_report(report: DemoReport, describe: str, shown_pairs: int = 12) -> s
         f"on all {len(report.pairs)} pairs"
     )
     return "\n".join(lines)
-
-
-_STYLE = """body{font-family:system-ui,sans-serif;margin:2em;color:#222}
-img{width:96px;height:96px;image-rendering:pixelated;border:3px solid #ddd}
-img.hit{border-color:#2a2}.card{display:inline-block;margin:4px;text-align:center;
-font-size:12px;vertical-align:top}table{border-collapse:collapse}
-td{padding:4px 8px;border-bottom:1px solid #eee}.unseen{color:#a50}"""
-
-
-def write_html(report: DemoReport, path: Path) -> Path:
-    """A page with each query and what it retrieved, with scores; images by relative path."""
-    esc = html.escape
-
-    def card(i: int, caption: str, hit: bool) -> str:
-        src = esc(report.images[i].relative_to(path.parent).as_posix())
-        cls = ' class="hit"' if hit else ""
-        unseen = '<br><span class="unseen">unseen combination</span>' if report.unseen[i] else ""
-        return f'<div class="card"><img src="{src}"{cls}><br>{esc(caption)}{unseen}</div>'
-
-    parts = [f"<!doctype html><meta charset=utf-8><title>mmsim demo</title><style>{_STYLE}</style>"]
-    parts.append("<h1>mmsim demo</h1><h2>Text &rarr; image</h2>")
-    for search in report.text_to_image:
-        parts.append(f"<h3>&ldquo;{esc(search['query'])}&rdquo;</h3>")
-        for hit in search["hits"]:
-            i = hit["response_id"]
-            parts.append(card(i, f"{hit['score']:.3f}", report.captions[i] == search["query"]))
-    parts.append("<h2>Image &rarr; text</h2><table>")
-    for search in report.image_to_text:
-        q = search["query"]
-        ranked = "".join(
-            f"<li{' style=font-weight:bold' if h['response_id'] == q else ''}>"
-            f"{h['score']:.3f} {esc(report.captions[h['response_id']])}</li>"
-            for h in search["hits"]
-        )
-        parts.append(f"<tr><td>{card(q, '', False)}</td><td><ol>{ranked}</ol></td></tr>")
-    parts.append(
-        f"</table><h2>Pair predictions</h2><p>F1 {report.pair_f1:.3f}, accuracy "
-        f"{report.pair_accuracy:.3f}; threshold {report.threshold:.3f}</p><table>"
-    )
-    for pair in report.pairs:
-        ok = "&#10003;" if pair["match"] == pair["label"] else "&#10007;"
-        parts.append(
-            f"<tr><td>{card(pair['image'], '', False)}</td><td>{esc(pair['caption'])}</td>"
-            f"<td>p={pair['p_match']:.2f}</td><td>{'match' if pair['match'] else 'no match'}"
-            f" {ok}</td></tr>"
-        )
-    parts.append("</table>")
-    path.write_text("\n".join(parts), encoding="utf-8")
-    return path

@@ -13,6 +13,7 @@ import math
 import shutil
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -399,8 +400,10 @@ def fit(
     validation: Any,
     output_dir: str | Path,
     options: FitConfig,
+    on_epoch: Callable[[dict[str, Any], bool], None] | None = None,
 ) -> FitResult:
-    """Implementation of :meth:`mmsim.Matcher.fit`."""
+    """Implementation of :meth:`mmsim.Matcher.fit`; ``on_epoch(row, is_best)`` hears of
+    each validated epoch (the command line prints a line per epoch with it)."""
     _check(options, matcher)
     if validation is not None and options.validation_split:
         raise ConfigError("fit: give validation pairs or a validation_split, not both")
@@ -437,10 +440,13 @@ def fit(
                 _report_first_epoch(run.truncated, run.skipped, matcher)
             if val is not None:
                 metrics = run.check(epoch, val, history)
-                if metrics[options.monitor] > best[options.monitor]:
+                improved = metrics[options.monitor] > best[options.monitor]
+                if improved:
                     best = metrics
                     run.remember(epoch)
                     run.save()  # now, so a run that dies later keeps its best model
+                if on_epoch is not None:
+                    on_epoch({**history[-1], "loss": run.losses[-1]}, improved)
     finally:
         log.close()
         run.train_mode(False)

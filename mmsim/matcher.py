@@ -7,7 +7,7 @@ its embedding space; by default both come from the same encoder.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,6 +47,22 @@ if TYPE_CHECKING:
 
 ComponentSpec = str | Mapping[str, Any]
 MODALITIES: tuple[Modality, ...] = ("image", "text")
+
+
+def _distinct(items: list[Any]) -> tuple[list[int], torch.Tensor]:
+    """(position of the first occurrence of each distinct item, for each item the index
+    of its distinct item). Paths and texts are compared by value; other items (arrays,
+    PIL images) by identity."""
+    first: dict[Any, int] = {}
+    distinct: list[int] = []
+    where = []
+    for i, item in enumerate(items):
+        key = (type(item).__name__, str(item)) if isinstance(item, (str, Path)) else id(item)
+        if key not in first:
+            first[key] = len(distinct)
+            distinct.append(i)
+        where.append(first[key])
+    return distinct, torch.tensor(where, dtype=torch.long)
 
 
 class SkippedPairsWarning(UserWarning):
@@ -399,14 +415,24 @@ class Matcher:
         sides = []
         problems: list[str] = []
         for name, items in ((self.query, queries), (self.response, responses)):
+            # each distinct item (an image in many pairs, a repeated caption) is embedded once
+            distinct, where = _distinct(items)
             try:
-                emb, kept, bad = self._embed(items, None, on_error, self.batch_size, self.progress)
+                emb, kept, bad = self._embed(
+                    [items[i] for i in distinct], None, on_error, self.batch_size, self.progress
+                )
             except ItemError as exc:
-                raise ItemError(exc.index, exc.item, f"column '{name}': {exc.reason}") from None
-            full = torch.full((len(items), self.embedding_dim), float("nan"))
-            full[kept] = emb
-            sides.append(full)
-            problems += [f"row {s.index} column '{name}': {s.reason}" for s in bad]
+                row = distinct[exc.index]
+                raise ItemError(row, exc.item, f"column '{name}': {exc.reason}") from None
+            unique = torch.full((len(distinct), self.embedding_dim), float("nan"))
+            unique[kept] = emb
+            sides.append(unique[where])
+            failed = {s.index: s.reason for s in bad}
+            problems += [
+                f"row {row} column '{name}': {failed[u]}"
+                for row, u in enumerate(where.tolist())
+                if u in failed
+            ]
         if problems:
             warnings.warn(
                 f"{len(problems)} item(s) could not be used; their rows score NaN: "
@@ -425,12 +451,19 @@ class Matcher:
         p = self.threshold.proba(self.score_pairs(data, on_error=on_error))
         return np.stack([1.0 - p, p], axis=1)
 
-    def predict(self, data: Any, *, on_error: str | None = None) -> np.ndarray:
-        """(N,) int array: 1 for a match, 0 for no match, -1 for rows skipped on error."""
+    def predict(self, data: Any, *, on_error: str | None = None, return_proba: bool = False) -> Any:
+        """(N,) int array: 1 for a match, 0 for no match, -1 for rows skipped on error.
+
+        ``return_proba=True`` returns ``(decisions, proba)`` from the same single pass,
+        ``proba`` as :meth:`predict_proba` gives it: embed once, get both.
+        """
         scores = self.score_pairs(data, on_error=on_error)
         decisions = self.threshold.decide(np.nan_to_num(scores, nan=-np.inf))
         decisions[np.isnan(scores)] = -1
-        return decisions
+        if not return_proba:
+            return decisions
+        p = self.threshold.proba(scores)
+        return decisions, np.stack([1.0 - p, p], axis=1)
 
     # -- fitting and persistence -------------------------------------------------------
     def calibrate(
@@ -461,6 +494,7 @@ class Matcher:
         *,
         output_dir: str | Path,
         validation: Any = None,
+        on_epoch: Callable[[dict[str, Any], bool], None] | None = None,
         **options: Any,
     ) -> FitResult:
         """Fine-tune the towers contrastively on image-caption pairs.
@@ -476,6 +510,7 @@ class Matcher:
         (``checkpoint/``), the metrics log, and this matcher (``matcher.json``) pointing
         at it. Afterwards this matcher holds the best weights; a thresholding strategy
         fitted before is reset (scores change with the weights: calibrate again).
+        ``on_epoch(row, is_best)`` is called after each validated epoch.
         """
         from omegaconf import OmegaConf
         from omegaconf.errors import OmegaConfBaseException
@@ -487,7 +522,14 @@ class Matcher:
             config: FitConfig = OmegaConf.to_object(node)  # type: ignore[assignment]
         except OmegaConfBaseException as exc:
             raise ConfigError(f"invalid fit options: {exc}") from None
-        return fit(self, data, validation=validation, output_dir=output_dir, options=config)
+        return fit(
+            self,
+            data,
+            validation=validation,
+            output_dir=output_dir,
+            options=config,
+            on_epoch=on_epoch,
+        )
 
     def after_training(self, logit_scale: float | None, logit_bias: float | None) -> None:
         """Take up new weights: towers carry the trained scale and bias, the strategies

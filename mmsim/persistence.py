@@ -1,8 +1,10 @@
 """Saving and loading a matcher as JSON (no pickles).
 
 The file records the validated options of both encoders (so a later change of a
-plugin's defaults cannot change what a saved matcher loads), both strategies with the
-fitted parameters of the threshold, the pair column names and the runtime.
+plugin's defaults cannot change what a saved matcher loads; only a shipped model, an
+encoder's own default checkpoint, is recorded by the encoder's name), both strategies
+with the fitted parameters of the threshold, the pair column names and the runtime.
+Paths inside the saved folder are stored relative to it, so the folder can be moved.
 """
 
 from __future__ import annotations
@@ -23,14 +25,65 @@ VERSION = 1
 _PATH_OPTIONS = ("checkpoint", "pretrained", "model_config", "cache_dir")
 
 
-def _absolute_paths(options: dict[str, Any]) -> dict[str, Any]:
-    """Existing relative paths become absolute, so the file loads from any folder."""
+def portable_options(options: dict[str, Any], folder: Path | None) -> dict[str, Any]:
+    """Encoder options that survive moving, zipping or sharing the saved folder.
+
+    A checkpoint inside ``folder`` (a fine-tuned model saved beside its matcher) is
+    stored relative to it (``./checkpoint``); a shipped model, the encoder's own
+    default, is stored by the encoder name alone; any other existing local path is made
+    absolute; hub ids and tags stay as they are.
+    """
+    out = dict(options)
+    defaults = _defaults(str(out.get("name")))
+    base = folder.resolve() if folder is not None else None
+    for key in _PATH_OPTIONS:
+        value = out.get(key)
+        if not isinstance(value, str):
+            continue
+        if defaults.get(key) == value:
+            del out[key]
+            continue
+        path = Path(value).expanduser()
+        if not path.exists():
+            continue
+        resolved = path.resolve()
+        if base is not None and resolved.is_relative_to(base):
+            out[key] = "./" + resolved.relative_to(base).as_posix()
+        else:
+            out[key] = str(resolved)
+    return out
+
+
+def encoder_identity(configs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Both towers' encoder options in the portable form (absolute local paths, a
+    shipped model by its encoder name): what decides the embeddings, compared when
+    embeddings made at another time (an index, an .npz) are searched with a matcher."""
+    return {
+        side: portable_options(configs[side], None) for side in ("image_encoder", "text_encoder")
+    }
+
+
+def local_options(options: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """The inverse of :func:`portable_options` for a matcher saved in ``folder``."""
     out = dict(options)
     for key in _PATH_OPTIONS:
         value = out.get(key)
-        if isinstance(value, str) and not value.startswith("/") and Path(value).exists():
-            out[key] = str(Path(value).resolve())
+        if isinstance(value, str) and value.startswith("./"):
+            out[key] = str((folder / value).resolve())
     return out
+
+
+def _defaults(encoder: str) -> dict[str, Any]:
+    from omegaconf import OmegaConf
+
+    from mmsim.errors import UnknownComponentError
+    from mmsim.plugins import get_registry
+
+    try:
+        node = get_registry().get("encoder", encoder).default_config()
+    except UnknownComponentError:
+        return {}
+    return OmegaConf.to_container(node)  # type: ignore[return-value]
 
 
 def save_matcher(matcher: Matcher, directory: str | Path) -> Path:
@@ -42,8 +95,8 @@ def save_matcher(matcher: Matcher, directory: str | Path) -> Path:
         "format": FORMAT,
         "version": VERSION,
         "mmsim": __version__,
-        "image_encoder": _absolute_paths(matcher.configs["image_encoder"]),
-        "text_encoder": _absolute_paths(matcher.configs["text_encoder"]),
+        "image_encoder": portable_options(matcher.configs["image_encoder"], out),
+        "text_encoder": portable_options(matcher.configs["text_encoder"], out),
         "similarity": matcher.configs["similarity"],
         "threshold": matcher.configs["threshold"],
         "threshold_state": matcher.threshold.state(),
@@ -63,8 +116,8 @@ def load_matcher(cls: type[Matcher], directory: str | Path, **overrides: Any) ->
         raise FileNotFoundError(f"no saved matcher at {directory} (expected {path})")
     document = read_document(path)
     options: dict[str, Any] = {
-        "encoder": document["image_encoder"],
-        "text_encoder": document["text_encoder"],
+        "encoder": local_options(document["image_encoder"], Path(directory)),
+        "text_encoder": local_options(document["text_encoder"], Path(directory)),
         "similarity": document["similarity"],
         "threshold": document["threshold"],
         "query": document["columns"].get("query"),

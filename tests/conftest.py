@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import sys
+import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -114,6 +118,36 @@ def cli_env(extra_paths: list[Path] | None = None, **env: str) -> dict[str, str]
 
 # the console script pip/uv installed, so the tests run the command users run
 MMSIM = [str(Path(sys.executable).parent / "mmsim")]
+
+
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(*args: str, cwd: Path) -> CliResult:
+    """``mmsim ARGS`` run in this process (the console script's own ``main``), from
+    ``cwd``: the same code path as the installed command without a new interpreter per
+    call. A few tests still run the real console script in a subprocess."""
+    from mmsim.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    previous, environment, formatwarning = Path.cwd(), dict(os.environ), warnings.formatwarning
+    code = 0
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            main(list(args))
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    finally:  # what the command set for itself does not leak into the next test
+        os.chdir(previous)
+        os.environ.clear()
+        os.environ.update(environment)
+        warnings.formatwarning = formatwarning
+    return CliResult(code, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture(scope="session")

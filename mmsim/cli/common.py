@@ -8,6 +8,7 @@ from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 
+from mmsim.files import write_atomic
 from mmsim.inputs import IMAGE_SUFFIXES
 
 
@@ -58,8 +59,28 @@ def as_list(value: Any) -> list[Any]:
 
 
 def emit_json(value: Any, output: str | None) -> None:
-    """Print ``value`` as JSON, and also write it to ``output`` when one is given."""
-    text = json.dumps(value, indent=2)
-    print(text)
+    """Print ``value`` as JSON with scores rounded for reading, and write it exactly to
+    ``output`` when one is given."""
+    print(json.dumps(rounded(value), indent=2))
     if output:
-        output_path(output).write_text(text + "\n")
+        write_atomic(output_path(output), json.dumps(value, indent=2) + "\n")
+
+
+def rounded(value: Any, digits: int = 4) -> Any:
+    """``value`` with every float rounded to ``digits`` (what a terminal shows)."""
+    if isinstance(value, float):
+        return round(value, digits)
+    if isinstance(value, dict):
+        return {k: rounded(v, digits) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [rounded(v, digits) for v in value]
+    return value
+
+
+def given(*prefixes: str) -> bool:
+    """True when the command line set an option starting with one of ``prefixes``
+    (``encoder``, ``columns.``): a saved matcher's own settings win otherwise."""
+    if not HydraConfig.initialized():
+        return False
+    keys = [o.split("=", 1)[0].lstrip("+~") for o in HydraConfig.get().overrides.task]
+    return any(k.startswith(prefixes) for k in keys)

@@ -6,13 +6,14 @@ import io
 import json
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from mmsim.cli.common import as_list, images_in, lines_of, output_path
 from mmsim.cli.match import build_matcher
 from mmsim.embedding import EmbeddingResult
 from mmsim.files import write_atomic
 from mmsim.inputs import detect_modality
+from mmsim.persistence import encoder_identity
 
 
 def gather_items(cfg: DictConfig) -> list[str]:
@@ -44,10 +45,11 @@ def run(cfg: DictConfig) -> None:
         items=np.array(kept, dtype=str),
         modalities=np.array(modalities, dtype=str),
         indices=np.array(result.indices, dtype=np.int64),
+        encoder=np.array(json.dumps(encoder_identity(matcher.configs), sort_keys=True)),
     )
     write_atomic(out, buffer.getvalue())
     meta = {
-        "encoder": OmegaConf.to_container(cfg.encoder, resolve=True),
+        "encoder": encoder_identity(matcher.configs),
         "embedding_dim": int(result.embeddings.shape[1]),
         "count": len(kept),
         "images": modalities.count("image"),
@@ -57,7 +59,7 @@ def run(cfg: DictConfig) -> None:
         ],
     }
     meta_path = out.with_suffix(".meta.json")
-    write_atomic(meta_path, json.dumps(meta, indent=2))
+    write_atomic(meta_path, json.dumps(meta, indent=2) + "\n")
     print(
         f"embedded {len(kept)} items ({meta['images']} images, {meta['texts']} texts) into "
         f"{meta['embedding_dim']} dims -> {out}"

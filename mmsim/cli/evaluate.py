@@ -33,7 +33,7 @@ def run(cfg: DictConfig) -> None:
         )
     elif cfg.pairs:
         extra = (cfg.label,) if cfg.label else ()
-        _, rows = read_pairs(cfg, extra_columns=extra)
+        _, rows = read_pairs(cfg, extra_columns=extra, columns=(matcher.query, matcher.response))
         names = (matcher.query, matcher.response, *extra)
         data = columns_of(rows, names)
         report = matcher.evaluate(data, label=cfg.label, cutoffs=cutoffs)

@@ -9,14 +9,6 @@ from omegaconf import DictConfig, OmegaConf
 from mmsim.cli.common import emit_json, lines_of, output_path
 from mmsim.cli.match import build_matcher
 
-SUBCOMMANDS = {
-    "build": "embed a folder or table into a new index (or resume a killed build)",
-    "update": "embed new and changed items, drop deleted ones, keep renamed ones",
-    "info": "counts, model, size on disk, skipped items, ANN state",
-    "optimize": "compact the shards and build the ANN structure, tuned to a target recall",
-    "duplicates": "groups of near-duplicate items, as JSON or an HTML page",
-}
-
 
 def _list(value: object) -> list[str] | None:
     if value is None:

@@ -6,28 +6,31 @@ import csv
 
 from omegaconf import DictConfig
 
-from mmsim.cli.common import output_path
+from mmsim.cli.common import given, output_path
 from mmsim.cli.tables import columns_of, read_pairs
 from mmsim.matcher import Matcher
 
 
 def build_matcher(cfg: DictConfig) -> Matcher:
-    """A saved matcher when ``matcher=DIR`` is given, else one from the config groups."""
+    """A saved matcher when ``matcher=DIR`` is given (with its own column names unless
+    the command line sets ``columns.*``), else one from the config groups."""
     if cfg.get("matcher"):
         columns = cfg.get("columns") or {}
+        overrides = {}
+        if given("columns."):  # else the saved matcher's own column names
+            overrides = {"query": columns.get("query"), "response": columns.get("response")}
         return Matcher.load(
             cfg.matcher,
-            query=columns.get("query"),
-            response=columns.get("response"),
             progress=cfg.runtime.progress,
             on_error=cfg.runtime.on_error,
+            **overrides,
         )
     return Matcher.from_config(cfg)
 
 
 def run(cfg: DictConfig) -> None:
-    header, rows = read_pairs(cfg)
     matcher = build_matcher(cfg)
+    header, rows = read_pairs(cfg, columns=(matcher.query, matcher.response))
     data = columns_of(rows, (matcher.query, matcher.response))
     scores = matcher.score_pairs(data)
     ok = scores == scores  # NaN marks a pair skipped with runtime.on_error=skip

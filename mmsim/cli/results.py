@@ -8,7 +8,8 @@ import json
 import shutil
 from typing import Any
 
-from mmsim.cli.common import output_path
+from mmsim.cli.common import output_path, rounded
+from mmsim.files import write_atomic
 
 FORMATS = ("json", "csv", "table", "html")
 _SUFFIXES = {".json": "json", ".csv": "csv", ".html": "html", ".htm": "html", ".txt": "table"}
@@ -24,14 +25,13 @@ def emit_results(results: list[dict[str, Any]], fmt: str, output: str | None, ti
         file_fmt = _SUFFIXES.get(output_path(output).suffix.lower(), "json")
     if file_fmt == "html" and not output:
         output = "search.html"
-    text = render(results, file_fmt, title)
     if output:
         path = output_path(output)
-        path.write_text(text, encoding="utf-8")
+        write_atomic(path, render(results, file_fmt, title))
         if file_fmt == "html":
             print(f"wrote {sum(len(r['hits']) for r in results)} hits to {path}")
             return
-    print(render(results, fmt, title) if fmt != file_fmt else text, end="")
+    print(render(rounded(results) if fmt == "json" else results, fmt, title), end="")
 
 
 def render(results: list[dict[str, Any]], fmt: str, title: str) -> str:

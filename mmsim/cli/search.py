@@ -2,32 +2,74 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from mmsim.cli.common import as_list, images_in, lines_of
+from mmsim.cli.common import as_list, given, images_in, lines_of
 from mmsim.cli.match import build_matcher
 from mmsim.cli.results import emit_results
 from mmsim.matcher import Matcher
+from mmsim.persistence import encoder_identity
 from mmsim.search import semantic_search
 
 
 def load_corpus(cfg: DictConfig, matcher: Matcher) -> tuple[list[str], np.ndarray]:
     """(corpus items, corpus embeddings) from exactly one of the corpus options."""
-    given = [k for k in ("images_dir", "texts_file", "corpus") if cfg.get(k)]
-    if len(given) != 1:
+    chosen = [k for k in ("images_dir", "texts_file", "corpus") if cfg.get(k)]
+    if len(chosen) != 1:
         raise ValueError(
             "give exactly one corpus: images_dir=DIR, texts_file=FILE, corpus=FILE.npz or "
-            f"index=DIR (got {given or 'none'})"
+            f"index=DIR (got {chosen or 'none'})"
         )
     if cfg.corpus:
-        with np.load(cfg.corpus) as data:
-            return [str(x) for x in data["items"]], data["embeddings"]
+        return saved_corpus(cfg.corpus, matcher, cfg.get("modality"))
     if cfg.images_dir:
         items = images_in(cfg.images_dir)
         return items, matcher.extract_embedding(items, modality="image")
     items = lines_of(cfg.texts_file)
     return items, matcher.extract_embedding(items, modality="text")
+
+
+def saved_corpus(path: str, matcher: Matcher, modality: str | None) -> tuple[list[str], np.ndarray]:
+    """Items and embeddings of an ``mmsim embed`` file: refused when another encoder
+    made them, and one modality of a mixed file (``modality=``), never both."""
+    try:
+        data = np.load(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"corpus file not found: {path}") from None
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"corpus {path} is not an .npz written by `mmsim embed` ({exc})") from None
+    with data:
+        if not {"items", "embeddings"} <= set(data.files):
+            raise ValueError(
+                f"corpus {path} lacks 'items' / 'embeddings': write it with `mmsim embed`"
+            )
+        items = np.array([str(x) for x in data["items"]])
+        embeddings = data["embeddings"]
+        kinds = data["modalities"] if "modalities" in data.files else np.full(len(items), "?")
+        recorded = json.loads(str(data["encoder"])) if "encoder" in data.files else None
+    mine = encoder_identity(matcher.configs)
+    if recorded is not None and recorded != json.loads(json.dumps(mine)):
+        raise ValueError(
+            f"corpus {path} was embedded with {json.dumps(recorded['image_encoder'])} but this "
+            f"search uses {json.dumps(mine['image_encoder'])}: embeddings of different models "
+            "cannot be compared; pass the same encoder options, or embed the corpus again"
+        )
+    if modality is not None:
+        keep = kinds == modality
+        if not keep.any():
+            raise ValueError(
+                f"corpus {path} holds no {modality} items (it has {sorted(set(kinds))})"
+            )
+        return items[keep].tolist(), embeddings[keep]
+    if len(set(kinds.tolist())) > 1:
+        counts = ", ".join(f"{int((kinds == k).sum())} {k}s" for k in sorted(set(kinds.tolist())))
+        raise ValueError(
+            f"corpus {path} mixes {counts}; search one of them with modality=image or modality=text"
+        )
+    return items.tolist(), embeddings
 
 
 def run(cfg: DictConfig) -> None:
@@ -64,23 +106,14 @@ def search_index(cfg: DictConfig, queries: list[str]) -> list[dict]:
     encoder options say otherwise (then they must be the same model)."""
     from mmsim.index import Index
 
-    matcher = build_matcher(cfg) if cfg.get("matcher") or _encoder_given() else None
+    matcher = (
+        build_matcher(cfg)
+        if cfg.get("matcher") or given("encoder", "image_encoder", "text_encoder")
+        else None
+    )
     index = Index.open(cfg.index, matcher)
     where = cfg.where
     if where is not None and not isinstance(where, str):
         where = OmegaConf.to_container(where)
     hits = index.search(queries, top_k=cfg.top_k, where=where)
     return [{"query": q, "hits": ranked} for q, ranked in zip(queries, hits, strict=True)]
-
-
-def _encoder_given() -> bool:
-    """True when the command line chose an encoder (else the index's own is used)."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if not HydraConfig.initialized():
-        return False
-    overrides = HydraConfig.get().overrides.task
-    return any(
-        o.split("=")[0].lstrip("+~").startswith(("encoder", "image_encoder", "text_encoder"))
-        for o in overrides
-    )

@@ -15,19 +15,21 @@ def columns_of(rows: list[dict[str, str]], names: list[str] | tuple[str, ...]) -
 
 
 def read_pairs(
-    cfg: DictConfig, extra_columns: tuple[str, ...] = ()
+    cfg: DictConfig, extra_columns: tuple[str, ...] = (), columns: tuple[str, str] | None = None
 ) -> tuple[list[str], list[dict]]:
     """Rows of ``cfg.pairs`` with the query/response (and extra) columns checked.
 
-    Relative paths in the query/response columns that exist under ``cfg.image_root``
-    (default: the table's own folder) are joined to it.
+    ``columns``: the (query, response) column names, default ``cfg.columns`` (a saved
+    matcher passes its own). Relative paths in those columns that exist under
+    ``cfg.image_root`` (default: the table's own folder) are joined to it.
     """
+    query, response = columns or (cfg.columns.query, cfg.columns.response)
     header, rows = read_table(cfg.pairs)
-    needed = {f"columns.{k}": cfg.columns[k] for k in ("query", "response")}
+    needed = {"columns.query": query, "columns.response": response}
     needed.update({name: name for name in extra_columns})
     require_columns(header, needed, cfg.pairs)
     root = Path(cfg.get("image_root") or Path(cfg.pairs).expanduser().parent).expanduser()
     for row in rows:
-        for name in (cfg.columns.query, cfg.columns.response):
+        for name in (query, response):
             row[name] = under(root, row[name])
     return header, rows

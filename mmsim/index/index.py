@@ -30,7 +30,6 @@ from mmsim.index.manifest import Manifest
 from mmsim.index.record import STORAGE_DTYPES, check_matcher, new_record, read_record, write_record
 from mmsim.index.snapshot import SHARDS_DIR, Snapshot, load_snapshot
 from mmsim.index.sources import Source, resolve_source, source_from_record
-from mmsim.index.storage import TMP_PREFIX
 from mmsim.index.sync import UpdateReport, apply, plan
 from mmsim.index.tuning import corpus_sample, prompts
 
@@ -444,7 +443,8 @@ def _init_folder(folder: Path, matcher: Matcher, source: Source, dtype: str) -> 
         strangers = [
             p.name
             for p in folder.iterdir()
-            if p.name not in ours and not p.name.startswith((MANIFEST_FILE, TMP_PREFIX))
+            if p.name not in ours
+            and not p.name.startswith((MANIFEST_FILE, "."))  # ours, or a temporary file
         ]
         if strangers:
             raise IndexSourceError(

@@ -17,11 +17,12 @@ from typing import Any
 
 import numpy as np
 
+from mmsim.files import write_atomic
 from mmsim.index.ann import AnnBackend, auto_backend
 from mmsim.index.exact import exact_search
 from mmsim.index.manifest import Manifest
 from mmsim.index.snapshot import SHARDS_DIR, Snapshot, load_snapshot
-from mmsim.index.storage import fsync_dir, fsync_files, write_shard, write_text_atomic
+from mmsim.index.storage import fsync_dir, fsync_files, write_shard
 from mmsim.index.tuning import recall_at_k
 from mmsim.plugins import get_registry
 
@@ -116,7 +117,7 @@ def build_ann(
     tmp.mkdir(parents=True)
     backend.save(tmp)
     np.save(tmp / "ids.npy", ids)
-    write_text_atomic(tmp / "ann.json", json.dumps(state, indent=2) + "\n")
+    write_atomic(tmp / "ann.json", json.dumps(state, indent=2) + "\n")
     fsync_files(tmp)
     tmp.rename(folder / ANN_DIR / name)
     fsync_dir(folder / ANN_DIR)

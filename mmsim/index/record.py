@@ -13,8 +13,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mmsim.files import write_atomic
 from mmsim.index.errors import IndexCorruptError, IndexMismatchError
-from mmsim.index.storage import write_text_atomic
+from mmsim.persistence import encoder_identity
 
 if TYPE_CHECKING:
     from mmsim.matcher import Matcher
@@ -23,21 +24,6 @@ FILE = "index.json"
 FORMAT = "mmsim-index"
 VERSION = 1
 STORAGE_DTYPES = ("float32", "float16")
-_PATH_OPTIONS = ("checkpoint", "pretrained", "model_config", "cache_dir")
-
-
-def encoder_identity(configs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The encoder options that decide the embeddings, with local paths made absolute
-    (the same checkpoint named relatively and absolutely is the same model)."""
-    out = {}
-    for side in ("image_encoder", "text_encoder"):
-        options = dict(configs[side])
-        for key in _PATH_OPTIONS:
-            value = options.get(key)
-            if isinstance(value, str) and Path(value).expanduser().exists():
-                options[key] = str(Path(value).expanduser().resolve())
-        out[side] = options
-    return out
 
 
 def new_record(matcher: Matcher, source: dict[str, Any], dtype: str) -> dict[str, Any]:
@@ -60,7 +46,7 @@ def new_record(matcher: Matcher, source: dict[str, Any], dtype: str) -> dict[str
 
 
 def write_record(folder: Path, record: dict[str, Any]) -> None:
-    write_text_atomic(folder / FILE, json.dumps(record, indent=2) + "\n")
+    write_atomic(folder / FILE, json.dumps(record, indent=2) + "\n")
 
 
 def read_record(folder: Path) -> dict[str, Any]:

@@ -37,8 +37,11 @@ def fsync_files(folder: Path) -> None:
     fsync_dir(folder)
 
 
-def write_atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Create or replace ``path`` with what ``write(handle)`` writes, all or nothing."""
+def stream_atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Create or replace ``path`` with what ``write(handle)`` writes, all or nothing.
+
+    Streams (a shard can be gigabytes); small text files use :func:`mmsim.files.write_atomic`.
+    """
     tmp = path.with_name(f"{TMP_PREFIX}{uuid.uuid4().hex[:12]}-{path.name}")
     try:
         with tmp.open("wb") as handle:
@@ -52,14 +55,10 @@ def write_atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     fsync_dir(path.parent)
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    write_atomic(path, lambda handle: handle.write(text.encode("utf-8")))
-
-
 def write_shard(path: Path, vectors: np.ndarray) -> str:
     """Write ``vectors`` as a memory-mappable ``.npy`` file; returns its checksum."""
     vectors = np.ascontiguousarray(vectors)
-    write_atomic(path, lambda handle: np.save(handle, vectors, allow_pickle=False))
+    stream_atomic(path, lambda handle: np.save(handle, vectors, allow_pickle=False))
     return file_checksum(path)
 
 
