@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
+from mmsim.files import write_atomic
 from mmsim.metrics import (
     ReliabilityBin,
     brier_score,
@@ -53,9 +54,7 @@ class CalibrationReport:
         return _json_safe(asdict(self))
 
     def save(self, path: str | Path) -> Path:
-        out = Path(path)
-        out.write_text(json.dumps(self.to_dict(), indent=2))
-        return out
+        return write_atomic(Path(path), json.dumps(self.to_dict(), indent=2) + "\n")
 
     def summary(self) -> str:
         threshold = "n/a" if self.threshold is None else f"{self.threshold:.4f}"

@@ -285,7 +285,7 @@ def save_local_dir(directory: Path, model: Any, model_name: str) -> dict[str, An
         "model_cfg": open_clip.get_model_config(model_name),
         "preprocess_cfg": dict(model.visual.preprocess_cfg),
     }
-    (directory / "open_clip_config.json").write_text(json.dumps(config, indent=2))
+    (directory / "open_clip_config.json").write_text(json.dumps(config, indent=2) + "\n")
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     save_file(state, str(directory / "open_clip_model.safetensors"))
     return {"checkpoint": f"{LOCAL_DIR}{directory}", "pretrained": None, "model_config": None}
