@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import sqlite3
 import sys
 import warnings
 from collections.abc import Iterator
@@ -220,3 +221,13 @@ def labelled_pairs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list]:
             response.append(copies[j])
             label.append(int(i == j))
     return {"query": query, "response": response, "label": label}
+
+
+def committed_rows(index_dir: Path) -> int:
+    """Rows a running build has committed so far (0 before its manifest exists); what
+    kill-and-resume tests poll to choose the moment to kill."""
+    try:
+        with sqlite3.connect(index_dir / "manifest.sqlite", timeout=1) as conn:
+            return conn.execute("SELECT COUNT(*) FROM items").fetchone()[0]
+    except sqlite3.Error:
+        return 0

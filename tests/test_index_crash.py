@@ -15,7 +15,7 @@ import pytest
 from mmsim import Matcher
 from mmsim.index import Index
 
-from .conftest import write_images
+from .conftest import committed_rows, write_images
 
 BUILD = """
 import sys
@@ -24,14 +24,6 @@ from mmsim.index import Index
 matcher = Matcher("openai_clip", checkpoint=sys.argv[1], progress=False, batch_size=2)
 Index.build(sys.argv[2], matcher, sys.argv[3], commit_every=2, progress=False)
 """
-
-
-def committed(index_dir: Path) -> int:
-    try:
-        with sqlite3.connect(index_dir / "manifest.sqlite", timeout=1) as conn:
-            return conn.execute("SELECT COUNT(*) FROM items").fetchone()[0]
-    except sqlite3.Error:
-        return 0
 
 
 def content(index: Index) -> dict[str, np.ndarray]:
@@ -63,11 +55,13 @@ def test_sigkilled_build_resumes_to_the_clean_result(
         [sys.executable, "-c", BUILD, str(tiny_clip_dir), str(collection), str(out)]
     )
     deadline = time.monotonic() + 120
-    while committed(out) < kill_after and process.poll() is None and time.monotonic() < deadline:
+    while (
+        committed_rows(out) < kill_after and process.poll() is None and time.monotonic() < deadline
+    ):
         time.sleep(0.005)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
-    before = committed(out)
+    before = committed_rows(out)
     assert before < len(clean), "the build finished before it could be killed"
     matcher = Matcher("openai_clip", checkpoint=str(tiny_clip_dir), progress=False)
     resumed = Index.build(collection, matcher, out, progress=False)
