@@ -24,7 +24,7 @@ def find_groups(index: Index, threshold: float, max_group: int) -> list[list[tup
         raise ValueError(f"threshold must be a cosine similarity in [-1, 1], got {threshold}")
     if max_group < 2:
         raise ValueError(f"max_group must be at least 2, got {max_group}")
-    ids = index._view().live.ids
+    ids = index.ids()
     parent = {int(i): int(i) for i in ids}
 
     def root(i: int) -> int:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mmsim.errors import ConfigError
 from mmsim.index import optimize as opt
 from mmsim.index.batches import LocalRunner, Runner
 from mmsim.index.errors import IndexSourceError
@@ -209,7 +210,7 @@ class Index:
         if queries is not None:
             return self._query_vectors(queries, None), "given"
         counts = self._manifest.counts()
-        if counts["images"] >= counts["texts"] and self.matcher._text_tower is not None:
+        if counts["images"] >= counts["texts"] and _has_text_tower(self.matcher):
             return self._query_vectors(prompts(), "text"), "text prompts"
         vectors = snapshot.vectors(snapshot.live.ids[:: max(1, snapshot.count // 20000)])
         return corpus_sample(vectors, 200), "corpus sample"
@@ -236,6 +237,10 @@ class Index:
 
     def __len__(self) -> int:
         return self._view().count
+
+    def ids(self) -> np.ndarray:
+        """The ids of every live item, ascending."""
+        return self._view().live.ids.copy()
 
     def vectors(self, ids: Any) -> np.ndarray:
         """The stored (float32) embeddings of item ids, in the order given."""
@@ -431,6 +436,14 @@ class Index:
 
     def __repr__(self) -> str:
         return f"Index({str(self.folder)!r}, items={len(self)}, dim={self.dim})"
+
+
+def _has_text_tower(matcher: Matcher) -> bool:
+    try:
+        matcher.text_tower  # noqa: B018 - raises for an encoder without one
+    except ConfigError:
+        return False
+    return True
 
 
 def _init_folder(folder: Path, matcher: Matcher, source: Source, dtype: str) -> None:
