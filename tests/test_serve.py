@@ -236,3 +236,23 @@ def test_concurrent_text_queries_share_batches(built):
     index = Index.open(built[1])
     for query, answer in zip(queries, answers, strict=True):
         same_hits(answer["hits"], index.search(query, top_k=3)[0])
+
+
+def test_the_default_demo_index_works_offline(tmp_path):
+    from mmsim.serve.demo_index import demo_index
+
+    folder = demo_index(tmp_path / "cache", scenes=40)
+    with TestClient(create_app(folder)) as c:
+        assert c.get("/api/health").json()["items"] == 40
+        hits = c.get("/api/search", params={"q": "a large red circle", "top_k": 3}).json()["hits"]
+        assert len(hits) == 3 and all("caption" in h["metadata"] for h in hits)
+        best = hits[0]
+        image = c.get(f"/api/items/{best['response_id']}/thumbnail")
+        assert image.status_code == 200
+        verdict = c.post(
+            "/api/match",
+            files={"file": ("scene.png", Path(best["path"]).read_bytes())},
+            data={"caption": best["metadata"]["caption"]},
+        ).json()
+        assert verdict["threshold"] == "best_f1" and verdict["match"] is True
+    assert demo_index(tmp_path / "cache", scenes=40) == folder  # built once, then reused
