@@ -20,7 +20,7 @@ from mmsim import Matcher
 from mmsim.errors import ConfigError
 from mmsim.index import Index
 
-from .conftest import write_collection, write_images
+from .conftest import committed_rows, write_collection, write_images
 
 # Workers run this venv's Python directly: under `uv run`, Ray's uv hook would package
 # the checkout for every worker (read when ray is imported; the driver test inherits it)
@@ -132,16 +132,6 @@ build(sys.argv[2], matcher, sys.argv[3], engine=EngineOptions(actors=1, address=
 """
 
 
-def committed(index_dir: Path) -> int:
-    import sqlite3
-
-    try:
-        with sqlite3.connect(index_dir / "manifest.sqlite", timeout=1) as conn:
-            return conn.execute("SELECT COUNT(*) FROM items").fetchone()[0]
-    except sqlite3.Error:
-        return 0
-
-
 def test_a_sigkilled_driver_resumes_without_re_embedding(cluster, tiny_clip_dir, tmp_path):
     root = tmp_path / "photos"
     for part in range(4):
@@ -151,11 +141,11 @@ def test_a_sigkilled_driver_resumes_without_re_embedding(cluster, tiny_clip_dir,
         [sys.executable, "-c", DRIVER, str(tiny_clip_dir), str(root), str(out), cluster]
     )
     deadline = time.monotonic() + 120
-    while committed(out) < 4 and driver.poll() is None and time.monotonic() < deadline:
+    while committed_rows(out) < 4 and driver.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
     driver.send_signal(signal.SIGKILL)
     driver.wait(timeout=30)
-    before = committed(out)
+    before = committed_rows(out)
     assert 0 < before < 40, f"the driver was killed after {before} of 40 items"
     resumed = mmsim_ray.build(
         root,
