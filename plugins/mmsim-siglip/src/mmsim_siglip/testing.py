@@ -4,6 +4,15 @@ For tests and benchmarks: SigLIP's tokenizer is a small SentencePiece model trai
 here on generated captions; SigLIP 2's (a BPE tokenizer in the Gemma format) has a
 character vocabulary. Models have random weights; everything is saved with
 ``save_pretrained`` like a downloaded checkpoint.
+
+The tokenizers are built as transformers' conversion scripts build them
+(``convert_siglip_to_hf.py``, ``convert_siglip2_to_hf.py``): SigLIP's
+``SiglipTokenizer(vocab_file, model_input_names=["input_ids"])``; SigLIP 2's Gemma
+tokenizer with ``add_bos_token=False, add_eos_token=True, padding_side="right",
+model_input_names=["input_ids"]``. ``input_ids_only=False`` saves them without
+``model_input_names`` (the class default, which adds ``attention_mask``);
+:func:`siglip2_tokenizer` with ``class_defaults=True`` gives ``Siglip2Tokenizer``'s own
+defaults (left padding, no EOS, attention mask).
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ from transformers import (
 
 try:  # SigLIP 2 arrived in transformers 4.49
     from transformers import (
+        GemmaTokenizerFast,  # GemmaTokenizer in transformers 5
         Siglip2Config,
         Siglip2ImageProcessor,
         Siglip2Model,
@@ -67,7 +77,11 @@ def caption_corpus() -> list[str]:
 
 
 def train_tokenizer(
-    directory: str | Path, vocab_size: int = 200, max_length: int = 16
+    directory: str | Path,
+    vocab_size: int = 200,
+    max_length: int = 16,
+    *,
+    input_ids_only: bool = True,
 ) -> SiglipTokenizer:
     """Train a SentencePiece model on :func:`caption_corpus` and load it as SigLIP's tokenizer."""
     out = Path(directory)
@@ -84,7 +98,39 @@ def train_tokenizer(
         pad_id=-1,
         minloglevel=2,
     )
-    return SiglipTokenizer(vocab_file=str(out / "spiece.model"), model_max_length=max_length)
+    return siglip_tokenizer(out / "spiece.model", max_length, input_ids_only=input_ids_only)
+
+
+def siglip_tokenizer(
+    vocab_file: str | Path, max_length: int = 16, *, input_ids_only: bool = True
+) -> SiglipTokenizer:
+    """SigLIP's tokenizer as the conversion script builds it (``input_ids`` only), or
+    with the class defaults."""
+    names = {"model_input_names": ["input_ids"]} if input_ids_only else {}
+    return SiglipTokenizer(vocab_file=str(vocab_file), model_max_length=max_length, **names)
+
+
+def siglip2_tokenizer(
+    max_length: int = 16, *, input_ids_only: bool = True, class_defaults: bool = False
+) -> Any:
+    """SigLIP 2's Gemma tokenizer (character vocabulary) as the conversion script builds
+    it, or ``Siglip2Tokenizer`` with its class defaults."""
+    specials = ["<pad>", "<eos>", "<bos>", "<unk>", "<mask>"]
+    letters = list(string.ascii_lowercase + string.digits + " .,'▁")
+    vocab = {token: i for i, token in enumerate(specials + letters)}
+    if class_defaults:
+        return Siglip2Tokenizer(vocab=vocab, merges=[], model_max_length=max_length)
+    names = {"model_input_names": ["input_ids"]} if input_ids_only else {}
+    return GemmaTokenizerFast(
+        vocab=vocab,
+        merges=[],
+        model_max_length=max_length,
+        add_bos_token=False,
+        add_eos_token=True,
+        padding_side="right",
+        do_lower_case=True,
+        **names,
+    )
 
 
 def _text_options(config: dict[str, Any], tokenizer: Any) -> dict[str, Any]:
@@ -106,7 +152,11 @@ def _save_model(model: torch.nn.Module, out: Path) -> None:
 
 
 def save_random_siglip(
-    directory: str | Path, *, config: dict[str, Any] | None = None, seed: int = 0
+    directory: str | Path,
+    *,
+    config: dict[str, Any] | None = None,
+    seed: int = 0,
+    input_ids_only: bool = True,
 ) -> Path:
     """Save a randomly initialised SigLIP with tokenizer and processor.
 
@@ -116,7 +166,7 @@ def save_random_siglip(
     out = Path(directory)
     config = TINY if config is None else config
     length = SiglipConfig(**config).text_config.max_position_embeddings
-    tokenizer = train_tokenizer(out, max_length=length)
+    tokenizer = train_tokenizer(out, max_length=length, input_ids_only=input_ids_only)
     torch.manual_seed(seed)
     model = SiglipModel(SiglipConfig(**_text_options(config, tokenizer)))
     _save_model(model, out)
@@ -126,15 +176,14 @@ def save_random_siglip(
     return out
 
 
-def save_random_siglip2(directory: str | Path, *, seed: int = 0) -> Path:
+def save_random_siglip2(
+    directory: str | Path, *, seed: int = 0, input_ids_only: bool = True
+) -> Path:
     """Save a tiny randomly initialised SigLIP 2 (NaFlex patches) with its processor."""
     if Siglip2Model is None:
         raise ImportError("SigLIP 2 needs transformers >= 4.49")
     out = Path(directory)
-    specials = ["<pad>", "<eos>", "<bos>", "<unk>", "<mask>"]
-    letters = list(string.ascii_lowercase + string.digits + " .,'▁")
-    vocab = {token: i for i, token in enumerate(specials + letters)}
-    tokenizer = Siglip2Tokenizer(vocab=vocab, merges=[], model_max_length=16)
+    tokenizer = siglip2_tokenizer(16, input_ids_only=input_ids_only)
     vision = {**TINY["vision_config"], "num_patches": 16}
     vision.pop("image_size")
     torch.manual_seed(seed)

@@ -1,9 +1,10 @@
 """SigLIP image and text towers over transformers' ``SiglipModel`` / ``Siglip2Model``.
 
-SigLIP's text tower is bidirectional and pools the last position, so texts are padded
-to the fixed length the model was trained with (as its processor does): trimming the
-padding would change the embeddings. The towers carry the model's logit scale and
-bias, so a matcher can give SigLIP's own pair probability ``sigmoid(scale*cos + bias)``.
+SigLIP's text tower is bidirectional and pools the last position, so texts are given
+to it exactly as big_vision trained it: pieces + EOS, right padding to the fixed
+length, sticky EOS on truncation, ``input_ids`` only (see :class:`SiglipTextTower`).
+The towers carry the model's logit scale and bias, so a matcher can give
+SigLIP's own pair probability ``sigmoid(scale*cos + bias)``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from mmsim.towers import (
     TowerParameters,
     Towers,
     Trainable,
-    text_length_limit,
 )
 from mmsim_siglip.plugin import SiglipConfig
 
@@ -90,54 +90,102 @@ class SiglipImageTower(ImageTower):
 
 
 class SiglipTextTower(TextTower):
-    """Pads to the model's fixed text length, as SigLIP was trained."""
+    """Token ids exactly as SigLIP and SigLIP 2 were trained on, whatever the saved
+    tokenizer is configured to return.
+
+    big_vision tokenises a caption into its pieces plus EOS (no BOS), pads on the right
+    to the model's fixed length and, when the caption is too long, keeps the first
+    ``length - 1`` pieces and the EOS ("sticky" EOS); SigLIP 2 lower-cases the text
+    first. The text model attends to every position, padding included, and pools the
+    last one, so the model gets ``input_ids`` only: an attention mask (which tokenizers
+    saved with transformers' class defaults return) changes every padded caption, and a
+    left-padding or EOS-less tokenizer (``Siglip2Tokenizer``'s class defaults) would
+    too. transformers' conversion scripts build the tokenizers with
+    ``model_input_names=["input_ids"]``, right padding and EOS for the same reason.
+    """
 
     def __init__(self, model: Any, tokenizer: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.model = model
         self.tokenizer = tokenizer
+        self.lowercase = model.config.model_type == "siglip2"  # big_vision: lower|tok(...)
+        self.eos_id = tokenizer.eos_token_id
+        pad = tokenizer.pad_token_id
+        self.pad_id = int(pad if pad is not None else (self.eos_id or 0))
+
+    def token_ids(self, texts: Sequence[str]) -> tuple[list[list[int]], list[int]]:
+        """Per text: pieces + EOS, cut to ``max_length`` keeping the EOS; and the
+        positions of the texts that were cut."""
+        texts = [t.lower() for t in texts] if self.lowercase else list(texts)
+        pieces = self.tokenizer(
+            texts, add_special_tokens=False, return_attention_mask=False, verbose=False
+        )["input_ids"]
+        end = [] if self.eos_id is None else [int(self.eos_id)]
+        rows = [[*p, *end] for p in pieces]
+        limit = int(self.max_length)
+        truncated = [i for i, row in enumerate(rows) if len(row) > limit]
+        for i in truncated:
+            rows[i] = [*rows[i][: limit - len(end)], *end]
+        return rows, truncated
 
     def tokenize(self, texts: Sequence[str]) -> TextBatch:
-        texts = list(texts)
-        full = self.tokenizer(texts, verbose=False)["input_ids"]
-        truncated = [i for i, ids in enumerate(full) if len(ids) > self.max_length]
-        tokens = self.tokenizer(
-            texts,
-            padding="max_length",
-            truncation=True,
-            max_length=self.max_length,
-            return_tensors="pt",
-        )
-        return TextBatch(dict(tokens), truncated)
+        rows, truncated = self.token_ids(texts)
+        ids = torch.full((len(rows), int(self.max_length)), self.pad_id, dtype=torch.long)
+        for i, row in enumerate(rows):  # right padding to the trained length
+            ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+        return TextBatch({"input_ids": ids}, truncated)
 
     def encode(self, batch: TextBatch) -> torch.Tensor:
-        return _features(self.model.get_text_features(**_to(batch.inputs, self.runtime)))
+        ids = batch.inputs["input_ids"].to(self.runtime.device)
+        return _features(self.model.get_text_features(input_ids=ids))
 
     def export_onnx(self) -> TowerExport:
-        """The text head at SigLIP's fixed length (bidirectional: padding matters), so
-        only the batch axis is dynamic."""
+        """The text head at SigLIP's fixed length (bidirectional: padding matters), fed
+        ``input_ids`` only, so only the batch axis is dynamic. A ``tokenizer.json`` is
+        rewritten to tokenise as :meth:`token_ids` does (pieces + EOS, no BOS; lower case
+        for SigLIP 2)."""
         from mmsim.export.contract import TowerExport, forward_module
         from mmsim.export.specs import hf_text_spec
 
-        names = list(self.tokenize(["x"]).inputs)
         spec, files = hf_text_spec(
             self.tokenizer,
             self.name,
             max_length=self.max_length,
             padding="max_length",
-            attention_mask="attention_mask" in names,
+            attention_mask=False,
         )
+        spec["pad_id"] = self.pad_id
+        if "tokenizer.json" in files:
+            files["tokenizer.json"] = self._tokenizer_json(files["tokenizer.json"])
 
-        def forward(model: Any, *tensors: torch.Tensor) -> torch.Tensor:
-            return _features(model.get_text_features(**dict(zip(names, tensors, strict=True))))
+        def forward(model: Any, input_ids: torch.Tensor) -> torch.Tensor:
+            return _features(model.get_text_features(input_ids=input_ids))
 
         return TowerExport(
             module=forward_module(self.model, forward),
-            feeds=lambda inputs: {name: inputs[name] for name in names},
-            dynamic={name: {0: "batch"} for name in names},
+            feeds=lambda inputs: {"input_ids": inputs["input_ids"]},
+            dynamic={"input_ids": {0: "batch"}},
             spec=spec,
             files=files,
         )
+
+    def _tokenizer_json(self, data: bytes) -> bytes:
+        from tokenizers import Tokenizer, normalizers, processors
+
+        backend = Tokenizer.from_str(data.decode("utf-8"))
+        if self.eos_id is None:
+            backend.post_processor = processors.TemplateProcessing(single="$A", special_tokens=[])
+        else:
+            eos = self.tokenizer.convert_ids_to_tokens(int(self.eos_id))
+            backend.post_processor = processors.TemplateProcessing(
+                single=f"$A {eos}", special_tokens=[(eos, int(self.eos_id))]
+            )
+        if self.lowercase:
+            steps = [normalizers.Lowercase()]
+            if backend.normalizer is not None:
+                steps.append(backend.normalizer)
+            backend.normalizer = normalizers.Sequence(steps)
+        return backend.to_str().encode("utf-8")
 
 
 def trainable(model: Any, processor: Any, tokenizer: Any) -> Trainable:
@@ -180,7 +228,9 @@ def build_towers(config: SiglipConfig, runtime: Runtime) -> Towers:
     model = model.to(device=runtime.device, dtype=runtime.dtype).eval()
     text_config = model.config.text_config
     dim = getattr(text_config, "projection_size", None) or text_config.hidden_size
-    limit = text_length_limit(text_config.max_position_embeddings, tokenizer)
+    # the trained length is the position count (big_vision sizes the position
+    # embedding to it); the tokenizer's model_max_length is not consulted
+    limit = int(text_config.max_position_embeddings)
     common = {
         "embedding_dim": dim,
         "runtime": runtime,
