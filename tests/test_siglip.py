@@ -265,3 +265,14 @@ def test_exported_tokenizer_gives_the_towers_ids(kind, siglip_checkpoints, tmp_p
         assert set(feeds) == {"input_ids"}
         np.testing.assert_array_equal(feeds["input_ids"], batch.inputs["input_ids"].numpy())
         assert truncated == batch.truncated == [2]
+
+
+@pytest.mark.parametrize("kind", ["siglip", "siglip2"])
+def test_image_tower_passes_only_the_trained_inputs(kind, siglip_checkpoints, image_paths):
+    """SigLIP: pixels; SigLIP 2 (NaFlex): patches, their padding mask and grid shapes."""
+    matcher = Matcher("siglip", checkpoint=str(siglip_checkpoints[kind][0]), progress=False)
+    inputs = matcher.image_tower.preprocess([Image.open(image_paths[0]).convert("RGB")])
+    expected = {"pixel_values"} | (
+        {"pixel_attention_mask", "spatial_shapes"} if kind == "siglip2" else set()
+    )
+    assert set(inputs) == expected

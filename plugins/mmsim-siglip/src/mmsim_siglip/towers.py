@@ -35,6 +35,13 @@ if TYPE_CHECKING:
     from mmsim.export.contract import TowerExport
 
 SUPPORTED = ("siglip", "siglip2")
+# what each vision model was trained with: SigLIP fixed-size pixels; SigLIP 2 (NaFlex)
+# patch sequences with their padding mask and patch grids. Anything else an image
+# processor might return is not passed on.
+IMAGE_INPUTS = {
+    "siglip": ("pixel_values",),
+    "siglip2": ("pixel_values", "pixel_attention_mask", "spatial_shapes"),
+}
 
 
 def _features(output: Any) -> torch.Tensor:
@@ -63,7 +70,8 @@ class SiglipImageTower(ImageTower):
         self.processor = processor
 
     def preprocess(self, images: Sequence[Image.Image]) -> dict[str, torch.Tensor]:
-        return dict(self.processor(images=list(images), return_tensors="pt"))
+        out = self.processor(images=list(images), return_tensors="pt")
+        return {k: out[k] for k in IMAGE_INPUTS[self.model.config.model_type] if k in out}
 
     def encode(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         return _features(self.model.get_image_features(**_to(inputs, self.runtime)))
