@@ -65,6 +65,25 @@ def test_text_embeddings_equal_clipmodel_padded_to_77(matcher, reference):
     assert np.abs(got - expected).max() < 1e-5
 
 
+def test_text_embeddings_equal_openai_convention_without_a_mask(matcher, reference):
+    """OpenAI's ``clip.tokenize``: [SOT] pieces [EOT], zero padding to 77, EOT kept on
+    truncation; ``encode_text`` (and the conversion script's check) takes no attention
+    mask. mmsim trims the padding and passes a mask: causal attention pooled at EOT makes
+    both invisible, which this checks against the upstream convention."""
+    model, processor = reference
+    texts = [*CAPTIONS, "a red car near a lake " * 20]
+    rows = []
+    for text in texts:
+        ids = processor.tokenizer(text, verbose=False)["input_ids"]
+        ids = [*ids[:76], ids[-1]] if len(ids) > 77 else ids
+        rows.append([*ids, *[0] * (77 - len(ids))])
+    with torch.no_grad():
+        expected = _features(model.get_text_features(input_ids=torch.tensor(rows)))
+    with pytest.warns(TruncationWarning):
+        got = matcher.extract_embedding(texts, modality="text")
+    assert np.abs(got - F.normalize(expected, dim=-1).numpy()).max() < 1e-5
+
+
 def test_text_batches_are_padded_to_their_longest_text(matcher):
     batch = matcher.text_tower.tokenize(["a dog", "a black dog runs"])
     ids = batch.inputs["input_ids"]
