@@ -9,12 +9,24 @@ into one that names the file.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
 from pathlib import Path
 
 _CHECKED_SUFFIXES = (".json", ".safetensors")
+
+
+def digest_file(path: str | Path, algorithm: str = "blake2b") -> str:
+    """Hex digest of a file's bytes, read in 1 MiB blocks. ``blake2b`` is 128-bit (the
+    index's content hashes and shard checksums); ``sha256`` / ``sha1`` for checksums
+    users compare with published ones."""
+    digest = hashlib.blake2b(digest_size=16) if algorithm == "blake2b" else hashlib.new(algorithm)
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def write_atomic(path: str | Path, data: str | bytes) -> Path:

@@ -38,7 +38,7 @@ def portable_options(options: dict[str, Any], folder: Path | None) -> dict[str, 
     base = folder.resolve() if folder is not None else None
     for key in _PATH_OPTIONS:
         value = out.get(key)
-        if not isinstance(value, str):
+        if not isinstance(value, str) or value.startswith("./"):  # already folder-relative
             continue
         if defaults.get(key) == value:
             del out[key]
@@ -86,28 +86,41 @@ def _defaults(encoder: str) -> dict[str, Any]:
     return OmegaConf.to_container(node)  # type: ignore[return-value]
 
 
-def save_matcher(matcher: Matcher, directory: str | Path) -> Path:
+def matcher_document(
+    matcher: Matcher,
+    folder: Path,
+    *,
+    encoder: dict[str, Any] | None = None,
+    runtime: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """What ``matcher.json`` in ``folder`` holds for ``matcher``; ``encoder`` replaces
+    both towers' encoder (an export saved with the encoder that runs it) and
+    ``runtime`` the runtime section."""
     from mmsim import __version__
 
-    out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
-    document = {
+    return {
         "format": FORMAT,
         "version": VERSION,
         "mmsim": __version__,
-        "image_encoder": portable_options(matcher.configs["image_encoder"], out),
-        "text_encoder": portable_options(matcher.configs["text_encoder"], out),
+        "image_encoder": portable_options(encoder or matcher.configs["image_encoder"], folder),
+        "text_encoder": portable_options(encoder or matcher.configs["text_encoder"], folder),
         "similarity": matcher.configs["similarity"],
         "threshold": matcher.configs["threshold"],
         "threshold_state": matcher.threshold.state(),
         "columns": {"query": matcher.query, "response": matcher.response},
-        "runtime": {
+        "runtime": runtime
+        or {
             "device": str(matcher.runtime.device),
             "dtype": str(matcher.runtime.dtype).removeprefix("torch."),
             "batch_size": matcher.batch_size,
         },
     }
-    return write_atomic(out / FILE, json.dumps(document, indent=2) + "\n")
+
+
+def save_matcher(matcher: Matcher, directory: str | Path) -> Path:
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    return write_atomic(out / FILE, json.dumps(matcher_document(matcher, out), indent=2) + "\n")
 
 
 def load_matcher(cls: type[Matcher], directory: str | Path, **overrides: Any) -> Matcher:

@@ -12,7 +12,7 @@ import hashlib
 import urllib.parse
 from pathlib import Path
 
-from mmsim.files import write_atomic
+from mmsim.files import digest_file, write_atomic
 from mmsim.search import semantic_search
 from mmsim.sources import is_url, read_bytes
 from mmsim.validation import positive_int
@@ -44,7 +44,11 @@ def download(
     target = Path(path).expanduser() if path is not None else Path(name)
     if target.is_dir():
         target = target / name
-    if target.is_file() and not overwrite and (sha1_hash is None or _sha1(target) == sha1_hash):
+    if (
+        target.is_file()
+        and not overwrite
+        and (sha1_hash is None or digest_file(target, "sha1") == sha1_hash.lower())
+    ):
         return str(target)
     data = read_bytes(url, timeout=timeout, max_bytes=DOWNLOAD_MAX_BYTES, retries=retries - 1)
     if sha1_hash is not None:
@@ -55,11 +59,3 @@ def download(
                 f"was not written to {target}: check the hash or the URL"
             )
     return str(write_atomic(target, data))
-
-
-def _sha1(path: Path) -> str:
-    digest = hashlib.sha1()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -155,6 +155,18 @@ def test_saved_matcher_keeps_similarity_threshold_and_search(exported, labelled_
     ]
 
 
+def test_a_moved_export_loads_with_its_threshold(exported, labelled_pairs, tmp_path):
+    torch_matcher, path = exported["demo"]
+    saved = json.loads((path / "matcher.json").read_text())
+    assert saved["image_encoder"]["checkpoint"] == "./."  # the export folder itself
+    moved = _copy(path, tmp_path)
+    loaded = Matcher.load(moved, progress=False)
+    assert loaded.configs["image_encoder"]["checkpoint"] == str(moved.resolve())
+    np.testing.assert_array_equal(
+        loaded.predict(labelled_pairs), torch_matcher.predict(labelled_pairs)
+    )
+
+
 def _copy(path: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(path, tmp_path / "copy"))
 

@@ -307,21 +307,15 @@ def _export_tower(
 
 
 def _write_matcher(matcher: Matcher, tmp: Path, target: Path) -> None:
-    from mmsim import __version__
+    """``matcher.json`` of the export: the ``onnx`` encoder over the export folder itself
+    (stored as ``./.``, so the folder can be moved), the similarity and fitted threshold."""
     from mmsim.persistence import FILE as MATCHER_FILE
-    from mmsim.persistence import FORMAT, VERSION
+    from mmsim.persistence import matcher_document
 
-    encoder = {"name": "onnx", "checkpoint": str(target)}
-    document = {
-        "format": FORMAT,
-        "version": VERSION,
-        "mmsim": __version__,
-        "image_encoder": encoder,
-        "text_encoder": encoder,
-        "similarity": matcher.configs["similarity"],
-        "threshold": matcher.configs["threshold"],
-        "threshold_state": matcher.threshold.state(),
-        "columns": {"query": matcher.query, "response": matcher.response},
-        "runtime": {"device": "cpu", "dtype": "float32", "batch_size": matcher.batch_size},
-    }
+    document = matcher_document(
+        matcher,
+        target,
+        encoder={"name": "onnx", "checkpoint": "./."},
+        runtime={"device": "cpu", "dtype": "float32", "batch_size": matcher.batch_size},
+    )
     write_atomic(tmp / MATCHER_FILE, json.dumps(document, indent=2) + "\n")

@@ -7,13 +7,12 @@ Only the standard library is used here: reading an export must stay cheap.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 from mmsim.errors import DamagedFileError
-from mmsim.files import json_problem, write_atomic
+from mmsim.files import digest_file, json_problem, write_atomic
 
 FILE = "manifest.json"
 FORMAT = "mmsim-onnx-export"
@@ -21,18 +20,12 @@ VERSION = 1
 OUTPUT = "mmsim_embedding"  # the graphs' output name (plain "embedding" clashes inside CLIP)
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def checksums(directory: Path) -> dict[str, str]:
     """SHA-256 of every file in ``directory`` but the manifest, by name."""
     return {
-        p.name: sha256(p) for p in sorted(directory.iterdir()) if p.is_file() and p.name != FILE
+        p.name: digest_file(p, "sha256")
+        for p in sorted(directory.iterdir())
+        if p.is_file() and p.name != FILE
     }
 
 
@@ -76,7 +69,7 @@ def read_manifest(directory: str | Path, *, verify: bool = True) -> dict[str, An
             file = root / name
             if not file.is_file():
                 raise _damaged(file, "is missing")
-            if sha256(file) != expected:
+            if digest_file(file, "sha256") != expected:
                 raise _damaged(
                     file, "does not match its checksum in manifest.json (changed or damaged)"
                 )

@@ -21,9 +21,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from mmsim.errors import describe_item
+from mmsim.files import digest_file
 from mmsim.index.manifest import ItemRecord, Manifest
 from mmsim.index.snapshot import SHARDS_DIR
-from mmsim.index.sources import SourceItem, file_digest
+from mmsim.index.sources import SourceItem
 from mmsim.index.storage import write_shard
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ def hash_files(chunk: Iterable[tuple[SourceItem, int | None]]) -> dict[int, str]
     for pos, (entry, _) in enumerate(chunk):
         if entry.record.hash is None and entry.record.size is not None:
             with contextlib.suppress(OSError):  # the loader reports an unreadable file
-                out[pos] = file_digest(entry.item)
+                out[pos] = digest_file(entry.item)
     return out
 
 

@@ -6,7 +6,6 @@ it, and a power loss after the rename cannot lose the file's contents.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import uuid
 from collections.abc import Callable
@@ -15,6 +14,7 @@ from typing import IO
 
 import numpy as np
 
+from mmsim.files import digest_file
 from mmsim.index.errors import IndexCorruptError
 
 TMP_PREFIX = ".tmp-"
@@ -59,16 +59,7 @@ def write_shard(path: Path, vectors: np.ndarray) -> str:
     """Write ``vectors`` as a memory-mappable ``.npy`` file; returns its checksum."""
     vectors = np.ascontiguousarray(vectors)
     stream_atomic(path, lambda handle: np.save(handle, vectors, allow_pickle=False))
-    return file_checksum(path)
-
-
-def file_checksum(path: Path) -> str:
-    """blake2b-128 of a file's bytes, hex."""
-    digest = hashlib.blake2b(digest_size=16)
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return digest_file(path)
 
 
 def open_shard(path: Path, rows: int, dim: int, dtype: str) -> np.ndarray:

@@ -18,9 +18,10 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from mmsim.errors import describe_item
+from mmsim.files import digest_file
 from mmsim.index.batches import Runner, chunks_of, commit_chunk, skip_row
 from mmsim.index.manifest import ItemRecord, Manifest
-from mmsim.index.sources import SourceItem, file_digest
+from mmsim.index.sources import SourceItem
 
 
 @dataclass
@@ -125,7 +126,7 @@ def plan(manifest: Manifest, scanned: Sequence[SourceItem]) -> Plan:
 
 def _hash(entry: SourceItem, out: Plan) -> bool:
     try:
-        entry.record.hash = file_digest(entry.item)
+        entry.record.hash = digest_file(entry.item)
         return True
     except OSError as exc:
         entry.problem = f"cannot read {entry.item}: {exc.strerror or exc}"
