@@ -9,10 +9,10 @@ error handling (raise, or skip and report), truncation reports, and the output p
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +24,9 @@ from mmsim.inputs import text_problem
 from mmsim.sources import IO_WORKERS, is_url, read_bytes
 from mmsim.towers import ImageTower, TextBatch, TextTower
 from mmsim.validation import choice
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 ON_ERROR = ("raise", "skip")
 
@@ -130,8 +133,12 @@ def prepare_images(
     batch: Sequence[int],
     on_error: str,
     io: Executor | None = None,
+    transform: Callable[[Image.Image, int], Image.Image] | None = None,
 ) -> Prepared:
     """Decode and preprocess ``items[i]`` for ``i`` in ``batch``, recording failures.
+
+    ``transform(image, i)``, when given, changes each decoded image before the tower's
+    preprocessing (training-time augmentation).
 
     Remote items (URLs) are read concurrently on ``io``, an I/O thread pool, before
     decoding. With ``on_error="raise"`` the batch is still preprocessed after a
@@ -149,6 +156,8 @@ def prepare_images(
                 images.append(from_bytes(fetches[i].result(), items[i].strip()))
             else:
                 images.append(load_image(items[i]))
+            if transform is not None:
+                images[-1] = transform(images[-1], i)
             kept.append(positions[i])
         except MissingDependencyError:
             raise
@@ -170,6 +179,7 @@ def prefetched(
     positions: Sequence[int],
     batches: Sequence[Sequence[int]],
     on_error: str,
+    transform: Callable[[Image.Image, int], Image.Image] | None = None,
 ) -> Iterator[Prepared]:
     """:func:`prepare_images` for each batch, the next one decoded in a loader thread
     while the caller runs the model on the current one; remote reads go to a separate
@@ -183,7 +193,9 @@ def prefetched(
     ):
 
         def submit(k: int) -> Future[Prepared]:
-            return pool.submit(prepare_images, tower, items, positions, batches[k], on_error, io)
+            return pool.submit(
+                prepare_images, tower, items, positions, batches[k], on_error, io, transform
+            )
 
         pending = submit(0) if batches else None
         try:

@@ -7,7 +7,7 @@ chunk at a time, so no query x corpus matrix is kept and no corpus is fully sort
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -132,6 +132,12 @@ def qrels_from_table(
     return qrels
 
 
+def _keys(items: Sequence[Any]) -> list[Hashable]:
+    """Items as their own keys where they can be (paths, texts); in-memory images and
+    arrays, which cannot be hashed, by identity."""
+    return [item if isinstance(item, Hashable) else id(item) for item in items]
+
+
 def aligned_retrieval(
     matcher: Any,
     queries: Sequence[Any],
@@ -198,8 +204,9 @@ def evaluate(
         raise ValueError("give aligned pairs (data=...) or qrels=... with queries/responses")
     q_items, r_items = column(data, matcher.query), column(data, matcher.response)
     labels = parse_labels(column(data, label), label) if label else np.ones(len(q_items), int)
+    keys = (_keys(q_items), _keys(r_items))
     report, (q_emb, r_emb, rows) = aligned_retrieval(
-        matcher, q_items, r_items, (labels == 1).tolist(), cutoffs
+        matcher, q_items, r_items, (labels == 1).tolist(), cutoffs, keys=keys
     )
     if label:
         qi, ri = (torch.tensor(side) for side in zip(*rows, strict=True))

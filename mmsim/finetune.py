@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from mmsim.augment import Augmenter
+from mmsim.augment import check as check_augment
 from mmsim.embedding import TruncationWarning, prefetched
 from mmsim.errors import ConfigError, ItemError
 from mmsim.evaluation import aligned_retrieval
@@ -74,6 +76,7 @@ def _check(options: FitConfig, matcher: Matcher) -> None:
         problems.append(f"trainable_blocks must be >= 0, got {options.trainable_blocks}")
     if not 0.0 <= options.validation_split < 1.0:
         problems.append(f"validation_split must be in [0, 1), got {options.validation_split}")
+    problems += check_augment(options.augment)
     if matcher.runtime.dtype != torch.float32:
         problems.append(
             f"fine-tuning updates float32 weights, but this matcher runs in "
@@ -253,6 +256,9 @@ class _Run:
         self.best_state: list[torch.Tensor] | None = None
         self.best_epoch = options.epochs  # without validation, the last epoch is kept
         self.saved: tuple[int, dict[str, Path]] | None = None
+        self.augmenter = (
+            Augmenter(options.augment, options.seed) if options.augment.enabled else None
+        )
 
     # -- training ------------------------------------------------------------------------
     def train_epoch(self, epoch: int, pairs: Pairs, rng: np.random.Generator) -> None:
@@ -271,8 +277,15 @@ class _Run:
             unit="step",
             disable=not matcher.progress,
         )
+        augment = self.augmenter
+        transform = None if augment is None else (lambda image, i: augment(image, epoch, i))
         for batch in prefetched(
-            matcher.image_tower, pairs.images, range(len(pairs)), batches, matcher.on_error
+            matcher.image_tower,
+            pairs.images,
+            range(len(pairs)),
+            batches,
+            matcher.on_error,
+            transform,
         ):
             if batch.failures:
                 if matcher.on_error == "raise":

@@ -73,6 +73,28 @@ class RuntimeConfig:
 
 
 @dataclass
+class AugmentConfig:
+    """``fit.augment``: training-time image augmentation (:mod:`mmsim.augment`), off by default.
+
+    ``crop_scale``: range of the crop's area as a share of the image (``[1, 1]``: no
+    crop); ``crop_ratio``: range of its aspect ratio. The crop is resized back to the
+    image's size, so the tower's own preprocessing is unchanged. ``jpeg_p``: share of
+    images re-encoded as JPEG with a quality drawn from ``jpeg_quality``. ``hflip``:
+    mirror half the images (only where no caption names a side).
+    """
+
+    crop_scale: list[float] = field(default_factory=lambda: [1.0, 1.0])
+    crop_ratio: list[float] = field(default_factory=lambda: [3 / 4, 4 / 3])
+    jpeg_p: float = 0.0
+    jpeg_quality: list[int] = field(default_factory=lambda: [30, 95])
+    hflip: bool = False
+
+    @property
+    def enabled(self) -> bool:
+        return tuple(self.crop_scale) != (1.0, 1.0) or self.jpeg_p > 0 or self.hflip
+
+
+@dataclass
 class FitConfig:
     """Options of :meth:`mmsim.Matcher.fit` (and of ``mmsim fit``'s ``fit`` node).
 
@@ -88,6 +110,8 @@ class FitConfig:
     the mean hit rate over both directions and every cutoff). ``log_format``: ``jsonl``
     (one file, step and epoch rows) or ``csv`` (``steps.csv`` and ``epochs.csv``).
     ``amp``: run the forward pass under bfloat16 autocast (weights stay float32).
+    ``augment``: training-time image augmentation (random resized crop, JPEG
+    re-encoding, flips; see :class:`mmsim.augment.AugmentConfig`), off by default.
     """
 
     loss: str = "clip"
@@ -108,3 +132,4 @@ class FitConfig:
     seed: int = 0
     log_format: str = "jsonl"
     amp: bool = False
+    augment: AugmentConfig = field(default_factory=AugmentConfig)

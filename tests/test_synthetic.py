@@ -1,58 +1,166 @@
-"""The synthetic shapes generator: deterministic, faithful captions, held-out combinations."""
+"""The synthetic shapes world: deterministic, true captions, continuous geometry, held-out
+combinations per split, and two renderers that draw what the geometry says."""
 
 from __future__ import annotations
 
+import colorsys
 import csv
+import math
 
 import numpy as np
 import pytest
 
-from mmsim.synthetic import COLOURS, HELD_OUT, POSITIONS, generate, write_dataset
+from mmsim import synthetic
+from mmsim.synthetic import (
+    COLOURS,
+    HELD_OUT,
+    VALIDATION_HELD_OUT,
+    generate,
+    prompt_templates,
+    write_dataset,
+)
+from mmsim.synthetic.independent_renderer import PALETTES
+from mmsim.synthetic.independent_renderer import render as render_independent
+from mmsim.synthetic.training_renderer import render as render_training
+from mmsim.synthetic.training_renderer import sample_colour
+from mmsim.synthetic.world import HUES, Layout, Shape, position_of, sample_layout, size_of
 
 
-def test_deterministic_per_seed():
-    a, b = generate(20, seed=3), generate(20, seed=3)
+def _combos(scene) -> set[tuple[str, str]]:
+    return {(o.colour, o.shape) for o in scene.objects}
+
+
+@pytest.mark.parametrize("renderer", ["training", "canonical", "independent"])
+def test_deterministic_per_seed(renderer):
+    a, b = (generate(12, seed=3, renderer=renderer) for _ in range(2))
     assert [s.caption for s in a] == [s.caption for s in b]
     assert all(x.image.tobytes() == y.image.tobytes() for x, y in zip(a, b, strict=True))
-    assert [s.caption for s in generate(20, seed=4)] != [s.caption for s in a]
+    assert [s.caption for s in generate(12, seed=4, renderer=renderer)] != [s.caption for s in a]
 
 
-def test_held_out_combinations_are_split():
-    train = generate(300, seed=0, split="train")
-    heldout = generate(100, seed=0, split="heldout")
-    assert not any((o.colour, o.shape) in HELD_OUT for s in train for o in s.objects)
-    assert all(any((o.colour, o.shape) in HELD_OUT for o in s.objects) for s in heldout)
+def test_each_split_keeps_its_own_held_out_combinations():
+    train = generate(400, seed=0, split="train")
+    validation = generate(200, seed=0, split="validation")
+    heldout = generate(200, seed=0, split="heldout")
+    assert not any(_combos(s) & (HELD_OUT | VALIDATION_HELD_OUT) for s in train)
+    assert all(_combos(s) & VALIDATION_HELD_OUT and not _combos(s) & HELD_OUT for s in validation)
+    assert all(_combos(s) & HELD_OUT and not _combos(s) & VALIDATION_HELD_OUT for s in heldout)
+    assert not HELD_OUT & VALIDATION_HELD_OUT
+    with pytest.raises(ValueError, match="split must be one of"):
+        generate(1, split="test")
 
 
-def test_captions_describe_what_is_drawn():
-    for scene in generate(60, seed=1, split="all", size=64):
-        pixels = np.asarray(scene.image)
+def test_captions_say_what_the_geometry_is():
+    for scene in generate(300, seed=1, split="all"):
         for obj in scene.objects:
             assert obj.colour in scene.caption and obj.shape in scene.caption
-            x, y = (int(c * 64) for c in POSITIONS[obj.position])
-            assert tuple(pixels[y + 2, x]) == COLOURS[obj.colour]  # the shape sits there
-        if len(scene.objects) == 2:
-            assert scene.objects[0] != scene.objects[1]
+        if len(scene.objects) == 1:
+            (obj,) = scene.objects
+            assert position_of(obj.x, obj.y) == obj.position and size_of(obj.extent) == obj.size
+            assert f"{obj.size} {obj.colour} {obj.shape}" in scene.caption
+        else:
+            a, b = scene.objects
+            along = {
+                "left of": b.x - a.x,
+                "right of": a.x - b.x,
+                "above": b.y - a.y,
+                "below": a.y - b.y,
+            }
+            relation = next(r for r in synthetic.RELATIONS if f" {r} " in scene.caption)
+            assert along[relation] > (a.extent + b.extent) / 2  # apart, in that direction
+            assert (a.colour, a.shape) != (b.colour, b.shape)
+        for obj in scene.objects:  # inside the frame
+            assert obj.extent / 2 < obj.x < 1 - obj.extent / 2
+            assert obj.extent / 2 < obj.y < 1 - obj.extent / 2
         assert " a orange" not in scene.caption and not scene.caption.startswith("a orange")
 
 
-def test_write_dataset(tmp_path):
-    path = write_dataset(tmp_path, 5, seed=2, split="heldout", size=32)
-    rows = list(csv.DictReader(path.open()))
-    assert len(rows) == 5 and all((tmp_path / r["image"]).is_file() for r in rows)
-    assert [r["caption"] for r in rows] == [s.caption for s in generate(5, seed=2, split="heldout")]
-    with pytest.raises(ValueError, match="split must be"):
-        generate(1, split="test")
+def test_geometry_is_continuous_not_a_few_fixed_templates():
+    objects = [o for s in generate(500, seed=2, split="all") for o in s.objects]
+    for field in ("x", "y", "extent", "angle", "aspect"):
+        values = {round(getattr(o, field), 6) for o in objects}
+        assert len(values) > len(objects) * 0.3, field
+    assert {o.position for o in objects} >= set(synthetic.POSITIONS)
+
+
+def _coverage(image, background) -> float:
+    pixels = np.asarray(image, dtype=np.float64)
+    return float(np.abs(pixels - background).max(axis=2).clip(0, 1).mean())
+
+
+@pytest.mark.parametrize("shape", synthetic.SHAPES)
+def test_both_renderers_draw_the_shape_with_its_true_area(shape):
+    """A filled shape covers its geometric area (circle pi r^2, square 2 r^2, triangle
+    3 sqrt(3)/4 r^2 for circumradius r): both renderers draw the geometry, not a sprite."""
+    obj = Shape("red", shape, "large", "middle", 0.5, 0.5, 0.42, 17.0, 1.1)
+    r = 0.21 * 400
+    area = {"circle": math.pi * r**2, "square": 2 * r**2, "triangle": 3 * math.sqrt(3) / 4 * r**2}
+    expected = area[shape] * 1.1 / 400**2
+    layout = Layout((obj,), "")
+    canonical = np.asarray(render_training(layout, 400, np.random.default_rng(0), varied=False))
+    assert _coverage(canonical, 235) == pytest.approx(expected, rel=0.03)
+    assert tuple(canonical[200, 200]) == COLOURS["red"]
+    for seed in range(8):  # filled ones: the outline option draws less
+        rng = np.random.default_rng(seed)
+        independent = np.asarray(render_independent(layout, 400, rng), dtype=np.float64)
+        paper = independent[0, 0]
+        if tuple(independent[200, 200].astype(int)) in {p["red"] for p in PALETTES.values()}:
+            covered = (np.abs(independent - paper).max(axis=2) > 0).mean()
+            assert covered == pytest.approx(expected, rel=0.03)
+
+
+def test_varied_colours_stay_inside_their_names_hue_range():
+    rng = np.random.default_rng(0)
+    for name, (low, high) in HUES.items():
+        for _ in range(50):
+            hue = colorsys.rgb_to_hsv(*(c / 255 for c in sample_colour(rng, name)))[0] * 360
+            hue = hue - 360 if hue > 180 and low < 0 else hue
+            assert low - 1.5 <= hue <= high + 1.5, (name, hue)
+
+
+def test_varied_renderer_changes_backgrounds_edges_and_fills():
+    rng = np.random.default_rng(0)
+    layout = sample_layout(rng, "all", two_object_share=0.0)
+    images = [np.asarray(render_training(layout, 64, np.random.default_rng(s))) for s in range(30)]
+    corners = {tuple(im[0, 0]) for im in images}
+    assert len(corners) > 20  # backgrounds differ
+    flat = [im for im in images if len({tuple(p) for p in im[:6, :6].reshape(-1, 3)}) == 1]
+    assert 0 < len(flat) < len(images)  # some flat, some noisy/gradient/textured
 
 
 def test_unique_scenes_give_each_caption_one_image():
     scenes = generate(1000, seed=5, split="heldout", unique=True)
-    keys = [s.key for s in scenes]
-    assert len(set(keys)) == len(keys) and 250 < len(scenes) < 1000  # every distinct one
+    assert len({s.key for s in scenes}) == len(scenes) > 200
     assert len({s.caption for s in scenes}) == len(scenes)
-    assert [s.caption for s in generate(10, seed=5, split="heldout", unique=True)] == [
-        s.caption for s in scenes[:10]
-    ]
+
+
+def test_write_dataset_and_class_folders(tmp_path):
+    path = write_dataset(tmp_path / "a", 5, seed=2, split="heldout", size=32)
+    rows = list(csv.DictReader(path.open()))
+    assert len(rows) == 5 and all((tmp_path / "a" / r["image"]).is_file() for r in rows)
+    assert [r["caption"] for r in rows] == [s.caption for s in generate(5, seed=2, split="heldout")]
+
+    folder = tmp_path / "b"
+    write_dataset(folder, 30, by="shape", renderer="independent", split="all", two_object_share=0)
+    for row in csv.DictReader((folder / "captions.csv").open()):
+        assert row["image"].split("/")[0] in row["caption"]  # the folder is the shape
+    templates = (folder / "templates.txt").read_text().splitlines()
+    assert templates == prompt_templates("shape") and all("{}" in t for t in templates)
+    with pytest.raises(ValueError, match="two_object_share=0"):
+        write_dataset(tmp_path / "c", 3, by="colour")
+
+
+def test_prompt_templates_cover_every_other_word():
+    colour = prompt_templates("colour")
+    assert len(colour) == 3 * 2 * 5 and "a small {} circle on the left" in colour
+    shape = prompt_templates("shape")
+    assert len(shape) == 6 * 2 * 5 and "a large orange {} in the middle" in shape
+    filled = {t.format("red") for t in colour}
+    assert {
+        s.caption
+        for s in generate(200, seed=1, two_object_share=0, split="all")
+        if s.objects[0].colour == "red"
+    } <= filled
 
 
 def test_pairs_file_labels_matches_and_mismatches(tmp_path):

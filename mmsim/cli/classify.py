@@ -4,11 +4,27 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig
 
 from mmsim.cli.common import as_list, images_in, output_path
 from mmsim.cli.match import build_matcher
+
+
+def templates_of(value: Any) -> list[str]:
+    """Prompt templates from the command line: a list, or a text file with one per line
+    (long prompt ensembles do not fit on a command line)."""
+    items = as_list(value)
+    if len(items) == 1 and items[0].endswith(".txt"):
+        path = Path(items[0]).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"templates: no such file {path}")
+        items = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+        items = [line for line in items if line]
+        if not items:
+            raise ValueError(f"templates: {path} holds no templates (one per line)")
+    return items
 
 
 def run(cfg: DictConfig) -> None:
@@ -21,7 +37,7 @@ def run(cfg: DictConfig) -> None:
     if not classes:
         raise ValueError("give classes=[...] or put the images in one sub-folder per class")
     matcher = build_matcher(cfg)
-    result = matcher.classify(images, classes, as_list(cfg.templates), labels=labels)
+    result = matcher.classify(images, classes, templates_of(cfg.templates), labels=labels)
     out = output_path(cfg.output)
     with out.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
