@@ -61,9 +61,9 @@ def index_of_vectors(
 
 
 def demo_scenes(items: int, matcher: Matcher, seed: int = 3) -> tuple[np.ndarray, list[str]]:
-    """``items`` rows of the demo encoder's embeddings of generated scenes (each distinct
-    scene repeated with small noise: the scene world has a few hundred distinct
-    images) and those scenes' captions, for real cross-modal queries."""
+    """``items`` rows of the demo encoder's embeddings of generated scenes (400 scenes,
+    one per caption, each repeated with small noise, so every caption query has a known
+    group of matching rows) and those scenes' captions, for real cross-modal queries."""
     from mmsim import synthetic
 
     scenes = synthetic.generate(400, seed=seed, split="all", unique=True)

@@ -28,7 +28,7 @@ from mmsim.augment import check as check_augment
 from mmsim.embedding import TruncationWarning, prefetched
 from mmsim.errors import ConfigError, ItemError
 from mmsim.evaluation import aligned_retrieval
-from mmsim.losses import LOSSES, clip_loss, positives_matrix, siglip_loss
+from mmsim.losses import LOSSES, clip_loss, positives_matrix, siglip_loss, with_negatives
 from mmsim.metrics_log import MetricsLog
 from mmsim.pairs import Pairs, read_pairs
 from mmsim.schemas import FitConfig
@@ -302,7 +302,15 @@ class _Run:
             if len(batch.positions) < 2:  # bad images left too little for a contrastive step
                 continue
             captions = [pairs.captions[i] for i in batch.positions]
-            loss, cut = self.step(batch.inputs, captions, [keys[i] for i in batch.positions])
+            negatives = (
+                [] if pairs.negatives is None else [pairs.negatives[i] for i in batch.positions]
+            )
+            loss, cut = self.step(
+                batch.inputs,
+                captions,
+                [keys[i] for i in batch.positions],
+                [text for text in negatives if text],
+            )
             self.truncated.update(batch.positions[t] for t in cut)
             self.losses.append(loss)
             self._log_step(epoch, loss)
@@ -322,14 +330,20 @@ class _Run:
         row["seconds"] = round(time.perf_counter() - self.started, 3)
         self.log.write("step", row)
 
-    def step(self, inputs: Any, captions: list[str], keys: list[Any]) -> tuple[float, list[int]]:
+    def step(
+        self, inputs: Any, captions: list[str], keys: list[Any], negatives: list[str]
+    ) -> tuple[float, list[int]]:
+        """One optimiser step; ``negatives`` are hard-negative texts for this batch."""
         image_tower, text_tower = self.matcher.image_tower, self.matcher.text_tower
-        tokens = text_tower.tokenize(captions)
+        tokens = text_tower.tokenize(captions + negatives)
         device = self.matcher.runtime.device
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.options.amp):
             image = F.normalize(image_tower.encode(inputs).float(), dim=-1)
             text = F.normalize(text_tower.encode(tokens).float(), dim=-1)
-        positives = positives_matrix(keys, captions).to(device)
+        positives = positives_matrix(keys, captions)
+        if negatives:
+            positives = with_negatives(positives, captions, negatives)
+        positives = positives.to(device)
         scale = self.scale.exp()
         if self.options.loss == "clip":
             loss = clip_loss(image, text, scale, positives)
@@ -346,7 +360,7 @@ class _Run:
         self.optimizer.step()
         with torch.no_grad():
             self.scale.clamp_(0.0, MAX_LOGIT_SCALE)
-        return float(loss.detach()), tokens.truncated
+        return float(loss.detach()), [t for t in tokens.truncated if t < len(captions)]
 
     def check(self, epoch: int, pairs: Pairs, history: list[dict[str, Any]]) -> dict[str, float]:
         """Validation metrics of the current weights, appended to ``history`` and the log."""
@@ -424,7 +438,7 @@ def fit(
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(options.seed)
     torch.manual_seed(options.seed)
-    pairs = read_pairs(data, options.image_column, options.text_column)
+    pairs = read_pairs(data, options.image_column, options.text_column, options.negative_column)
     val = (
         read_pairs(validation, options.image_column, options.text_column)
         if validation is not None

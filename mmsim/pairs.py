@@ -8,8 +8,11 @@
 - Python lists: ``(images, captions)`` (a tuple of two lists) or a list of
   ``(image, caption)`` tuples.
 
-Each pair also gets an image key (its path, or the object's identity for in-memory
-images), so one image with several captions is known to be one image.
+A pair may also carry a hard-negative caption (``negative_column``): a text that does
+not describe its image, added to the batch as an extra negative (see
+:class:`mmsim.schemas.FitConfig`). Each pair also gets an image key (its path, or the
+object's identity for in-memory images), so one image with several captions is known
+to be one image.
 """
 
 from __future__ import annotations
@@ -27,10 +30,12 @@ TABLE_NAMES = ("captions.csv", "captions.parquet")
 
 @dataclass
 class Pairs:
-    """Aligned image items and captions."""
+    """Aligned image items and captions, and optionally one hard-negative caption per
+    pair (None or an empty string where a pair has none)."""
 
     images: list[Any]
     captions: list[str]
+    negatives: list[str | None] | None = None
 
     def __post_init__(self) -> None:
         if len(self.images) != len(self.captions):
@@ -40,6 +45,15 @@ class Pairs:
         for i, text in enumerate(self.captions):
             if not isinstance(text, str) or not text.strip():
                 raise ValueError(f"pair {i}: caption must be a non-empty string, got {text!r}")
+        if self.negatives is not None:
+            if len(self.negatives) != len(self.captions):
+                raise ValueError(
+                    f"{len(self.negatives)} negative captions but {len(self.captions)} pairs"
+                )
+            for i, text in enumerate(self.negatives):
+                if text is not None and not isinstance(text, str):
+                    raise ValueError(f"pair {i}: negative caption must be text, got {text!r}")
+            self.negatives = [text.strip() or None if text else None for text in self.negatives]
 
     def __len__(self) -> int:
         return len(self.images)
@@ -49,7 +63,10 @@ class Pairs:
         return [_key(item) for item in self.images]
 
     def subset(self, indices: Sequence[int]) -> Pairs:
-        return Pairs([self.images[i] for i in indices], [self.captions[i] for i in indices])
+        negatives = None if self.negatives is None else [self.negatives[i] for i in indices]
+        return Pairs(
+            [self.images[i] for i in indices], [self.captions[i] for i in indices], negatives
+        )
 
 
 def _key(item: Any) -> Hashable:
@@ -62,17 +79,34 @@ def _key(item: Any) -> Hashable:
     return id(item)
 
 
-def read_pairs(data: Any, image_column: str = "image", text_column: str = "caption") -> Pairs:
-    """:class:`Pairs` from any of the forms in the module docstring."""
+def read_pairs(
+    data: Any,
+    image_column: str = "image",
+    text_column: str = "caption",
+    negative_column: str | None = None,
+) -> Pairs:
+    """:class:`Pairs` from any of the forms in the module docstring; ``negative_column``
+    (tables and columns only) holds each pair's hard-negative caption."""
+    pairs = _read(data, image_column, text_column, negative_column)
+    if negative_column is not None and pairs.negatives is None:
+        raise ValueError(
+            f"negative_column='{negative_column}' needs pairs as a table or columns "
+            "(a dict, DataFrame, CSV or Parquet file) that hold that column"
+        )
+    return pairs
+
+
+def _read(data: Any, image_column: str, text_column: str, negative_column: str | None) -> Pairs:
     if isinstance(data, Pairs):
         return data
     if isinstance(data, (str, Path)):
         path = Path(data).expanduser()
         if path.is_dir():
-            return _from_folder(path, image_column, text_column)
-        return _from_table(path, image_column, text_column)
+            return _from_folder(path, image_column, text_column, negative_column)
+        return _from_table(path, image_column, text_column, negative_column)
     if is_columnar(data):
-        return Pairs(column(data, image_column), column(data, text_column))
+        negatives = None if negative_column is None else column(data, negative_column)
+        return Pairs(column(data, image_column), column(data, text_column), negatives)
     if (  # (images, captions): two lists; a tuple of two tuples is read as two pairs
         isinstance(data, tuple)
         and len(data) == 2
@@ -90,17 +124,25 @@ def read_pairs(data: Any, image_column: str = "image", text_column: str = "capti
     )
 
 
-def _from_table(path: Path, image_column: str, text_column: str) -> Pairs:
+def _from_table(
+    path: Path, image_column: str, text_column: str, negative_column: str | None
+) -> Pairs:
     header, rows = read_table(str(path))
-    require_columns(header, {"image_column": image_column, "text_column": text_column}, path)
+    needed = {"image_column": image_column, "text_column": text_column}
+    if negative_column is not None:
+        needed["negative_column"] = negative_column
+    require_columns(header, needed, path)
     images = [under(path.parent, row[image_column]) for row in rows]
-    return Pairs(images, [row[text_column] for row in rows])
+    negatives = None if negative_column is None else [row[negative_column] for row in rows]
+    return Pairs(images, [row[text_column] for row in rows], negatives)
 
 
-def _from_folder(folder: Path, image_column: str, text_column: str) -> Pairs:
+def _from_folder(
+    folder: Path, image_column: str, text_column: str, negative_column: str | None
+) -> Pairs:
     for name in TABLE_NAMES:
         if (folder / name).is_file():
-            return _from_table(folder / name, image_column, text_column)
+            return _from_table(folder / name, image_column, text_column, negative_column)
     images, captions = [], []
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     for image in files:

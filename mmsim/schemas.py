@@ -110,6 +110,11 @@ class FitConfig:
     the mean hit rate over both directions and every cutoff). ``log_format``: ``jsonl``
     (one file, step and epoch rows) or ``csv`` (``steps.csv`` and ``epochs.csv``).
     ``amp``: run the forward pass under bfloat16 autocast (weights stay float32).
+    ``negative_column``: a column of hard-negative captions, one per pair (empty where
+    a pair has none): a text that does not describe its image, e.g. its caption with
+    one attribute changed ("a red square" for a red circle). Each is added to the
+    batch's texts as one more negative for every image (image -> text), the NegCLIP
+    recipe for teaching attributes a random batch rarely contrasts.
     ``augment``: training-time image augmentation (random resized crop, JPEG
     re-encoding, flips; see :class:`mmsim.augment.AugmentConfig`), off by default.
     """
@@ -129,6 +134,7 @@ class FitConfig:
     cutoffs: list[int] = field(default_factory=lambda: [1, 5, 10])
     image_column: str = "image"
     text_column: str = "caption"
+    negative_column: str | None = None
     seed: int = 0
     log_format: str = "jsonl"
     amp: bool = False

@@ -15,8 +15,8 @@ from mmsim.demo import format_report, run_demo
 
 from .test_cli import mmsim
 
-# CI floors, a little under the README's measured bar (t2i R@1 0.8, i2t R@5 0.9, F1 0.9)
-FLOOR = {"t2i_r1": 0.75, "i2t_r5": 0.85, "f1": 0.85}
+# CI floors, a little under what the README reports (docs/demo-model.md has the table)
+FLOOR = {"t2i_r1": 0.35, "i2t_r5": 0.8, "f1": 0.92, "colour": 0.95, "shape": 0.75}
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +64,29 @@ def test_demo_model_meets_the_quality_floor_on_held_out_combinations(demo, heldo
     assert pairs["f1"] >= FLOOR["f1"]
 
 
+@pytest.mark.parametrize("by", ["colour", "shape"])
+def test_demo_model_sees_colour_and_shape_in_images_drawn_by_other_code(demo, by):
+    """Zero-shot classification of single shapes drawn by the independent renderer
+    (numpy rasteriser, named colours, paper backgrounds, 96 px: no training code), over
+    every combination, held-out ones included."""
+    scenes = synthetic.generate(
+        300, seed=11, split="all", renderer="independent", two_object_share=0.0
+    )
+    labels = [getattr(s.objects[0], by) for s in scenes]
+    classes = list(synthetic.COLOURS) if by == "colour" else list(synthetic.SHAPES)
+    result = demo.classify(
+        [s.image for s in scenes], classes, synthetic.prompt_templates(by), labels=labels
+    )
+    assert result.accuracy >= FLOOR[by]
+    unseen = [
+        i
+        for i, s in enumerate(scenes)
+        if (s.objects[0].colour, s.objects[0].shape) in synthetic.HELD_OUT
+    ]
+    right = sum(result.predictions[i] == labels[i] for i in unseen)
+    assert right / len(unseen) >= FLOOR[by] - 0.1  # held-out combinations, too
+
+
 def test_run_demo_shows_correct_results_and_writes_the_page(demo, tmp_path):
     matcher = Matcher("demo", threshold="best_f1", progress=False)
     report = run_demo(matcher, tmp_path, n_images=16, calibration_scenes=100)
@@ -102,4 +125,25 @@ def test_readme_quality_commands_run(tmp_path):
     )
     report = json.loads(result.stdout)
     assert report["response_to_query"]["queries"] == 40
-    assert report["response_to_query"]["recall@1"] >= 0.75
+    assert report["response_to_query"]["recall@1"] >= 0.4
+
+    mmsim(
+        "synthetic",
+        "out=drawn",
+        "renderer=independent",
+        "split=all",
+        "by=shape",
+        "n=30",
+        cwd=tmp_path,
+    )
+    result = mmsim(
+        "classify",
+        "encoder=demo",
+        "images_dir=drawn",
+        "templates=drawn/templates.txt",
+        cwd=tmp_path,
+    )
+    accuracy = float(re.search(r"accuracy ([0-9.]+)", result.stdout).group(1))
+    assert "into 3 classes" in result.stdout and accuracy >= 0.6
+    rows = list(csv.DictReader((tmp_path / "predictions.csv").open()))
+    assert len(rows) == 30 and {r["label"] for r in rows} <= set(synthetic.SHAPES)

@@ -10,13 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from mmsim import Matcher, synthetic
 from mmsim.embedding import TruncationWarning
 from mmsim.errors import ConfigError, ItemError
 from mmsim.finetune import lr_factor, validate
-from mmsim.losses import clip_loss, positives_matrix, siglip_loss
+from mmsim.losses import clip_loss, positives_matrix, siglip_loss, with_negatives
 from mmsim.pairs import read_pairs
 
 SCRATCH = {
@@ -52,7 +53,9 @@ def scratch_clip(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def shapes(tmp_path_factory) -> Path:
-    return synthetic.write_dataset(tmp_path_factory.mktemp("shapes"), 64, seed=0, size=32)
+    return synthetic.write_dataset(
+        tmp_path_factory.mktemp("shapes"), 64, seed=0, size=32, renderer="canonical"
+    )
 
 
 def _matcher(checkpoint: Path, encoder: str = "openai_clip") -> Matcher:
@@ -120,6 +123,44 @@ def test_an_image_with_several_captions_is_not_its_own_negative():
         return float(image.grad.norm())
 
     assert gradient(positives) < 0.1 * gradient(torch.eye(3))
+
+
+def test_hard_negatives_compete_for_images_but_are_not_searched_for_images():
+    """NegCLIP's convention: image -> text is a softmax over the batch's captions plus the
+    hard negatives; text -> image only over the batch's own captions."""
+    torch.manual_seed(0)
+    image = F.normalize(torch.randn(4, 8), dim=-1)
+    text = F.normalize(torch.randn(6, 8), dim=-1)  # 4 captions, then 2 hard negatives
+    captions = ["a", "b", "c", "d"]
+    positives = with_negatives(positives_matrix([0, 1, 2, 3], captions), captions, ["x", "y"])
+    assert positives.shape == (4, 6) and positives[:, 4:].sum() == 0
+    logits = 5.0 * image @ text.T
+    reference = (
+        F.cross_entropy(logits, torch.arange(4)) + F.cross_entropy(logits[:, :4].T, torch.arange(4))
+    ) / 2
+    assert clip_loss(image, text, torch.tensor(5.0), positives).item() == pytest.approx(
+        reference.item(), rel=1e-6
+    )
+    # a "negative" that is in fact another row's caption matches that row
+    assert with_negatives(positives_matrix([0, 1], ["a", "b"]), ["a", "b"], ["b"]).tolist() == [
+        [1, 0, 0],
+        [0, 1, 1],
+    ]
+
+
+def test_fit_trains_against_the_negative_column(scratch_clip, shapes, tmp_path):
+    runs = {}
+    for name, column in (("plain", None), ("negatives", "negative")):
+        matcher = _matcher(scratch_clip)
+        matcher.fit(shapes, output_dir=tmp_path / name, epochs=2, negative_column=column, **FAST)
+        runs[name] = matcher.extract_embedding(["a small red circle on the left"], progress=False)
+    assert np.abs(runs["plain"] - runs["negatives"]).max() > 1e-4  # the negatives were trained on
+    with pytest.raises(KeyError, match="hard_negative"):
+        _matcher(scratch_clip).fit(
+            shapes, output_dir=tmp_path / "x", negative_column="hard_negative"
+        )
+    with pytest.raises(ValueError, match="negative_column='negative' needs pairs as a table"):
+        _matcher(scratch_clip).fit(([], []), output_dir=tmp_path / "y", negative_column="negative")
 
 
 def test_lr_schedule_warms_up_then_decays():

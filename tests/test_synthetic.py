@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import colorsys
 import csv
+import itertools
 import math
 
 import numpy as np
@@ -126,6 +127,27 @@ def test_varied_renderer_changes_backgrounds_edges_and_fills():
     assert len(corners) > 20  # backgrounds differ
     flat = [im for im in images if len({tuple(p) for p in im[:6, :6].reshape(-1, 3)}) == 1]
     assert 0 < len(flat) < len(images)  # some flat, some noisy/gradient/textured
+
+
+def _words(text: str) -> list[str]:
+    """A caption's attribute words, each position phrase as one word."""
+    for word, phrase in synthetic.world.PHRASES.items():
+        text = text.replace(phrase, word)
+    return text.split()
+
+
+def test_negative_captions_are_false_and_differ_in_one_attribute():
+    swapped_shapes = 0
+    for split in ("train", "heldout"):
+        allowed = set(synthetic.world.combinations(split))
+        for scene in generate(300, seed=8, split=split):
+            ours, theirs = _words(scene.caption), _words(scene.negative)
+            changed = [(a, b) for a, b in zip(ours, theirs, strict=True) if a != b]
+            assert len(changed) == 1, (scene.caption, scene.negative)
+            swapped_shapes += changed[0][0] in synthetic.SHAPES
+            named = {(c, s) for c, s in itertools.pairwise(theirs) if c in COLOURS}
+            assert named <= allowed  # training never reads a held-out combination
+    assert swapped_shapes > 0.5 * 600  # mostly the shape: the contrast batches lack
 
 
 def test_unique_scenes_give_each_caption_one_image():

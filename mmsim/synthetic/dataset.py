@@ -12,7 +12,14 @@ import numpy as np
 from PIL import Image
 
 from mmsim.synthetic import independent_renderer, training_renderer
-from mmsim.synthetic.world import Layout, Shape, Split, prompt_templates, sample_layout
+from mmsim.synthetic.world import (
+    Layout,
+    Shape,
+    Split,
+    negative_caption,
+    prompt_templates,
+    sample_layout,
+)
 
 Renderer = Literal["training", "canonical", "independent"]
 RENDERERS = ("training", "canonical", "independent")
@@ -26,6 +33,9 @@ class Scene:
     objects: tuple[Shape, ...]
     key: tuple
     """The scene's meaning (see :attr:`mmsim.synthetic.world.Layout.key`)."""
+    negative: str
+    """A false caption differing in one attribute, mostly the shape (a hard negative
+    for ``fit``'s ``negative_column``)."""
 
 
 def draw(layout: Layout, renderer: Renderer, size: int, rng: np.random.Generator) -> Image.Image:
@@ -59,6 +69,7 @@ def generate(
         raise ValueError(f"renderer must be one of {', '.join(RENDERERS)}; got {renderer!r}")
     side = size or DEFAULT_SIZE[renderer]
     rng = np.random.default_rng(seed)
+    negatives = np.random.default_rng([seed, 1])  # its own stream: scenes stay as they are
     scenes: list[Scene] = []
     seen: set[tuple] = set()
     attempts = n * 20 if unique else n
@@ -70,7 +81,8 @@ def generate(
             continue
         seen.add(layout.key)
         image = draw(layout, renderer, side, rng)
-        scenes.append(Scene(image, layout.caption, layout.objects, layout.key))
+        negative = negative_caption(layout, negatives, split)
+        scenes.append(Scene(image, layout.caption, layout.objects, layout.key, negative))
         if len(scenes) == n:
             break
     return scenes
@@ -88,7 +100,8 @@ def write_dataset(
     two_object_share: float = 0.5,
     by: Literal["colour", "shape"] | None = None,
 ) -> Path:
-    """Write ``n`` scenes as PNG files plus ``captions.csv`` (columns image, caption) and
+    """Write ``n`` scenes as PNG files plus ``captions.csv`` (columns image, caption and
+    negative, a hard-negative caption) and
     ``pairs.csv`` (image, caption, label): each image with its own caption (1) and with
     the caption of another scene of the set (0). ``by="colour"`` / ``"shape"`` puts
     single-shape scenes in one sub-folder per colour or shape name (the layout
@@ -120,7 +133,11 @@ def write_dataset(
     captions = [scene.caption for scene in scenes]
     if by is not None:
         (out / "templates.txt").write_text("\n".join(prompt_templates(by)) + "\n")
-    _write_csv(out / "captions.csv", ["image", "caption"], zip(names, captions, strict=True))
+    _write_csv(
+        out / "captions.csv",
+        ["image", "caption", "negative"],
+        zip(names, captions, [scene.negative for scene in scenes], strict=True),
+    )
     _write_csv(
         out / "pairs.csv", ["image", "caption", "label"], labelled_pairs(names, scenes, seed)
     )

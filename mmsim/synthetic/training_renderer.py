@@ -91,8 +91,8 @@ def render(
         mask = Image.new("L", (size * scale, size * scale), 0)
         draw = ImageDraw.Draw(mask)
         points = outline(obj, size * scale)
-        if rng.random() < 0.3:  # an outline one to three pixels wide
-            width = int(rng.integers(1, 4)) * scale
+        if rng.random() < 0.2:  # an outline one or two pixels wide
+            width = int(rng.integers(1, 3)) * scale
             draw.polygon(points, outline=255, width=width)
         else:
             draw.polygon(points, fill=255)

@@ -17,7 +17,7 @@ generalisation to unseen combinations.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -43,9 +43,9 @@ HUES: dict[str, tuple[float, float]] = {
 """Hue range in degrees of each colour name: the varied style samples inside it."""
 
 SHAPES = ("circle", "square", "triangle")
-SIZES: dict[str, tuple[float, float]] = {"small": (0.14, 0.24), "large": (0.3, 0.44)}
+SIZES: dict[str, tuple[float, float]] = {"small": (0.18, 0.28), "large": (0.34, 0.5)}
 """Extent range (diameter as a share of the image side) of each size word."""
-PAIR_EXTENT = (0.13, 0.26)
+PAIR_EXTENT = (0.16, 0.28)
 """Extent range of each shape in a two-shape scene (no size word)."""
 POSITIONS = ("left", "right", "top", "bottom", "middle")
 PHRASES = {
@@ -132,6 +132,30 @@ def caption(objects: tuple[Shape, ...], relation: str | None = None) -> str:
     return f"{_a(a.colour)} {a.shape} {relation} {_a(b.colour)} {b.shape}"
 
 
+def negative_caption(layout: Layout, rng: np.random.Generator, split: Split = "all") -> str:
+    """A caption that is false for ``layout`` and differs from its own in one thing:
+    mostly a shape (same colour, same place: the contrast a random batch rarely
+    holds), else the size or position of a single shape or the relation of two. A
+    changed shape stays within ``split``'s combinations, so training never reads a
+    held-out combination, not even as a negative."""
+    objects = list(layout.objects)
+    k = int(rng.integers(len(objects)))
+    allowed = set(combinations(split))
+    colour = objects[k].colour
+    others = [s for s in SHAPES if s != objects[k].shape and (colour, s) in allowed]
+    if others and rng.random() < 0.75:
+        objects[k] = replace(objects[k], shape=others[rng.integers(len(others))])
+        return caption(tuple(objects), layout.relation)
+    if layout.relation is not None:
+        flipped = {"left of": "right of", "right of": "left of", "above": "below"}
+        return caption(layout.objects, flipped.get(layout.relation, "above"))
+    (o,) = objects
+    if rng.random() < 0.5:
+        return caption((replace(o, size="large" if o.size == "small" else "small"),))
+    others = [p for p in POSITIONS if p != o.position]
+    return caption((replace(o, position=others[rng.integers(len(others))]),))
+
+
 def prompt_templates(by: Literal["colour", "shape"]) -> list[str]:
     """Zero-shot prompts for classifying single-shape scenes by colour or by shape: every
     single-shape caption with that word left as ``{}``, so a class's prompts average over
@@ -187,13 +211,14 @@ def _required(split: Split) -> list[tuple[str, str]]:
     return {"validation": sorted(VALIDATION_HELD_OUT), "heldout": sorted(HELD_OUT)}.get(split, [])
 
 
-def _pose(rng: np.random.Generator, shape: str, varied: bool) -> tuple[float, float]:
-    """Rotation and aspect stretch: upright and round when not varied."""
+def _pose(rng: np.random.Generator, varied: bool) -> tuple[float, float]:
+    """Rotation and aspect stretch: upright and round when not varied; else a tilt of up
+    to 20 degrees either way (what a hand-drawn or photographed shape shows; a square
+    turned 45 degrees reads as a diamond) and a stretch of up to 1.2."""
     if not varied:
         return 0.0, 1.0
-    turns = {"circle": 180.0, "square": 90.0, "triangle": 120.0}[shape]
-    angle = float(rng.uniform(0, turns)) if rng.random() < 0.6 else 0.0
-    return angle, float(np.exp(rng.uniform(np.log(0.8), np.log(1.25))))
+    angle = float(rng.uniform(-20.0, 20.0)) if rng.random() < 0.6 else 0.0
+    return angle, float(np.exp(rng.uniform(np.log(1 / 1.2), np.log(1.2))))
 
 
 def _place(rng: np.random.Generator, extent: float, want: str) -> tuple[float, float]:
@@ -245,7 +270,7 @@ def sample_layout(
         extent = float(rng.uniform(*SIZES[size]))
         position = POSITIONS[rng.integers(len(POSITIONS))]
         x, y = _place(rng, extent, position)
-        angle, aspect = _pose(rng, shape, varied)
+        angle, aspect = _pose(rng, varied)
         obj = Shape(colour, shape, size, position, x, y, extent, angle, aspect)
         return Layout((obj,), caption((obj,)))
     while picks[1] == picks[0]:  # two different objects, or the caption is ambiguous
@@ -254,7 +279,7 @@ def sample_layout(
     extents = (float(rng.uniform(*PAIR_EXTENT)), float(rng.uniform(*PAIR_EXTENT)))
     centres = _pair_centres(rng, extents, relation)
     objects = tuple(
-        Shape(c, s, None, None, x, y, e, *_pose(rng, s, varied))
+        Shape(c, s, None, None, x, y, e, *_pose(rng, varied))
         for (c, s), (x, y), e in zip(picks, centres, extents, strict=True)
     )
     return Layout(objects, caption(objects, relation), relation)
