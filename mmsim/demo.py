@@ -43,7 +43,8 @@ class DemoReport:
 
 
 def _unseen(scene: synthetic.Scene) -> bool:
-    return any((o.colour, o.shape) in synthetic.HELD_OUT for o in scene.objects)
+    unseen = synthetic.HELD_OUT | synthetic.VALIDATION_HELD_OUT  # neither is in training
+    return any((o.colour, o.shape) in unseen for o in scene.objects)
 
 
 def _pick(unseen: list[bool], n: int) -> list[int]:

@@ -50,7 +50,7 @@ def write_html(report: DemoReport, path: Path) -> Path:
         "whose own caption is the query</li>",
         '<li><span class="badge">unseen</span> the scene shows a colour-shape combination the '
         "demo model never saw in training (red triangle, blue circle, green square, yellow "
-        "triangle)</li>",
+        "triangle; purple circle and orange square, seen only in validation)</li>",
         "<li>numbers are cosine similarities (higher is more similar); P(match) comes from "
         "the fitted threshold</li>",
         '<li><span class="ok">&#10003;</span> / <span class="bad">&#10007;</span> the '
