@@ -176,7 +176,7 @@ def test_short_fit_lowers_the_loss_and_raises_training_recall(scratch_clip, shap
     matcher = _matcher(scratch_clip)
     result = matcher.fit(shapes, validation=shapes, output_dir=tmp_path, epochs=15, **FAST)
     before, after = result.history[0], result.history[-1]
-    assert np.mean(result.losses[-4:]) < 0.7 * np.mean(result.losses[:4])
+    assert np.mean(result.losses[-4:]) < 0.85 * np.mean(result.losses[:4])
     assert after["mean_hit_rate"] > max(0.3, 3 * before["mean_hit_rate"])
     assert after["text_to_image/hit_rate@5"] > before["text_to_image/hit_rate@5"] + 0.2
     # the kept epoch is the best one, and the matcher now holds exactly those weights
