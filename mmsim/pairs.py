@@ -53,7 +53,7 @@ class Pairs:
             for i, text in enumerate(self.negatives):
                 if text is not None and not isinstance(text, str):
                     raise ValueError(f"pair {i}: negative caption must be text, got {text!r}")
-            self.negatives = [text.strip() or None if text else None for text in self.negatives]
+            self.negatives = [(text or "").strip() or None for text in self.negatives]
 
     def __len__(self) -> int:
         return len(self.images)

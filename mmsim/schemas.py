@@ -116,7 +116,7 @@ class FitConfig:
     batch's texts as one more negative for every image (image -> text), the NegCLIP
     recipe for teaching attributes a random batch rarely contrasts.
     ``augment``: training-time image augmentation (random resized crop, JPEG
-    re-encoding, flips; see :class:`mmsim.augment.AugmentConfig`), off by default.
+    re-encoding, flips; see :class:`AugmentConfig`), off by default.
     """
 
     loss: str = "clip"

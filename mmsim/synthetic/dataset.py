@@ -20,6 +20,7 @@ from mmsim.synthetic.world import (
     prompt_templates,
     sample_layout,
 )
+from mmsim.validation import choice
 
 Renderer = Literal["training", "canonical", "independent"]
 RENDERERS = ("training", "canonical", "independent")
@@ -65,9 +66,7 @@ def generate(
     meaning, so each caption has exactly one matching image (what retrieval evaluation
     needs); fewer than ``n`` come back if the split has fewer distinct meanings.
     """
-    if renderer not in RENDERERS:
-        raise ValueError(f"renderer must be one of {', '.join(RENDERERS)}; got {renderer!r}")
-    side = size or DEFAULT_SIZE[renderer]
+    side = size or DEFAULT_SIZE[choice("renderer", renderer, RENDERERS)]
     rng = np.random.default_rng(seed)
     negatives = np.random.default_rng([seed, 1])  # its own stream: scenes stay as they are
     scenes: list[Scene] = []

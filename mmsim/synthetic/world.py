@@ -22,6 +22,8 @@ from typing import Literal
 
 import numpy as np
 
+from mmsim.validation import choice
+
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (220, 40, 40),
     "green": (40, 170, 60),
@@ -194,8 +196,7 @@ def size_of(extent: float) -> str | None:
 
 def combinations(split: Split) -> list[tuple[str, str]]:
     """The colour-shape combinations a split may draw from."""
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {', '.join(SPLITS)}; got {split!r}")
+    choice("split", split, SPLITS)
     combos = [(c, s) for c in COLOURS for s in SHAPES]
     if split == "train":
         return [c for c in combos if c not in HELD_OUT | VALIDATION_HELD_OUT]
