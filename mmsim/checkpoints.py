@@ -67,11 +67,16 @@ def load_checkpoint(
     local_files_only: bool = False,
     cache_hint: str = "the Hugging Face cache (HF_HOME, default ~/.cache/huggingface)",
     how_to_fix: str | None = None,
+    cached_copy: Callable[[], Path | None] | None = None,
 ) -> T:
     """Call ``load(reference, local_files_only)`` the way a user would want.
 
     ``how_to_fix`` replaces the default advice (``hf download`` / ``save_pretrained``)
     in error messages, for libraries with another way of fetching weights.
+    ``cached_copy`` finds the folder the cache holds the reference in (see
+    :func:`hub_snapshot`), so that a cached copy that fails to load because one of its
+    files is damaged (an interrupted download) is reported with that file's name,
+    not as a missing checkpoint or a bare parser error.
 
     1. A local path is loaded with ``local_files_only=True``; a missing one is an error.
     2. A hub id is first looked up in the cache with ``local_files_only=True``.
@@ -97,7 +102,12 @@ def load_checkpoint(
     )
     try:
         return load(reference, True)
-    except OSError as cached_error:
+    except Exception as cached_error:
+        damaged = _damaged_copy(what, reference, cached_copy)
+        if damaged is not None:
+            raise damaged from cached_error
+        if not isinstance(cached_error, OSError):
+            raise
         if local_files_only or offline_requested():
             raise CheckpointNotFoundError(
                 f"{what} checkpoint '{reference}' is not in {cache_hint} and downloads are "
@@ -117,6 +127,38 @@ def load_checkpoint(
             f"downloaded ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). "
             f"{fix}"
         ) from exc
+
+
+def hub_snapshot(repo_id: str, cache_dir: str | None, revision: str | None) -> Path | None:
+    """The Hugging Face cache's snapshot folder of ``repo_id`` at ``revision``, or None
+    when it is not cached (or ``huggingface_hub``, which every hub-loading plugin has,
+    is not installed). Never downloads."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        folder = snapshot_download(
+            repo_id, cache_dir=cache_dir, revision=revision, local_files_only=True
+        )
+    except Exception:  # any failure only means there is no cached copy to diagnose
+        return None
+    return Path(folder)
+
+
+def _damaged_copy(
+    what: str, reference: str, cached_copy: Callable[[], Path | None] | None
+) -> DamagedFileError | None:
+    """The error naming a damaged file in the cached copy of ``reference``, if any."""
+    folder = cached_copy() if cached_copy is not None else None
+    damage = damage_in(folder) if folder is not None else None
+    if damage is None:
+        return None
+    file, problem = damage
+    return DamagedFileError(
+        file,
+        f"{what} checkpoint '{reference}' cannot be loaded from the cache: {file} is "
+        f"damaged ({problem}). It is probably an interrupted download: delete that file "
+        "(or the whole cached folder) and download it again.",
+    )
 
 
 def _load_failure(what: str, reference: str, path: Path, exc: Exception) -> Exception:
@@ -170,6 +212,7 @@ def load_pretrained(
         what=what,
         endpoint=endpoint,
         local_files_only=config.local_files_only,
+        cached_copy=lambda: hub_snapshot(config.checkpoint, config.cache_dir, config.revision),
     )
 
 

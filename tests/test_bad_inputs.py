@@ -22,6 +22,8 @@ from mmsim.inputs import PathLikeTextWarning, detect_modality
 from mmsim.search import semantic_search, top_k_indices
 from mmsim.tables import read_table
 
+from .conftest import hub_cache
+
 
 @pytest.fixture(scope="module")
 def matcher(tiny_clip_dir):
@@ -257,6 +259,39 @@ def test_truncated_checkpoint_file_is_named(tiny_clip_dir, tmp_path, name):
     (folder / name).write_bytes(data[: len(data) // 2])
     with pytest.raises(DamagedFileError, match=rf"{name} is damaged .*download or copy it again"):
         Matcher(checkpoint=str(folder), progress=False)
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "tokenizer.json", "config.json"])
+def test_damaged_file_in_the_hub_cache_is_named(tiny_clip_dir, tmp_path, monkeypatch, name):
+    """A hub id whose cached download was cut short: the damaged file is named, not
+    reported as a missing checkpoint or as a bare parser error."""
+    cache = hub_cache(tmp_path, "acme/tiny-clip", tiny_clip_dir)
+    file = cache / "models--acme--tiny-clip" / "snapshots" / "0123abc" / name
+    file.write_bytes(file.read_bytes()[: file.stat().st_size // 2])
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(DamagedFileError, match=rf"'acme/tiny-clip' .*/{name} is damaged") as error:
+        Matcher(
+            "openai_clip", checkpoint="acme/tiny-clip", encoder_options={"cache_dir": str(cache)}
+        )
+    assert error.value.path == file
+
+
+def test_damaged_open_clip_weights_in_the_hub_cache_are_named(
+    open_clip_dirs, tmp_path, monkeypatch
+):
+    cache = hub_cache(tmp_path, "acme/tiny-open-clip", open_clip_dirs["clip_dir"])
+    snapshot = cache / "models--acme--tiny-open-clip" / "snapshots" / "0123abc"
+    (weights,) = snapshot.glob("*.safetensors")
+    weights.write_bytes(weights.read_bytes()[:100])
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(DamagedFileError, match=rf"{weights.name} is damaged"):
+        Matcher(
+            {
+                "name": "open_clip",
+                "checkpoint": "hf-hub:acme/tiny-open-clip",
+                "cache_dir": str(cache),
+            }
+        )
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,7 @@ from open_clip.transformer import TextTransformer, text_global_pool
 from PIL import Image
 from safetensors.torch import save_file
 
-from mmsim.checkpoints import is_local_reference, load_checkpoint
+from mmsim.checkpoints import hub_snapshot, is_local_reference, load_checkpoint
 from mmsim.errors import CheckpointNotFoundError
 from mmsim.towers import (
     ImageTower,
@@ -223,6 +223,7 @@ def load(config: OpenClipConfig) -> tuple:
         what="open_clip",
         endpoint=huggingface_hub.constants.ENDPOINT,
         local_files_only=config.local_files_only,
+        cached_copy=lambda: _cached_copy(reference, pretrained, config.cache_dir),
         how_to_fix=(
             "To make it available: create the model once on a machine with network access "
             "(open_clip.create_model_and_transforms(...) with the same arguments) and copy "
@@ -230,6 +231,17 @@ def load(config: OpenClipConfig) -> tuple:
             "or a folder as checkpoint=local-dir:/path."
         ),
     )
+
+
+def _cached_copy(reference: str, pretrained: str | None, cache_dir: str | None) -> Path | None:
+    """The cache folder of the hub repository open_clip reads ``reference`` from (an
+    ``hf-hub:`` id, or the repository its pretrained-tag table names), if cached."""
+    if reference.startswith(HF_HUB):
+        repo = reference[len(HF_HUB) :]
+    else:
+        repo = (open_clip.get_pretrained_cfg(reference, pretrained or "") or {}).get("hf_hub", "")
+    repo = "/".join(repo.strip("/").split("/")[:2])  # "org/name/file" -> "org/name"
+    return hub_snapshot(repo, cache_dir, None) if repo else None
 
 
 def _embedding_dim(model: Any, tokenizer: Any) -> int:
