@@ -86,10 +86,24 @@ def isotonic_predict(knots_x: np.ndarray, knots_y: np.ndarray, scores: np.ndarra
 
 
 def best_f1_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
-    """The score threshold ("match if score >= t") with the highest F1; ties: higher t."""
+    """The score threshold ("match if score >= t") with the highest F1; ties: higher t.
+
+    The cut is placed halfway between the lowest score it accepts and the highest
+    score it rejects, as decision trees place a split. Every fitted pair is decided
+    the same as at the accepted score itself, but new pairs in the gap are not all
+    rejected: cutting at the lowest accepted positive puts the threshold at the edge
+    of the positives, and positives from a shifted distribution (new classes, new
+    images) that score a little lower are lost although the negatives are far below.
+    """
     sweep = threshold_sweep(labels, scores)
     f1 = 2 * sweep["tp"] / (sweep["tp"] + sweep["fp"] + sweep["positives"])
-    return float(sweep["thresholds"][int(np.argmax(f1))])
+    best = int(np.argmax(f1))
+    cut = float(sweep["thresholds"][best])
+    if best + 1 == len(sweep["thresholds"]):
+        return cut  # everything is accepted: no rejected score to be halfway to
+    rejected = float(sweep["thresholds"][best + 1])
+    halfway = (cut + rejected) / 2
+    return halfway if rejected < halfway < cut else cut
 
 
 def threshold_for_fpr(scores: np.ndarray, labels: np.ndarray, target: float) -> float:

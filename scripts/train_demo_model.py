@@ -1,6 +1,6 @@
 """Train the ``demo`` encoder: a small CLIP from scratch on synthetic shapes scenes.
 
-Reproduce the shipped model (about 75 minutes on 2 CPU cores; a stopped run resumes
+Reproduce the shipped model (about 2 hours on 2 CPU cores; a stopped run resumes
 at the stage it was in):
 
     uv run python scripts/train_demo_model.py
@@ -11,7 +11,8 @@ over the scene vocabulary is saved like a downloaded checkpoint, then trained wi
 upright, filled, light grey), then scenes of the varied training renderer (sampled
 colours, outlines, aliased and anti-aliased edges, flat/noisy/gradient/textured
 backgrounds) with ``fit``'s augmentation (random resized crops at sub-pixel offsets,
-JPEG re-encoding), then a pass over fresh varied scenes at a lower learning rate.
+JPEG re-encoding), then a longer pass over fresh varied scenes with the schedule
+restarted at a lower peak learning rate.
 Every scene is distinct (continuous positions, sizes, tilts) and comes from the
 training split of :mod:`mmsim.synthetic` (neither the test's nor the validation's
 held-out colour-shape combinations), with a hard-negative caption (mostly its shape

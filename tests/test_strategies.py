@@ -69,8 +69,9 @@ def test_isotonic_is_monotone_and_matches_step_frequencies():
 
 
 def test_operating_points_on_a_hand_worked_sample():
-    # F1 by threshold: .9->.5 .8->.8 .7->.667 .6->.857 .5->.75 .4->.667
-    assert calibration.best_f1_threshold(SCORES, LABELS) == 0.6
+    # F1 by threshold: .9->.5 .8->.8 .7->.667 .6->.857 .5->.75 .4->.667; the cut is
+    # halfway between the lowest accepted (.6) and the highest rejected score (.5)
+    assert calibration.best_f1_threshold(SCORES, LABELS) == pytest.approx(0.55)
     # FPR by threshold: .9,.8->0  .7,.6->1/3  .5->2/3  .4->1
     assert calibration.threshold_for_fpr(SCORES, LABELS, 1 / 3) == 0.6
     assert calibration.threshold_for_fpr(SCORES, LABELS, 0.0) == 0.8
@@ -78,15 +79,30 @@ def test_operating_points_on_a_hand_worked_sample():
     assert calibration.threshold_for_precision(SCORES, LABELS, 0.75) == 0.6
     assert calibration.threshold_for_precision(SCORES, LABELS, 1.0) == 0.8
     for name, options, expected in (
-        ("best_f1", {}, 0.6),
+        ("best_f1", {}, 0.55),
         ("target_fpr", {"fpr": 0.0}, 0.8),
         ("target_precision", {"precision": 0.75}, 0.6),
     ):
         strategy = make("threshold", name, **options)
         strategy.fit(SCORES, LABELS)
-        assert strategy.threshold == expected
+        assert strategy.threshold == pytest.approx(expected)
         assert strategy.decide(SCORES).tolist() == (expected <= SCORES).astype(int).tolist()
         assert ((strategy.proba(SCORES) >= 0) & (strategy.proba(SCORES) <= 1)).all()
+
+
+def test_best_f1_cut_lies_in_the_middle_of_the_gap_between_the_classes():
+    """Separable pairs: the cut is halfway between the highest negative and the lowest
+    positive, so a positive a little below every fitted one still matches."""
+    scores = np.array([0.95, 0.9, 0.8, 0.4, 0.3, 0.2])
+    labels = np.array([1, 1, 1, 0, 0, 0])
+    cut = calibration.best_f1_threshold(scores, labels)
+    assert cut == pytest.approx(0.6)
+    strategy = make("threshold", "best_f1")
+    strategy.fit(scores, labels)
+    assert strategy.decide(np.array([0.7, 0.5])).tolist() == [1, 0]
+    assert strategy.decide(scores).tolist() == labels.tolist()
+    everything = calibration.best_f1_threshold(np.array([0.5, 0.4]), np.array([1, 1]))
+    assert everything == 0.4  # all accepted: no rejected score to be halfway to
 
 
 def test_native_probability_with_and_without_a_model_bias():
