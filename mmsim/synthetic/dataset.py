@@ -6,7 +6,7 @@ import csv
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 from PIL import Image
@@ -23,7 +23,7 @@ from mmsim.synthetic.world import (
 from mmsim.validation import choice
 
 Renderer = Literal["training", "canonical", "independent"]
-RENDERERS = ("training", "canonical", "independent")
+RENDERERS: tuple[str, ...] = get_args(Renderer)
 DEFAULT_SIZE = {"training": 64, "canonical": 64, "independent": 96}
 
 

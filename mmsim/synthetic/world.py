@@ -18,7 +18,7 @@ generalisation to unseen combinations.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -69,7 +69,7 @@ VALIDATION_HELD_OUT: frozenset[tuple[str, str]] = frozenset(
 generalisation to unseen combinations too."""
 
 Split = Literal["train", "validation", "heldout", "all"]
-SPLITS = ("train", "validation", "heldout", "all")
+SPLITS: tuple[str, ...] = get_args(Split)
 VOCABULARY: tuple[str, ...] = tuple(
     sorted(
         {"a", "an"}
