@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 from PIL import Image
 
+from mmsim.files import write_atomic
 from mmsim.synthetic import independent_renderer, training_renderer
 from mmsim.synthetic.world import (
     Layout,
@@ -131,7 +133,7 @@ def write_dataset(
         names.append(name)
     captions = [scene.caption for scene in scenes]
     if by is not None:
-        (out / "templates.txt").write_text("\n".join(prompt_templates(by)) + "\n")
+        write_atomic(out / "templates.txt", "\n".join(prompt_templates(by)) + "\n")
     _write_csv(
         out / "captions.csv",
         ["image", "caption", "negative"],
@@ -160,7 +162,9 @@ def labelled_pairs(
 
 
 def _write_csv(path: Path, header: list[str], rows: Iterable[Sequence[Any]]) -> None:
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
+    """Written whole (an interrupted run leaves no half table that reads as a dataset)."""
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(header)
+    writer.writerows(rows)
+    write_atomic(path, text.getvalue())
