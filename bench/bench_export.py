@@ -67,7 +67,7 @@ def speed(folder: Path, batch: int, repeats: int, threads: int) -> dict:
     texts = [s.caption for s in generate(batch, seed=1, split="all")]
     pixels = matcher.image_tower.preprocess(images)
     tokens = matcher.text_tower.tokenize(texts)
-    onnx_pixels = pixels.numpy()
+    onnx_pixels = pixels["pixel_values"].numpy()
     onnx_tokens = onnx["fp32"].text_tower.tokenize(texts)
     result: dict = {"batch": batch, "threads": threads}
     with torch.inference_mode():

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from mmsim import Matcher, synthetic
-from mmsim.pairs import read_pairs
+from mmsim.inputs.pairs import read_pairs
 from mmsim_openai_clip.scratch import save_demo_init
 
 
@@ -38,7 +38,7 @@ def bare_loop(checkpoint: Path, pairs_csv: Path, batches: list[list[int]]) -> fl
     """Seconds for the batches with tensors prepared up front."""
     from transformers import AutoImageProcessor, AutoTokenizer, CLIPModel
 
-    from mmsim.images import load_image
+    from mmsim.inputs.images import load_image
 
     model = CLIPModel.from_pretrained(checkpoint).train()
     processor = AutoImageProcessor.from_pretrained(checkpoint)
@@ -83,7 +83,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        checkpoint = save_demo_init(root / "init")
+        checkpoint = save_demo_init(root / "init", synthetic.VOCABULARY)
         pairs_csv = synthetic.write_dataset(root / "data", args.pairs, seed=1)
         # the same order Matcher.fit draws with seed 0
         order = np.random.default_rng(0).permutation(args.pairs)

@@ -28,10 +28,10 @@ from mmsim.index import Index
 from mmsim.synthetic import write_dataset
 
 
-def build(root: Path, out: Path, matcher: Matcher, runner: Any, commit_every: int) -> float:
+def build(root: Path, out: Path, matcher: Matcher, engine: Any, commit_every: int) -> float:
     """Seconds for a whole build into a new folder."""
     start = time.perf_counter()
-    Index.build(root, matcher, out, commit_every=commit_every, progress=False, runner=runner)
+    Index.build(root, matcher, out, commit_every=commit_every, progress=False, engine=engine)
     return time.perf_counter() - start
 
 
@@ -44,7 +44,7 @@ def main() -> None:
 
     import ray
 
-    from mmsim_ray import EngineOptions, RayRunner
+    from mmsim_ray import EngineOptions, RayEngine
 
     work = Path(tempfile.mkdtemp(prefix="mmsim-bench-scale-"))
     try:
@@ -59,8 +59,8 @@ def main() -> None:
             shutil.copy(path, first / path.name)
         engines: dict[str, Any] = {"local": lambda out: None}
         for actors in (1, 2):
-            engines[f"ray, {actors} actor(s)"] = lambda out, a=actors: RayRunner(
-                out, EngineOptions(actors=a)
+            engines[f"ray, {actors} actor(s)"] = lambda out, a=actors: RayEngine(
+                EngineOptions(actors=a)
             )
         print(
             "| engine | wall s, all | wall s, one chunk | items/s end to end | items/s marginal |"

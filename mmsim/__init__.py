@@ -4,43 +4,41 @@ Embed images and texts, search in both directions, and say whether image-text pa
 match. Backbones are plugins found through the ``mmsim`` entry-point group.
 
 The public names are imported on first use (PEP 562), so ``import mmsim`` and the
-command line's option checking stay free of torch until a model is needed.
+command line's option checking stay free of torch until a model is needed. The
+subpackages, by concern: :mod:`mmsim.plugin` (the plugin author's boundary),
+:mod:`mmsim.inputs`, :mod:`mmsim.embedding`, :mod:`mmsim.scoring`, :mod:`mmsim.spec`,
+:mod:`mmsim.matcher`, :mod:`mmsim.retrieval`, :mod:`mmsim.training`,
+:mod:`mmsim.index`, :mod:`mmsim.serve`, :mod:`mmsim.cli`, :mod:`mmsim.synthetic` and
+:mod:`mmsim.demo` (docs/architecture.md maps them).
 """
 
 from __future__ import annotations
 
-import importlib
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+
+from mmsim import _deprecated
+from mmsim._lazy import lazy_exports
 
 try:
     __version__ = version("mmsim")
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0+unknown"
 
+_deprecated.install()
+
 _PUBLIC = {
-    "CalibrationReport": "mmsim.report",
-    "EmbeddingResult": "mmsim.embedding",
-    "Matcher": "mmsim.matcher",
-    "MultiModalPredictor": "mmsim.predictor",
-    "SkippedItem": "mmsim.embedding",
-    "list_encoders": "mmsim.plugins",
-    "list_similarities": "mmsim.plugins",
-    "list_thresholds": "mmsim.plugins",
-    "semantic_search": "mmsim.search",
+    "CalibrationReport": "mmsim.scoring.report",
+    "EmbeddingResult": "mmsim.embedding.results",
+    "ErrorPolicy": "mmsim.embedding.results",
+    "Matcher": "mmsim.matcher.matcher",
+    "MatcherSpec": "mmsim.spec.matcher_spec",
+    "MultiModalPredictor": "mmsim.matcher.autogluon",
+    "SkippedItem": "mmsim.embedding.results",
+    "list_encoders": "mmsim.plugin.loading",
+    "list_similarities": "mmsim.plugin.loading",
+    "list_thresholds": "mmsim.plugin.loading",
+    "semantic_search": "mmsim.retrieval.search",
 }
 
 __all__ = [*sorted(_PUBLIC), "__version__"]
-
-
-def __getattr__(name: str) -> Any:
-    module = _PUBLIC.get(name)
-    if module is None:
-        raise AttributeError(f"module 'mmsim' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_PUBLIC])
+__getattr__, __dir__ = lazy_exports(__name__, _PUBLIC)

@@ -17,8 +17,9 @@ from hydra import initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
-from mmsim.plugins import get_registry
-from mmsim.schemas import FitConfig, RuntimeConfig
+from mmsim.plugin.loading import get_registry
+from mmsim.plugin.schemas import RuntimeConfig
+from mmsim.training.options import FitConfig
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 _CANDIDATES = (_PACKAGE_DIR / "conf", _PACKAGE_DIR.parent / "conf")

@@ -1,8 +1,18 @@
-"""Exception types. Each one names the thing that is wrong, so a user can fix the input."""
+"""Exception types, and the argument checks that raise them.
+
+Each error names the thing that is wrong, so a user can fix the input. The checks give
+one wording everywhere: the argument's name, the bad value and what is allowed, raised
+as :class:`ConfigError` (a ``ValueError``) before any work starts, so a typo never
+surfaces as a bare ``KeyError`` or an empty result deep inside a loop.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import PurePath
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 class MmsimError(Exception):
@@ -83,3 +93,18 @@ def describe_item(item: object, limit: int = 80) -> str:
         return f"<{type(item).__name__} shape={tuple(shape)}>"
     text = repr(item)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def choice(name: str, value: T, allowed: Sequence[T]) -> T:
+    """``value`` if it is one of ``allowed``, else a ConfigError listing them."""
+    if value not in allowed:
+        shown = ", ".join(repr(a) for a in allowed)
+        raise ConfigError(f"{name} must be one of {shown}; got {value!r}")
+    return value
+
+
+def positive_int(name: str, value: object) -> int:
+    """``value`` as an int >= 1; bools, floats and strings are refused, not coerced."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{name} must be at least 1 (a whole number); got {value!r}")
+    return value

@@ -160,7 +160,7 @@ def main() -> None:
 
     init = work / "init"
     if not (init / "model.safetensors").is_file():
-        save_demo_init(init, seed=args.seed)
+        save_demo_init(init, synthetic.VOCABULARY, seed=args.seed)
     val = synthetic.generate(1000, seed=args.seed + 2, split="validation", unique=True)
     validation = ([s.image for s in val], [s.caption for s in val])
     checkpoint, kept = init, {}

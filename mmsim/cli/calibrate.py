@@ -6,16 +6,14 @@ import json
 
 from omegaconf import DictConfig
 
-from mmsim.cli.common import output_path
-from mmsim.cli.tables import columns_of, read_pairs
-from mmsim.matcher import Matcher
+from mmsim.cli.common import output_path, pairs_table
+from mmsim.matcher.matcher import Matcher
 
 
 def run(cfg: DictConfig) -> None:
-    _, rows = read_pairs(cfg, extra_columns=(cfg.label,))
+    table = pairs_table(cfg, extra_columns=(cfg.label,))
     matcher = Matcher.from_config(cfg)
-    names = (matcher.query, matcher.response, cfg.label)
-    data = columns_of(rows, names)
+    data = table.columns((matcher.query, matcher.response, cfg.label))
     report = matcher.calibrate(
         data, label=cfg.label, holdout=cfg.holdout, seed=cfg.seed, bins=cfg.bins
     )

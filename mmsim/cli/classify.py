@@ -8,8 +8,8 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from mmsim.cli.common import as_list, images_in, output_path
-from mmsim.cli.match import build_matcher
+from mmsim.cli.common import as_list, build_matcher, output_path
+from mmsim.inputs.folders import image_files
 
 
 def templates_of(value: Any) -> list[str]:
@@ -29,7 +29,7 @@ def templates_of(value: Any) -> list[str]:
 
 def run(cfg: DictConfig) -> None:
     root = Path(cfg.images_dir).expanduser()
-    images = images_in(cfg.images_dir)
+    images = image_files(cfg.images_dir)
     parents = [Path(p).parent for p in images]
     labelled = all(parent != root for parent in parents)
     labels = [parent.relative_to(root).parts[0] for parent in parents] if labelled else None

@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
 
 from mmsim.files import write_atomic
-from mmsim.inputs import IMAGE_SUFFIXES
+from mmsim.inputs.tables import Table, read_table
+from mmsim.matcher.matcher import Matcher
 
 
 def output_path(value: str) -> Path:
@@ -22,31 +24,21 @@ def output_path(value: str) -> Path:
     return path
 
 
-def images_in(folder: str) -> list[str]:
-    """Every image file under ``folder``, recursively, in sorted order."""
-    root = Path(folder).expanduser()
-    if not root.is_dir():
-        raise FileNotFoundError(f"images_dir '{folder}' is not a folder")
-    files = sorted(
-        str(p) for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+def pairs_table(
+    cfg: DictConfig, extra_columns: tuple[str, ...] = (), columns: tuple[str, str] | None = None
+) -> Table:
+    """The pair table ``cfg.pairs`` with its query/response (and extra) columns checked.
+
+    ``columns``: the (query, response) column names, default ``cfg.columns`` (a saved
+    matcher passes its own). Relative paths in those columns that exist under
+    ``cfg.image_root`` (default: the table's own folder) are joined to it.
+    """
+    query, response = columns or (cfg.columns.query, cfg.columns.response)
+    required = {"columns.query": query, "columns.response": response}
+    required.update({name: name for name in extra_columns})
+    return read_table(
+        cfg.pairs, required=required, path_columns=(query, response), root=cfg.get("image_root")
     )
-    if not files:
-        raise FileNotFoundError(
-            f"no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) under '{folder}'"
-        )
-    return files
-
-
-def lines_of(path: str) -> list[str]:
-    """Non-empty lines of a text file (one item per line)."""
-    file = Path(path).expanduser()
-    if not file.is_file():
-        raise FileNotFoundError(f"file not found: {path}")
-    return [
-        line.rstrip("\r\n")
-        for line in file.read_text(encoding="utf-8").splitlines()
-        if line.strip()
-    ]
 
 
 def as_list(value: Any) -> list[Any]:
@@ -84,3 +76,20 @@ def given(*prefixes: str) -> bool:
         return False
     keys = [o.split("=", 1)[0].lstrip("+~") for o in HydraConfig.get().overrides.task]
     return any(k.startswith(prefixes) for k in keys)
+
+
+def build_matcher(cfg: DictConfig) -> Matcher:
+    """A saved matcher when ``matcher=DIR`` is given (with its own column names unless
+    the command line sets ``columns.*``), else one from the config groups."""
+    if cfg.get("matcher"):
+        columns = cfg.get("columns") or {}
+        overrides = {}
+        if given("columns."):  # else the saved matcher's own column names
+            overrides = {"query": columns.get("query"), "response": columns.get("response")}
+        return Matcher.load(
+            cfg.matcher,
+            progress=cfg.runtime.progress,
+            on_error=cfg.runtime.on_error,
+            **overrides,
+        )
+    return Matcher.from_config(cfg)

@@ -1,12 +1,12 @@
-"""``mmsim demo``: the offline walk-through (see :mod:`mmsim.demo`)."""
+"""``mmsim demo``: the offline walk-through (see :mod:`mmsim.demo.walkthrough`)."""
 
 from __future__ import annotations
 
 from omegaconf import DictConfig
 
 from mmsim.cli.common import as_list, output_path
-from mmsim.demo import format_report, run_demo
-from mmsim.matcher import Matcher
+from mmsim.demo.walkthrough import format_report, run_demo
+from mmsim.matcher.matcher import Matcher
 
 
 def run(cfg: DictConfig) -> None:

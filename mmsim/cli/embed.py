@@ -8,20 +8,21 @@ import json
 import numpy as np
 from omegaconf import DictConfig
 
-from mmsim.cli.common import as_list, images_in, lines_of, output_path
-from mmsim.cli.match import build_matcher
-from mmsim.embedding import EmbeddingResult
+from mmsim.cli.common import as_list, build_matcher, output_path
+from mmsim.embedding.pipeline import EmbeddingResult
 from mmsim.files import write_atomic
-from mmsim.inputs import detect_modality
-from mmsim.persistence import encoder_identity
+from mmsim.inputs.detect import detect_modality
+from mmsim.inputs.folders import image_files
+from mmsim.inputs.tables import read_lines
+from mmsim.spec.document import encoder_identity
 
 
 def gather_items(cfg: DictConfig) -> list[str]:
     items = as_list(cfg.inputs)
     if cfg.input_list:
-        items += lines_of(cfg.input_list)
+        items += read_lines(cfg.input_list)
     if cfg.images_dir:
-        items += images_in(cfg.images_dir)
+        items += image_files(cfg.images_dir)
     if not items:
         raise ValueError("nothing to embed: give inputs=[...], input_list=FILE or images_dir=DIR")
     return items
@@ -45,11 +46,11 @@ def run(cfg: DictConfig) -> None:
         items=np.array(kept, dtype=str),
         modalities=np.array(modalities, dtype=str),
         indices=np.array(result.indices, dtype=np.int64),
-        encoder=np.array(json.dumps(encoder_identity(matcher.configs), sort_keys=True)),
+        encoder=np.array(json.dumps(encoder_identity(matcher.spec), sort_keys=True)),
     )
     write_atomic(out, buffer.getvalue())
     meta = {
-        "encoder": encoder_identity(matcher.configs),
+        "encoder": encoder_identity(matcher.spec),
         "embedding_dim": int(result.embeddings.shape[1]),
         "count": len(kept),
         "images": modalities.count("image"),

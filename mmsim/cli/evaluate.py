@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from mmsim.cli.common import emit_json
-from mmsim.cli.match import build_matcher
-from mmsim.cli.tables import columns_of, read_pairs
-from mmsim.tables import read_table
+from mmsim.cli.common import build_matcher, emit_json, pairs_table
+from mmsim.inputs.tables import read_table
 
 
 def _id_table(path: str, what: str) -> dict[str, str]:
-    header, rows = read_table(path)
-    if not {"id", "item"} <= set(header):
-        raise KeyError(f"{what} file {path} needs columns 'id' and 'item'; it has {header}")
-    return {row["id"]: row["item"] for row in rows}
+    table = read_table(path)
+    if not {"id", "item"} <= set(table.header):
+        raise KeyError(f"{what} file {path} needs columns 'id' and 'item'; it has {table.header}")
+    return dict(zip(table.column("id"), table.column("item"), strict=True))
 
 
 def run(cfg: DictConfig) -> None:
@@ -23,8 +21,7 @@ def run(cfg: DictConfig) -> None:
     if cfg.qrels:
         if not (cfg.queries and cfg.responses):
             raise ValueError("qrels=... needs queries=FILE and responses=FILE (columns id, item)")
-        header, rows = read_table(cfg.qrels)
-        qrels = columns_of(rows, header)
+        qrels = read_table(cfg.qrels).columns()
         report = matcher.evaluate(
             qrels=qrels,
             queries=_id_table(cfg.queries, "queries"),
@@ -33,9 +30,8 @@ def run(cfg: DictConfig) -> None:
         )
     elif cfg.pairs:
         extra = (cfg.label,) if cfg.label else ()
-        _, rows = read_pairs(cfg, extra_columns=extra, columns=(matcher.query, matcher.response))
-        names = (matcher.query, matcher.response, *extra)
-        data = columns_of(rows, names)
+        table = pairs_table(cfg, extra_columns=extra, columns=(matcher.query, matcher.response))
+        data = table.columns((matcher.query, matcher.response, *extra))
         report = matcher.evaluate(data, label=cfg.label, cutoffs=cutoffs)
     else:
         raise ValueError(

@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mmsim.cli.common import output_path
 from mmsim.files import write_atomic
-from mmsim.matcher import Matcher
+from mmsim.matcher.matcher import Matcher
 
 
 def run(cfg: DictConfig) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 _OPTION = re.compile(r"^(\s*)([A-Za-z_][\w]*):\s*(.*?)\s*(?:#\s?(.*))?$")
-_GROUPS = ("encoder", "image_encoder", "text_encoder", "similarity", "threshold")
+_GROUPS = ("encoder", "image_encoder", "text_encoder", "similarity", "threshold", "engine")
 
 
 def parse_conf(path: Path) -> tuple[list[str], list[str], list[tuple[str, str]]]:
@@ -49,7 +49,7 @@ def parse_conf(path: Path) -> tuple[list[str], list[str], list[tuple[str, str]]]
 
 def render(command: str, config_name: str, cfg: DictConfig) -> str:
     from mmsim.config import conf_dir
-    from mmsim.plugins import get_registry
+    from mmsim.plugin.loading import get_registry
 
     description, examples, options = parse_conf(conf_dir() / f"{config_name}.yaml")
     for shared in ("matcher", "common"):  # options the command takes from shared files

@@ -6,8 +6,11 @@ import json
 
 from omegaconf import DictConfig, OmegaConf
 
-from mmsim.cli.common import emit_json, lines_of, output_path
-from mmsim.cli.match import build_matcher
+from mmsim.cli.common import build_matcher, emit_json, output_path
+from mmsim.index.engine import engine_for
+from mmsim.index.gallery import duplicates_page
+from mmsim.index.index import Index
+from mmsim.inputs.tables import read_lines
 
 
 def _list(value: object) -> list[str] | None:
@@ -19,10 +22,7 @@ def _list(value: object) -> list[str] | None:
 
 
 def build(cfg: DictConfig) -> None:
-    from mmsim.index import Index
-    from mmsim.index.engine import runner_for
-
-    runner = runner_for(cfg.engine, cfg.output)  # checked (and a cluster joined) first
+    engine = engine_for(cfg.engine)  # checked (and a cluster joined) first
     matcher = build_matcher(cfg)
     index = Index.build(
         cfg.source,
@@ -36,19 +36,16 @@ def build(cfg: DictConfig) -> None:
         dtype=cfg.dtype,
         commit_every=cfg.commit_every,
         progress=cfg.runtime.progress,
-        runner=runner,
+        engine=engine,
     )
     _report(index.last_report, index.folder)
 
 
 def update(cfg: DictConfig) -> None:
-    from mmsim.index import Index
-    from mmsim.index.engine import runner_for
-
     index = Index.open(cfg.index)
-    runner = runner_for(cfg.engine, index.folder)
+    engine = engine_for(cfg.engine)
     report = index.update(
-        cfg.source, commit_every=cfg.commit_every, progress=cfg.progress, runner=runner
+        cfg.source, commit_every=cfg.commit_every, progress=cfg.progress, engine=engine
     )
     _report(report, index.folder)
 
@@ -62,8 +59,6 @@ def _report(report, folder) -> None:  # type: ignore[no-untyped-def]
 
 
 def info(cfg: DictConfig) -> None:
-    from mmsim.index import Index
-
     details = Index.open(cfg.index).info()
     if cfg.format == "json":
         print(json.dumps(details, indent=2))
@@ -95,12 +90,10 @@ def info(cfg: DictConfig) -> None:
 
 
 def optimize(cfg: DictConfig) -> None:
-    from mmsim.index import Index
-
     index = Index.open(cfg.index)
     backend = str(cfg.backend)
     ann = None if backend.lower() == "none" else {"name": backend, **cfg.options}
-    queries = lines_of(cfg.queries) if cfg.queries else None
+    queries = read_lines(cfg.queries) if cfg.queries else None
     report = index.optimize(
         ann, target_recall=cfg.target_recall, queries=queries, compact=cfg.compact
     )
@@ -123,9 +116,6 @@ def optimize(cfg: DictConfig) -> None:
 
 
 def duplicates(cfg: DictConfig) -> None:
-    from mmsim.index import Index
-    from mmsim.index.gallery import duplicates_page
-
     index = Index.open(cfg.index)
     groups = index.duplicates(cfg.min_similarity, max_group=cfg.max_group)
     if cfg.output and str(cfg.output).lower().endswith((".html", ".htm")):

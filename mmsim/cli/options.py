@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Sequence
+from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
@@ -24,15 +25,19 @@ class OptionError(Exception):
 
 def option_names(cfg: DictConfig, prefix: str = "") -> list[str]:
     """Every settable option of a composed config, dotted (``encoder.checkpoint``)."""
+    tree = OmegaConf.to_container(cfg, resolve=False, throw_on_missing=False)
+    return _names(tree, prefix)  # type: ignore[arg-type]
+
+
+def _names(tree: dict[str, object], prefix: str) -> list[str]:
     names = []
-    for key in cfg:
+    for key, value in tree.items():
         name = f"{prefix}{key}"
         if name == "hydra":
             continue
-        node = cfg._get_node(key)
         names.append(name)
-        if isinstance(node, DictConfig):
-            names += option_names(node, f"{name}.")
+        if isinstance(value, dict):
+            names += _names(value, f"{name}.")
     return names
 
 
@@ -49,7 +54,7 @@ def check(
     prepare()  # the plugins' and the core's schemas in Hydra's ConfigStore
     given = [o for o in overrides if not o.startswith("hydra.")]
     with initialize_config_dir(config_dir=str(conf_dir()), version_base=None):
-        base = compose(config_name=config_name)
+        base = _chosen(compose, config_name, given)
         known = option_names(base)
         for override in given:
             _check_append(override, base, known, command)
@@ -68,6 +73,20 @@ def check(
             f"each option is, e.g. mmsim {command} {missing[0]}=..."
         )
     return cfg
+
+
+def _chosen(compose: Any, config_name: str, given: Sequence[str]) -> DictConfig:
+    """The config with the components the command line chooses (``engine=ray``,
+    ``encoder=toy``) but none of their options set, so an unknown option is named
+    against the chosen component's own options; the defaults if that does not compose."""
+    from hydra.errors import HydraException
+
+    keys = [o.split("=", 1)[0] for o in given]
+    choices = [o for o, k in zip(given, keys, strict=True) if "=" in o and not set(k) & set(".+~")]
+    try:
+        return compose(config_name=config_name, overrides=choices)
+    except HydraException:
+        return compose(config_name=config_name)
 
 
 def _is_missing(cfg: DictConfig, name: str) -> bool:

@@ -6,7 +6,7 @@ import json
 
 from omegaconf import DictConfig
 
-from mmsim.plugins import autoload_enabled, describe_plugins
+from mmsim.plugin.loading import autoload_enabled, describe_plugins
 
 
 def run(cfg: DictConfig) -> None:

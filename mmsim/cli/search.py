@@ -7,12 +7,13 @@ import json
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from mmsim.cli.common import as_list, given, images_in, lines_of
-from mmsim.cli.match import build_matcher
+from mmsim.cli.common import as_list, build_matcher, given
 from mmsim.cli.results import emit_results
-from mmsim.matcher import Matcher
-from mmsim.persistence import encoder_identity
-from mmsim.search import semantic_search
+from mmsim.inputs.folders import image_files
+from mmsim.inputs.tables import read_lines
+from mmsim.matcher.matcher import Matcher
+from mmsim.retrieval.search import semantic_search
+from mmsim.spec.document import encoder_identity
 
 
 def load_corpus(cfg: DictConfig, matcher: Matcher) -> tuple[list[str], np.ndarray]:
@@ -26,9 +27,9 @@ def load_corpus(cfg: DictConfig, matcher: Matcher) -> tuple[list[str], np.ndarra
     if cfg.corpus:
         return saved_corpus(cfg.corpus, matcher, cfg.get("modality"))
     if cfg.images_dir:
-        items = images_in(cfg.images_dir)
+        items = image_files(cfg.images_dir)
         return items, matcher.extract_embedding(items, modality="image")
-    items = lines_of(cfg.texts_file)
+    items = read_lines(cfg.texts_file)
     return items, matcher.extract_embedding(items, modality="text")
 
 
@@ -50,7 +51,7 @@ def saved_corpus(path: str, matcher: Matcher, modality: str | None) -> tuple[lis
         embeddings = data["embeddings"]
         kinds = data["modalities"] if "modalities" in data.files else np.full(len(items), "?")
         recorded = json.loads(str(data["encoder"])) if "encoder" in data.files else None
-    mine = encoder_identity(matcher.configs)
+    mine = encoder_identity(matcher.spec)
     if recorded is not None and recorded != json.loads(json.dumps(mine)):
         raise ValueError(
             f"corpus {path} was embedded with {json.dumps(recorded['image_encoder'])} but this "

@@ -21,7 +21,7 @@ def run(cfg: DictConfig) -> None:
     config = ServeConfig(**{f.name: cfg[f.name] for f in fields(ServeConfig)}).validate()
     index = cfg.index
     if not index:
-        from mmsim.serve.demo_index import demo_index
+        from mmsim.demo.demo_index import demo_index
 
         print("no index given: serving the demo index of generated scenes (demo encoder)")
         index = str(demo_index())
@@ -43,7 +43,7 @@ def app_from_environment():  # type: ignore[no-untyped-def]
     """The app of one worker process, from the options ``run`` put in the environment
     (uvicorn starts each worker from an import string)."""
     from mmsim.index import Index
-    from mmsim.matcher import Matcher
+    from mmsim.matcher.matcher import Matcher
     from mmsim.serve import ServeConfig, create_app
 
     options = json.loads(os.environ[ENV])

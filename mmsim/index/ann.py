@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from mmsim.index.ann_schemas import FaissHnswConfig, FaissIvfConfig
-from mmsim.schemas import AnnConfig
+from mmsim.plugin.schemas import AnnConfig
 
 
 class AnnBackend(ABC):

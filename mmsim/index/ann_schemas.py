@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mmsim.schemas import AnnConfig
+from mmsim.plugin.schemas import AnnConfig
 
 
 @dataclass

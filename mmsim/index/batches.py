@@ -1,22 +1,24 @@
 """Chunks of items to embed: embedding one into a shard file, committing it.
 
 The two halves are apart so that embedding can run elsewhere: :func:`embed_chunk`
-needs only a matcher and the index's shard folder (a local build runs it in the
-building process; a cluster engine runs it on workers that share the folder), while
-:func:`commit_chunk` needs the manifest and runs in the one process that holds the
-write lock. A :class:`Runner` turns chunks into embedded chunks in any order; each is
-committed as soon as it comes back, so a killed run keeps everything committed.
+needs only a matcher and a shard folder (a local build runs it in the building
+process; a cluster engine runs it on workers), while :func:`commit_chunk` needs the
+manifest and runs in the one process that holds the write lock. An :class:`Engine`
+(a registered component: ``local`` here, ``ray`` in the mmsim-ray plugin) turns
+chunks into embedded chunks in any order; each is committed as soon as it comes back,
+so a killed run keeps everything committed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -24,11 +26,13 @@ from mmsim.errors import describe_item
 from mmsim.files import digest_file
 from mmsim.index.manifest import ItemRecord, Manifest
 from mmsim.index.snapshot import SHARDS_DIR
-from mmsim.index.sources import SourceItem
+from mmsim.index.sources import Source, SourceItem
 from mmsim.index.storage import write_shard
+from mmsim.matcher.matcher import Matcher
+from mmsim.plugin.schemas import EngineConfig
+from mmsim.spec.document import FILE as MATCHER_FILE
 
-if TYPE_CHECKING:
-    from mmsim.matcher import Matcher
+MATCHER_DIR = "matcher"
 
 Chunk = list[tuple[SourceItem, int | None]]  # items and the id each replaces (None: new)
 
@@ -45,12 +49,37 @@ class Embedded:
     hashes: dict[int, str] = field(default_factory=dict)
 
 
-class Runner(Protocol):
-    """Embeds chunks; yields each with its :class:`Embedded` as it finishes."""
+@dataclass
+class BuildJob:
+    """What an engine gets for one run: the index folder, its storage dtype, the
+    source being indexed, and the matcher that built the index (loaded on first use,
+    or the one the caller already holds)."""
 
+    folder: Path
     dtype: str
+    source: Source
+    load_matcher: Callable[[], Matcher]
 
-    def run(self, chunks: list[Chunk]) -> Iterator[tuple[Chunk, Embedded]]: ...
+    @cached_property
+    def matcher(self) -> Matcher:
+        return self.load_matcher()
+
+    @property
+    def shards(self) -> Path:
+        """The folder shard files go to (``<index>/shards``)."""
+        return self.folder / SHARDS_DIR
+
+    def matcher_document(self) -> str:
+        """The index's saved ``matcher.json``, as text (for workers that build their own
+        matcher from it without reading the driver's disk)."""
+        return (self.folder / MATCHER_DIR / MATCHER_FILE).read_text(encoding="utf-8")
+
+
+class Engine(Protocol):
+    """Embeds chunks; yields each with its :class:`Embedded` as it finishes, in any
+    order. The index commits each chunk as it comes back."""
+
+    def run(self, chunks: list[Chunk], job: BuildJob) -> Iterator[tuple[Chunk, Embedded]]: ...
 
 
 def chunks_of(entries: Chunk, size: int) -> list[Chunk]:
@@ -72,8 +101,9 @@ def hash_files(chunk: Iterable[tuple[SourceItem, int | None]]) -> dict[int, str]
     return out
 
 
-def embed_chunk(matcher: Matcher, chunk: Chunk, folder: Path, dtype: str) -> Embedded:
-    """Embed one chunk (bad items skipped with their reasons) into a new shard file."""
+def embed_chunk(matcher: Matcher, chunk: Chunk, shards: Path, dtype: str) -> Embedded:
+    """Embed one chunk (bad items skipped with their reasons) into a new shard file in
+    the folder ``shards``."""
     hashes = hash_files(chunk)
     modality = chunk[0][0].record.modality
     result = matcher.extract_embedding(
@@ -89,7 +119,7 @@ def embed_chunk(matcher: Matcher, chunk: Chunk, folder: Path, dtype: str) -> Emb
     if not kept:
         return Embedded(None, None, [], failures, hashes)
     file = f"{uuid.uuid4().hex[:16]}.npy"
-    checksum = write_shard(folder / SHARDS_DIR / file, vectors[finite].astype(dtype))
+    checksum = write_shard(shards / file, vectors[finite].astype(dtype))
     return Embedded(file, checksum, kept, failures, hashes)
 
 
@@ -121,16 +151,15 @@ def skip_row(record: ItemRecord, item: Any, reason: str) -> dict[str, Any]:
     return {"key": record.key, "item": describe_item(item), "reason": reason}
 
 
-class LocalRunner:
-    """Embeds in this process, in order; the next chunk's files are hashed in a thread
-    while the current one is embedded, so hashing costs no model time."""
+class LocalEngine:
+    """The ``local`` engine: embeds in this process, in order, with the matcher the
+    caller holds; the next chunk's files are hashed in a thread while the current one
+    is embedded, so hashing costs no model time."""
 
-    def __init__(self, matcher: Matcher, folder: Path, dtype: str) -> None:
-        self.matcher = matcher
-        self.folder = folder
-        self.dtype = dtype
+    def __init__(self, config: EngineConfig | None = None) -> None:
+        self.config = config
 
-    def run(self, chunks: list[Chunk]) -> Iterator[tuple[Chunk, Embedded]]:
+    def run(self, chunks: list[Chunk], job: BuildJob) -> Iterator[tuple[Chunk, Embedded]]:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmsim-hash") as pool:
             pending: Future[dict[int, str]] | None = None
             if chunks:
@@ -141,4 +170,4 @@ class LocalRunner:
                     chunk[pos][0].record.hash = digest
                 if k + 1 < len(chunks):
                     pending = pool.submit(hash_files, chunks[k + 1])
-                yield chunk, embed_chunk(self.matcher, chunk, self.folder, self.dtype)
+                yield chunk, embed_chunk(job.matcher, chunk, job.shards, job.dtype)

@@ -9,22 +9,27 @@ similarity to it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from mmsim.index.index import Index
 
 BATCH = 512
 
 
-def find_groups(index: Index, threshold: float, max_group: int) -> list[list[tuple[int, float]]]:
+def find_groups(
+    ids: np.ndarray,
+    vectors: Callable[[np.ndarray], np.ndarray],
+    search: Callable[..., list[list[dict[str, Any]]]],
+    threshold: float,
+    max_group: int,
+) -> list[list[tuple[int, float]]]:
+    """Groups of the items ``ids`` (ascending) whose vectors (``vectors(ids)``) are at
+    least ``threshold`` similar, found with the index's ``search(vectors, top_k=...)``."""
     if not -1.0 <= threshold <= 1.0:
         raise ValueError(f"threshold must be a cosine similarity in [-1, 1], got {threshold}")
     if max_group < 2:
         raise ValueError(f"max_group must be at least 2, got {max_group}")
-    ids = index.ids()
     parent = {int(i): int(i) for i in ids}
 
     def root(i: int) -> int:
@@ -35,9 +40,7 @@ def find_groups(index: Index, threshold: float, max_group: int) -> list[list[tup
 
     for start in range(0, ids.size, BATCH):
         batch = ids[start : start + BATCH]
-        for item_id, hits in zip(
-            batch, index.search(index.vectors(batch), top_k=max_group), strict=True
-        ):
+        for item_id, hits in zip(batch, search(vectors(batch), top_k=max_group), strict=True):
             for hit in hits:
                 if hit["score"] < threshold:
                     break
@@ -52,7 +55,7 @@ def find_groups(index: Index, threshold: float, max_group: int) -> list[list[tup
         if len(group) < 2:
             continue
         group.sort()
-        scores = index.vectors(np.array(group)) @ index.vectors(np.array([head]))[0]
+        scores = vectors(np.array(group)) @ vectors(np.array([head]))[0]
         groups.append([(i, float(s)) for i, s in zip(group, scores, strict=True)])
     groups.sort(key=lambda g: (-len(g), g[0][0]))
     return groups

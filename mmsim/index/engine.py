@@ -1,35 +1,38 @@
-"""Which engine embeds an index's chunks: ``local`` (this process) or ``ray``.
+"""Which engine embeds an index's chunks: a registered component chosen by name.
 
-The Ray engine is its own distribution (``mmsim-ray``, the ``ray`` extra), imported
-only when asked for, so the core and the local engine never import Ray.
+``local`` (this process) ships with mmsim; ``ray`` comes with the ``mmsim-ray``
+plugin (``pip install 'mmsim[ray]'``). Any package can add another with
+``registry.register_engine`` (see :mod:`mmsim.plugin.engines`). The engine is built
+before anything is written, so a bad option or an unreachable cluster fails first.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from mmsim.errors import ConfigError
-from mmsim.index.batches import Runner
+from mmsim.index.batches import Engine, LocalEngine
+from mmsim.plugin.loading import get_registry
 
-ENGINES = ("local", "ray")
+EngineChoice = Engine | str | Mapping[str, Any] | None
 
 
-def runner_for(engine: Mapping[str, Any] | None, folder: str | Path) -> Runner | None:
-    """The runner for an ``engine`` config section (None: embed locally) of the index
-    at ``folder``. Options are checked, and a cluster joined, before anything is built."""
-    options = dict(engine or {})
-    name = options.pop("name", "local")
-    if name == "local":
-        return None
-    if name != "ray":
-        raise ConfigError(f"engine={name!r} is not an engine; choose one of {list(ENGINES)}")
-    try:
-        from mmsim_ray import EngineOptions, RayRunner
-    except ImportError as exc:
+def engine_for(choice: EngineChoice) -> Engine:
+    """The engine for ``choice``: an engine object as it is, a registered name, or a
+    mapping with ``name`` and the engine's options (None: the local engine)."""
+    if choice is None:
+        return LocalEngine()
+    if isinstance(choice, str):
+        name, options = choice, {}
+    elif isinstance(choice, Mapping):
+        options = {str(k): v for k, v in choice.items()}
+        name = str(options.pop("name", "local"))
+    elif callable(getattr(choice, "run", None)):
+        return choice  # type: ignore[return-value]
+    else:
         raise ConfigError(
-            f"engine=ray needs the mmsim-ray package ({exc}); install it with "
-            "pip install 'mmsim[ray]'"
-        ) from None
-    return RayRunner(folder, EngineOptions.from_mapping(options))
+            f"engine must be a name, a mapping with a 'name' or an engine object, got {choice!r}"
+        )
+    component = get_registry().get("engine", name)
+    return component.factory(component.make_config(options))

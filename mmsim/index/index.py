@@ -16,15 +16,17 @@ import shutil
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from mmsim.errors import ConfigError
-from mmsim.index import optimize as opt
-from mmsim.index.batches import LocalRunner, Runner
+import mmsim.index.optimize as opt
+from mmsim.index.ann_search import AnnSearch
+from mmsim.index.batches import MATCHER_DIR, BuildJob, Engine
+from mmsim.index.duplicates import find_groups
+from mmsim.index.engine import EngineChoice, engine_for
 from mmsim.index.errors import IndexSourceError
-from mmsim.index.exact import as_lists, exact_search, merge, search_matrix
+from mmsim.index.exact import as_lists, exact_search
 from mmsim.index.lock import LOCK_FILE, WriteLock
 from mmsim.index.manifest import FILE as MANIFEST_FILE
 from mmsim.index.manifest import Manifest
@@ -33,16 +35,7 @@ from mmsim.index.snapshot import SHARDS_DIR, Snapshot, load_snapshot
 from mmsim.index.sources import Source, resolve_source, source_from_record
 from mmsim.index.sync import UpdateReport, apply, plan
 from mmsim.index.tuning import corpus_sample, prompts
-
-if TYPE_CHECKING:
-    from mmsim.matcher import Matcher
-
-MATCHER_DIR = "matcher"
-
-
-class AnnUnavailableWarning(UserWarning):
-    """The ANN structure is missing or unreadable; the search ran exactly instead."""
-
+from mmsim.matcher.matcher import Matcher
 
 Hit = dict[str, Any]
 
@@ -59,8 +52,7 @@ class Index:
         self._manifest = Manifest.open(folder / MANIFEST_FILE)
         self._snapshot: Snapshot | None = None
         self.last_report: UpdateReport | None = None  # what the last build did
-        self._ann: tuple[str, Any, np.ndarray] | None = None
-        self._ann_masks: tuple[tuple[int, str], np.ndarray | None, np.ndarray] | None = None
+        self._ann = AnnSearch(folder)
 
     # -- opening and building -------------------------------------------------------------
     @classmethod
@@ -89,11 +81,16 @@ class Index:
         dtype: str = "float32",
         commit_every: int = 1024,
         progress: bool = True,
-        runner: Runner | None = None,
+        engine: EngineChoice = None,
+        runner: Engine | None = None,
     ) -> Index:
         """Index ``source`` (a folder, a .csv / .parquet table, or Python data) into
         ``output``. Building into an existing index of the same source resumes it: what
-        was committed is kept, the rest is embedded (a killed build loses nothing)."""
+        was committed is kept, the rest is embedded (a killed build loses nothing).
+        ``engine`` embeds the chunks: ``"local"`` (default), ``"ray"`` (the mmsim-ray
+        plugin), a mapping with ``name`` and options, or an engine object; it is set up
+        before anything is written. ``runner`` is the old name of ``engine``."""
+        chosen = engine_for(_engine_argument(engine, runner))
         if commit_every < 1:
             raise ValueError(f"commit_every must be at least 1, got {commit_every}")
         if dtype not in STORAGE_DTYPES:
@@ -119,7 +116,7 @@ class Index:
             _init_folder(folder, matcher, src, dtype)
             index = cls(folder, read_record(folder), matcher)
         index.last_report = index.update(
-            src, commit_every=commit_every, progress=progress, runner=runner
+            src, commit_every=commit_every, progress=progress, engine=chosen
         )
         return index
 
@@ -128,8 +125,6 @@ class Index:
     def matcher(self) -> Matcher:
         """The matcher used to embed raw queries (the one that built the index by default)."""
         if self._matcher is None:
-            from mmsim.matcher import Matcher
-
             self._matcher = Matcher.load(self.folder / MATCHER_DIR, progress=False)
             check_matcher(self.record, self._matcher, self.folder)
         return self._matcher
@@ -141,14 +136,16 @@ class Index:
         *,
         commit_every: int = 1024,
         progress: bool = True,
-        runner: Runner | None = None,
+        engine: EngineChoice = None,
+        runner: Engine | None = None,
     ) -> UpdateReport:
         """Bring the index up to date with its source (or ``source``, required for an
         index built from Python data): new items are embedded, changed files re-embedded,
         renamed files moved without re-embedding, deleted files removed. Ids of
         unchanged items never change. Unreadable items are recorded and skipped; they are
-        retried when their file changes. ``runner`` embeds the chunks elsewhere (a
-        cluster engine); by default they are embedded in this process."""
+        retried when their file changes. ``engine`` embeds the chunks elsewhere (a
+        cluster); by default they are embedded in this process (see :meth:`build`)."""
+        chosen = engine_for(_engine_argument(engine, runner))
         src = (
             source_from_record(self.record["source"]) if source is None else resolve_source(source)
         )
@@ -159,9 +156,9 @@ class Index:
             if not scanned and self._manifest.counts()["items"] == 0:
                 raise IndexSourceError(f"the source ({src.describe()}) holds no items to index")
             todo = plan(self._manifest, scanned)
-            runner = runner or LocalRunner(self.matcher, self.folder, self.dtype)
+            job = BuildJob(self.folder, self.dtype, src, lambda: self.matcher)
             report = apply(
-                self._manifest, todo, runner, commit_every=commit_every, progress=progress
+                self._manifest, todo, chosen, job, commit_every=commit_every, progress=progress
             )
             if moved:  # the collection moved: later updates scan the new place
                 self.record = {**self.record, "source": src.record()}
@@ -203,14 +200,14 @@ class Index:
                     self._manifest, self.folder, snapshot, spec, tune, source
                 )
         self._snapshot = None
-        self._ann = None
+        self._ann = AnnSearch(self.folder)
         return report
 
     def _tuning_queries(self, snapshot: Snapshot, queries: Any) -> tuple[np.ndarray, str]:
         if queries is not None:
             return self._query_vectors(queries, None), "given"
         counts = self._manifest.counts()
-        if counts["images"] >= counts["texts"] and _has_text_tower(self.matcher):
+        if counts["images"] >= counts["texts"] and "text" in self.matcher.towers:
             return self._query_vectors(prompts(), "text"), "text prompts"
         vectors = snapshot.vectors(snapshot.live.ids[:: max(1, snapshot.count // 20000)])
         return corpus_sample(vectors, 200), "corpus sample"
@@ -288,7 +285,7 @@ class Index:
         snapshot = self._view()
         allowed = None if where is None else self._manifest.select_ids(where)
         if snapshot.ann is not None and not exact:
-            hits = self._ann_search(snapshot, vectors, top_k, allowed)
+            hits = self._ann.search(snapshot, vectors, top_k, allowed)
         else:
             hits = exact_search(snapshot, vectors, top_k, allowed)
         ranked = as_lists(hits)
@@ -297,68 +294,6 @@ class Index:
             [{"response_id": i, "score": score, **rows[i]} for i, score in hits_]
             for hits_ in ranked
         ]
-
-    def _ann_search(
-        self, snapshot: Snapshot, queries: np.ndarray, k: int, allowed: np.ndarray | None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        state = snapshot.ann
-        assert state is not None
-        if allowed is not None and allowed.size <= 0.1 * snapshot.count:
-            return exact_search(snapshot, queries, k, allowed)  # a small subset: exact is cheap
-        if self._ann is None or self._ann[0] != state["dir"]:
-            try:
-                backend, ann_ids = opt.load_backend(self.folder, state)
-            except (ImportError, OSError, RuntimeError) as exc:
-                warnings.warn(
-                    f"the ANN structure of {self.folder} cannot be used ({exc}); searching "
-                    "exactly. Run `mmsim index optimize` to rebuild it",
-                    AnnUnavailableWarning,
-                    stacklevel=3,
-                )
-                return exact_search(snapshot, queries, k, allowed)
-            self._ann = (state["dir"], backend, ann_ids)
-        _, backend, ann_ids = self._ann
-        valid, fresh = self._ann_rows(snapshot, ann_ids)
-        if allowed is not None:
-            inside = np.isin(ann_ids, allowed, assume_unique=True)
-            valid = inside if valid is None else valid & inside
-            fresh = np.intersect1d(fresh, allowed, assume_unique=True)
-        fetch = k if backend.exact_scores else 2 * k
-        scores, positions = backend.search(queries, fetch, state["value"], valid)
-        found = np.where(positions >= 0, ann_ids[np.clip(positions, 0, None)], -1)
-        if not backend.exact_scores:  # compressed codes: score the candidates exactly
-            scores = self._rescore(snapshot, queries, found)
-        order = np.lexsort((found, -scores), axis=-1)[:, :k]
-        best = np.take_along_axis(scores, order, 1), np.take_along_axis(found, order, 1)
-        if fresh.size:
-            best = merge(best, search_matrix(snapshot.vectors(fresh), fresh, queries, k), k)
-        return best
-
-    def _ann_rows(
-        self, snapshot: Snapshot, ann_ids: np.ndarray
-    ) -> tuple[np.ndarray | None, np.ndarray]:
-        """(mask of ANN positions still current, or None for all; live ids the ANN does not
-        hold or holds an old vector of), computed once per snapshot."""
-        state = snapshot.ann
-        assert state is not None
-        key = (snapshot.seq, state["dir"])
-        if self._ann_masks is None or self._ann_masks[0] != key:
-            live = snapshot.live
-            current = live.ids[live.seq <= state["seq"]]  # rows whose vector the ANN holds
-            valid = np.isin(ann_ids, current, assume_unique=True)
-            fresh = live.ids[live.seq > state["seq"]]
-            self._ann_masks = (key, None if valid.all() else valid, fresh)
-        return self._ann_masks[1], self._ann_masks[2]
-
-    def _rescore(self, snapshot: Snapshot, queries: np.ndarray, found: np.ndarray) -> np.ndarray:
-        scores = np.full(found.shape, -np.inf, dtype=np.float32)
-        valid = found >= 0
-        unique = np.unique(found[valid])
-        vectors = snapshot.vectors(unique)
-        rows = np.searchsorted(unique, found[valid])
-        q_rows = np.nonzero(valid)[0]
-        scores[valid] = np.einsum("ij,ij->i", queries[q_rows], vectors[rows])
-        return scores
 
     def _query_vectors(self, queries: Any, modality: str | None) -> np.ndarray:
         if (
@@ -419,9 +354,7 @@ class Index:
     def duplicates(self, threshold: float = 0.95, *, max_group: int = 50) -> list[list[Hit]]:
         """Groups of items whose embeddings are at least ``threshold`` similar (cosine),
         largest first; see :mod:`mmsim.index.duplicates`."""
-        from mmsim.index.duplicates import find_groups
-
-        groups = find_groups(self, threshold, max_group)
+        groups = find_groups(self.ids(), self.vectors, self.search, threshold, max_group)
         rows = self._manifest.rows([i for group in groups for i, _ in group])
         return [[{"response_id": i, "score": s, **rows[i]} for i, s in g] for g in groups]
 
@@ -438,12 +371,16 @@ class Index:
         return f"Index({str(self.folder)!r}, items={len(self)}, dim={self.dim})"
 
 
-def _has_text_tower(matcher: Matcher) -> bool:
-    try:
-        matcher.text_tower  # noqa: B018 - raises for an encoder without one
-    except ConfigError:
-        return False
-    return True
+def _engine_argument(engine: EngineChoice, runner: Engine | None) -> EngineChoice:
+    """``engine``, or the engine passed under its old name ``runner`` (with a warning)."""
+    if runner is None:
+        return engine
+    warnings.warn(
+        "the runner= argument is now called engine=; runner= goes away in the next release",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return runner
 
 
 def _init_folder(folder: Path, matcher: Matcher, source: Source, dtype: str) -> None:

@@ -24,7 +24,7 @@ from mmsim.index.manifest import Manifest
 from mmsim.index.snapshot import SHARDS_DIR, Snapshot, load_snapshot
 from mmsim.index.storage import fsync_dir, fsync_files, write_shard
 from mmsim.index.tuning import recall_at_k
-from mmsim.plugins import get_registry
+from mmsim.plugin.loading import get_registry
 
 ANN_DIR = "ann"
 COMPACT_ROWS = 1 << 20

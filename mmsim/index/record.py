@@ -11,14 +11,12 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mmsim.files import write_atomic
 from mmsim.index.errors import IndexCorruptError, IndexMismatchError
-from mmsim.persistence import encoder_identity
-
-if TYPE_CHECKING:
-    from mmsim.matcher import Matcher
+from mmsim.matcher.matcher import Matcher
+from mmsim.spec.document import encoder_identity
 
 FILE = "index.json"
 FORMAT = "mmsim-index"
@@ -39,8 +37,8 @@ def new_record(matcher: Matcher, source: dict[str, Any], dtype: str) -> dict[str
         "dim": matcher.embedding_dim,
         "dtype": dtype,
         "normalized": True,
-        "encoders": encoder_identity(matcher.configs),
-        "compute_dtype": str(matcher.runtime.dtype).removeprefix("torch."),
+        "encoders": encoder_identity(matcher.spec),
+        "compute_dtype": matcher.spec.runtime.dtype,
         "source": source,
     }
 
@@ -77,7 +75,7 @@ def read_record(folder: Path) -> dict[str, Any]:
 
 def check_matcher(record: dict[str, Any], matcher: Matcher, folder: Path) -> None:
     """Refuse a matcher whose towers differ from the ones that built the index."""
-    mine = encoder_identity(matcher.configs)
+    mine = encoder_identity(matcher.spec)
     theirs = record["encoders"]
     for side in ("image_encoder", "text_encoder"):
         if mine[side] != theirs[side]:

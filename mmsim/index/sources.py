@@ -11,13 +11,11 @@ hashes are taken later, only for files whose size or mtime changed.
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import io
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
@@ -25,11 +23,12 @@ from PIL import Image
 from mmsim.errors import ItemError
 from mmsim.index.errors import IndexSourceError
 from mmsim.index.manifest import ItemRecord
-from mmsim.inputs import IMAGE_SUFFIXES, column, column_names, detect_modality, is_columnar
-from mmsim.sources import is_url
-from mmsim.tables import read_table, under
+from mmsim.inputs.detect import column, column_names, detect_modality, is_columnar
+from mmsim.inputs.folders import IMAGE_PATTERNS, scan_folder
+from mmsim.inputs.remote import is_url
+from mmsim.inputs.tables import read_table, under
 
-DEFAULT_INCLUDE = tuple(f"*{suffix}" for suffix in sorted(IMAGE_SUFFIXES))
+DEFAULT_INCLUDE = IMAGE_PATTERNS
 ITEM_COLUMNS = ("image", "path", "file", "url", "text", "caption")
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq", ".txt")
 
@@ -102,44 +101,31 @@ class FolderSource(Source):
     def describe(self) -> str:
         return f"folder {self.root}"
 
-    def _wanted(self, rel: str) -> bool:
-        name = rel.lower()
-        included = any(fnmatch.fnmatch(name, p.lower()) for p in self.include)
-        return included and not any(fnmatch.fnmatch(name, p.lower()) for p in self.exclude)
-
     def scan(self) -> list[SourceItem]:
-        if not self.root.is_dir():
-            raise IndexSourceError(f"source folder {self.root} does not exist or is not a folder")
-        found: list[SourceItem] = []
-        stack = [self.root]
-        while stack:
-            folder = stack.pop()
-            try:
-                entries = list(os.scandir(folder))
-            except OSError as exc:
-                raise IndexSourceError(f"cannot list {folder}: {exc}") from None
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=self.follow_symlinks):
-                    stack.append(Path(entry.path))
-                    continue
-                if not entry.is_file(follow_symlinks=self.follow_symlinks):
-                    continue
-                rel = PurePosixPath(Path(entry.path).relative_to(self.root)).as_posix()
-                if not self._wanted(rel):
-                    continue
-                stat = entry.stat(follow_symlinks=self.follow_symlinks)
-                parent = PurePosixPath(rel).parent.as_posix()
-                record = ItemRecord(
-                    key=rel,
+        try:
+            files = scan_folder(
+                self.root, self.include, self.exclude, follow_symlinks=self.follow_symlinks
+            )
+        except NotADirectoryError:
+            raise IndexSourceError(
+                f"source folder {self.root} does not exist or is not a folder"
+            ) from None
+        except OSError as exc:
+            raise IndexSourceError(str(exc)) from None
+        return [
+            SourceItem(
+                ItemRecord(
+                    key=f.relative,
                     modality="image",
-                    path=entry.path,
-                    size=stat.st_size,
-                    mtime_ns=stat.st_mtime_ns,
-                    metadata={"name": entry.name, "folder": "" if parent == "." else parent},
-                )
-                found.append(SourceItem(record, entry.path))
-        found.sort(key=lambda s: s.record.key)
-        return found
+                    path=f.path,
+                    size=f.size,
+                    mtime_ns=f.mtime_ns,
+                    metadata={"name": f.name, "folder": f.folder},
+                ),
+                f.path,
+            )
+            for f in files
+        ]
 
 
 class TableSource(Source):
@@ -177,14 +163,8 @@ class TableSource(Source):
     def scan(self) -> list[SourceItem]:
         if not self.path.is_file():
             raise IndexSourceError(f"source table {self.path} does not exist")
-        if self.path.suffix.lower() == ".txt":  # one item per line: texts or image paths
-            lines = self.path.read_text(encoding="utf-8").splitlines()
-            columns: dict[str, list[Any]] = {"item": [x.rstrip("\r") for x in lines if x.strip()]}
-        else:
-            header, rows = read_table(str(self.path))
-            columns = {name: [row.get(name) for row in rows] for name in header}
         return items_from_columns(
-            columns,
+            read_table(self.path).columns(),
             self.column,
             self.key_column,
             self.modality,

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from mmsim.errors import describe_item
 from mmsim.files import digest_file
-from mmsim.index.batches import Runner, chunks_of, commit_chunk, skip_row
+from mmsim.index.batches import BuildJob, Engine, chunks_of, commit_chunk, skip_row
 from mmsim.index.manifest import ItemRecord, Manifest
 from mmsim.index.sources import SourceItem
 
@@ -137,12 +137,13 @@ def _hash(entry: SourceItem, out: Plan) -> bool:
 def apply(
     manifest: Manifest,
     todo: Plan,
-    runner: Runner,
+    engine: Engine,
+    job: BuildJob,
     *,
     commit_every: int,
     progress: bool,
 ) -> UpdateReport:
-    """Carry out a plan: cheap changes in one transaction, then embed (with ``runner``:
+    """Carry out a plan: cheap changes in one transaction, then embed (with ``engine``:
     here, or on a cluster) and commit each chunk as it comes back."""
     start = time.perf_counter()
     report = todo.report
@@ -159,8 +160,8 @@ def apply(
     bar = tqdm(
         total=len(todo.embed), desc="indexing", unit="item", disable=not progress or not todo.embed
     )
-    for chunk, embedded in runner.run(chunks_of(todo.embed, commit_every)):
-        report.skipped += commit_chunk(manifest, chunk, embedded, runner.dtype)
+    for chunk, embedded in engine.run(chunks_of(todo.embed, commit_every), job):
+        report.skipped += commit_chunk(manifest, chunk, embedded, job.dtype)
         bar.update(len(chunk))
     bar.close()
     failed_changes = {r["key"] for r in report.skipped}

@@ -22,8 +22,8 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from mmsim.errors import ConfigError, MmsimError
-from mmsim.images import load_image
 from mmsim.index import Index
+from mmsim.inputs.images import load_image
 from mmsim.serve.config import ServeConfig
 
 

@@ -12,8 +12,10 @@ from typing import Any, Literal, get_args
 import numpy as np
 from PIL import Image
 
+import mmsim.synthetic.independent_renderer as independent_renderer
+import mmsim.synthetic.training_renderer as training_renderer
+from mmsim.errors import choice
 from mmsim.files import write_atomic
-from mmsim.synthetic import independent_renderer, training_renderer
 from mmsim.synthetic.world import (
     Layout,
     Shape,
@@ -22,7 +24,6 @@ from mmsim.synthetic.world import (
     prompt_templates,
     sample_layout,
 )
-from mmsim.validation import choice
 
 Renderer = Literal["training", "canonical", "independent"]
 RENDERERS: tuple[str, ...] = get_args(Renderer)

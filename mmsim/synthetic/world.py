@@ -22,7 +22,7 @@ from typing import Literal, get_args
 
 import numpy as np
 
-from mmsim.validation import choice
+from mmsim.errors import choice
 
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (220, 40, 40),

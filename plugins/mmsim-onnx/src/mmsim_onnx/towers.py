@@ -16,9 +16,16 @@ import onnxruntime as ort
 import torch
 from PIL import Image
 
-from mmsim.errors import ConfigError, DamagedFileError
-from mmsim.export.manifest import OUTPUT, read_manifest
-from mmsim.towers import ImageTower, Runtime, TextBatch, TextTower, Towers
+from mmsim.plugin import (
+    ConfigError,
+    DamagedFileError,
+    ImageTower,
+    Runtime,
+    TextBatch,
+    TextTower,
+    Towers,
+)
+from mmsim_onnx.manifest import OUTPUT, read_manifest
 from mmsim_onnx.plugin import OnnxConfig
 from mmsim_onnx.preprocess import preprocess
 from mmsim_onnx.tokenize import TextTokenizer

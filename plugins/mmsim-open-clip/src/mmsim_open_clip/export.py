@@ -12,7 +12,7 @@ from typing import Any
 
 from open_clip.tokenizer import SimpleTokenizer, _clean_lower
 
-from mmsim.export.contract import ExportError, TowerExport, forward_module
+from mmsim.plugin import ExportError, TowerExport, forward_module
 
 # open_clip's CLIP word pattern (its SimpleTokenizer, without the special tokens)
 _WORDS = r"""'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""

@@ -22,9 +22,8 @@ from open_clip.transformer import TextTransformer, text_global_pool
 from PIL import Image
 from safetensors.torch import save_file
 
-from mmsim.checkpoints import hub_snapshot, is_local_reference, load_checkpoint
-from mmsim.errors import CheckpointNotFoundError
-from mmsim.towers import (
+from mmsim.plugin import (
+    CheckpointNotFoundError,
     ImageTower,
     Runtime,
     TextBatch,
@@ -32,11 +31,14 @@ from mmsim.towers import (
     TowerParameters,
     Towers,
     Trainable,
+    hub_snapshot,
+    is_local_reference,
+    load_checkpoint,
 )
 from mmsim_open_clip.plugin import OpenClipConfig
 
 if TYPE_CHECKING:
-    from mmsim.export.contract import TowerExport
+    from mmsim.plugin import TowerExport
 
 LOCAL_DIR = "local-dir:"
 HF_HUB = "hf-hub:"
@@ -44,6 +46,8 @@ HF_HUB = "hf-hub:"
 
 class OpenClipImageTower(ImageTower):
     """Preprocesses with the transform that belongs to the model's pretrained tag."""
+
+    exportable = True
 
     def __init__(self, model: Any, transform: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -126,6 +130,8 @@ class CausalText:
 
 class OpenClipTextTower(TextTower):
     """Tokenises with the model's own tokenizer; trims causal towers' padding."""
+
+    exportable = True
 
     def __init__(self, model: Any, tokenizer: Any, causal: CausalText | None, **kwargs: Any):
         super().__init__(**kwargs)

@@ -10,12 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mmsim.hookspecs import hookimpl
-from mmsim.registry import Registry
-from mmsim.schemas import EncoderConfig
+from mmsim.plugin import EncoderConfig, Registry, hookimpl
 
 if TYPE_CHECKING:
-    from mmsim.towers import Runtime, Towers
+    from mmsim.plugin import Runtime, Towers
 
 DEFAULT_CHECKPOINT = "openai/clip-vit-base-patch32"
 DEMO_CHECKPOINT = str(Path(__file__).resolve().parent / "demo_model")

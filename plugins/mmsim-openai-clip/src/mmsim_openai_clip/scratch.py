@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -127,11 +127,10 @@ def save_new_clip(
     return out
 
 
-def save_demo_init(directory: str | Path, seed: int = 0) -> Path:
+def save_demo_init(directory: str | Path, vocabulary: Sequence[str], seed: int = 0) -> Path:
     """The ``demo`` encoder's starting point: :data:`DEMO_ARCHITECTURE` with random
-    weights and a tokenizer over the words of :mod:`mmsim.synthetic` captions."""
-    from mmsim.synthetic import VOCABULARY
-
+    weights and a tokenizer over ``vocabulary`` (the words of the demo world's
+    captions, ``mmsim.synthetic.VOCABULARY``)."""
     out = Path(directory)
-    tokenizer = word_tokenizer(out, VOCABULARY, max_length=32)
+    tokenizer = word_tokenizer(out, vocabulary, max_length=32)
     return save_new_clip(out, tokenizer, DEMO_ARCHITECTURE, image_size=64, seed=seed)

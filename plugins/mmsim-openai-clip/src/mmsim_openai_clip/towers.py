@@ -1,74 +1,44 @@
-"""CLIP image and text towers over transformers' ``CLIPModel``."""
+"""CLIP towers over transformers' ``CLIPModel``: the checkpoint's own image processor
+(shared with the other transformers-based plugins) and a text tower that pads each
+batch only to its longest text."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import huggingface_hub.constants
 import torch
-from PIL import Image
-from transformers import AutoImageProcessor, AutoTokenizer, CLIPModel
+from transformers import CLIPModel
 
-from mmsim.checkpoints import load_pretrained, save_pretrained
-from mmsim.towers import (
-    ImageTower,
+from mmsim.plugin import (
     Runtime,
     TextBatch,
     TextTower,
+    TowerExport,
     TowerParameters,
     Towers,
     Trainable,
+    forward_module,
     text_length_limit,
+)
+from mmsim.plugin.transformers import (
+    ProcessorImageTower,
+    features,
+    hf_text_spec,
+    load_transformers,
+    pretrained_trainable,
 )
 from mmsim_openai_clip.plugin import OpenAIClipConfig
 
-if TYPE_CHECKING:
-    from mmsim.export.contract import TowerExport
-
-
-def _features(output: Any) -> torch.Tensor:
-    """``get_*_features`` returns a tensor in transformers 4 and an output object in 5."""
-    return output if isinstance(output, torch.Tensor) else output.pooler_output
-
-
-class CLIPImageTower(ImageTower):
-    """Preprocesses with the checkpoint's own image processor; encodes with CLIPModel."""
-
-    def __init__(self, model: CLIPModel, processor: Any, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.model = model
-        self.processor = processor
-
-    def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        return self.processor(images=list(images), return_tensors="pt")["pixel_values"]
-
-    def encode(self, inputs: torch.Tensor) -> torch.Tensor:
-        pixels = inputs.to(self.runtime.device, self.runtime.dtype)
-        return _features(self.model.get_image_features(pixel_values=pixels))
-
-    def export_onnx(self) -> TowerExport:
-        """The image head as its own graph, with the processor's spec (``mmsim export``)."""
-        from mmsim.export.contract import TowerExport, forward_module
-        from mmsim.export.specs import hf_image_spec
-
-        return TowerExport(
-            module=forward_module(
-                self.model, lambda m, pixels: _features(m.get_image_features(pixel_values=pixels))
-            ),
-            feeds=lambda pixels: {"pixel_values": pixels},
-            dynamic={"pixel_values": {0: "batch"}},
-            spec=hf_image_spec(self.processor, self.name),
-        )
-
 
 class CLIPTextTower(TextTower):
-    """Pads each batch to its longest text, not to 77.
+    """Pads each batch to its longest text, not to 77 (exportable with dynamic axes).
 
     CLIP's text transformer is causal and pools at the end-of-text token, so padding
     after that token cannot change the embedding; trimming it is exact and much faster.
     """
+
+    exportable = True
 
     def __init__(self, model: CLIPModel, tokenizer: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -93,14 +63,11 @@ class CLIPTextTower(TextTower):
 
     def encode(self, batch: TextBatch) -> torch.Tensor:
         inputs = {k: v.to(self.runtime.device) for k, v in batch.inputs.items()}
-        return _features(self.model.get_text_features(**inputs))
+        return features(self.model.get_text_features(**inputs))
 
     def export_onnx(self) -> TowerExport:
         """The text head with dynamic batch and sequence axes: the graph, like this tower,
         runs only up to each batch's longest text."""
-        from mmsim.export.contract import TowerExport, forward_module
-        from mmsim.export.specs import hf_text_spec
-
         spec, files = hf_text_spec(
             self.tokenizer,
             self.name,
@@ -112,7 +79,7 @@ class CLIPTextTower(TextTower):
         return TowerExport(
             module=forward_module(
                 self.model,
-                lambda m, ids, mask: _features(
+                lambda m, ids, mask: features(
                     m.get_text_features(input_ids=ids, attention_mask=mask)
                 ),
             ),
@@ -129,8 +96,9 @@ class CLIPTextTower(TextTower):
 def trainable(model: CLIPModel, processor: Any, tokenizer: Any) -> Trainable:
     """CLIPModel's towers for fine-tuning; saved back with ``save_pretrained``."""
     vision, text = model.vision_model, model.text_model
-    return Trainable(
-        model=model,
+    return pretrained_trainable(
+        model,
+        (processor, tokenizer),
         image=TowerParameters.of(
             [vision, model.visual_projection],
             vision.encoder.layers,
@@ -141,22 +109,12 @@ def trainable(model: CLIPModel, processor: Any, tokenizer: Any) -> Trainable:
             text.encoder.layers,
             [text.final_layer_norm, model.text_projection],
         ),
-        logit_scale=model.logit_scale,
-        logit_bias=None,
-        save=lambda directory: save_pretrained(Path(directory), (model, processor, tokenizer)),
     )
 
 
 def build_towers(config: OpenAIClipConfig, runtime: Runtime) -> Towers:
-    model, processor, tokenizer = load_pretrained(
-        config,
-        (
-            CLIPModel.from_pretrained,
-            AutoImageProcessor.from_pretrained,
-            AutoTokenizer.from_pretrained,
-        ),
-        what="openai_clip",
-        endpoint=huggingface_hub.constants.ENDPOINT,
+    model, processor, tokenizer = load_transformers(
+        config, CLIPModel.from_pretrained, "openai_clip"
     )
     model = model.to(device=runtime.device, dtype=runtime.dtype).eval()
     common = {
@@ -166,7 +124,7 @@ def build_towers(config: OpenAIClipConfig, runtime: Runtime) -> Towers:
     }
     name = f"openai_clip:{config.checkpoint}"
     return Towers(
-        image=CLIPImageTower(model, processor, name=name, **common),
+        image=ProcessorImageTower(model, processor, name=name, **common),
         text=CLIPTextTower(
             model,
             tokenizer,

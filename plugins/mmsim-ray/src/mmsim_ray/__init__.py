@@ -15,9 +15,18 @@ resumes where it stopped and the result equals a local build (see docs/scale-out
 
 from __future__ import annotations
 
-from mmsim_ray.build import build, update
-from mmsim_ray.cluster import EngineOptions, connect
-from mmsim_ray.runner import RayRunner
-from mmsim_ray.source import DatasetSource
+from mmsim.plugin import lazy_exports
 
-__all__ = ["DatasetSource", "EngineOptions", "RayRunner", "build", "connect", "update"]
+# imported on first use: mmsim loads this package's entry point (mmsim_ray.plugin) to
+# list plugins and check options, which must not import Ray, torch or the index
+_PUBLIC = {
+    "DatasetSource": "mmsim_ray.source",
+    "EngineOptions": "mmsim_ray.cluster",
+    "RayEngine": "mmsim_ray.runner",
+    "build": "mmsim_ray.api",
+    "connect": "mmsim_ray.cluster",
+    "update": "mmsim_ray.api",
+}
+
+__all__ = sorted(_PUBLIC)
+__getattr__, __dir__ = lazy_exports(__name__, _PUBLIC)

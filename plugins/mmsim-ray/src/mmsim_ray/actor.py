@@ -1,5 +1,5 @@
 """The Ray Data callable classes: one matcher per actor, built once, embedding chunks
-with the same code as a local build (:func:`mmsim.index.batches.embed_chunk`).
+with the same code as a local build (:func:`mmsim.plugin.engines.embed_chunk`).
 
 The matcher comes from the index's saved ``matcher.json`` text (not its path), so an
 actor needs no access to the driver's disk: a fine-tuned or calibrated matcher loads
@@ -16,8 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from mmsim.index.batches import Chunk, chunks_of, embed_chunk
-from mmsim.index.snapshot import SHARDS_DIR
+from mmsim.plugin.engines import (
+    MATCHER_FILE,
+    SHARDS_DIR,
+    Chunk,
+    chunks_of,
+    embed_chunk,
+    load_matcher,
+)
 from mmsim_ray.rows import entries_of
 from mmsim_ray.transfer import ship
 
@@ -26,20 +32,19 @@ class _Embedder:
     def __init__(
         self, matcher_json: str, dtype: str, area: str | None, overrides: dict[str, Any]
     ) -> None:
-        from mmsim.matcher import Matcher
-        from mmsim.persistence import FILE
-
         self.scratch = Path(tempfile.mkdtemp(prefix="mmsim-ray-"))
         (self.scratch / SHARDS_DIR).mkdir()
         (self.scratch / "matcher").mkdir()
-        (self.scratch / "matcher" / FILE).write_text(matcher_json, encoding="utf-8")
-        self.matcher = Matcher.load(self.scratch / "matcher", progress=False, **overrides)
+        (self.scratch / "matcher" / MATCHER_FILE).write_text(matcher_json, encoding="utf-8")
+        self.matcher = load_matcher(self.scratch / "matcher", progress=False, **overrides)
         self.dtype = dtype
         self.area = area
 
     def _embed(self, chunk: Chunk) -> dict[str, Any]:
         return ship(
-            embed_chunk(self.matcher, chunk, self.scratch, self.dtype), self.scratch, self.area
+            embed_chunk(self.matcher, chunk, self.scratch / SHARDS_DIR, self.dtype),
+            self.scratch,
+            self.area,
         )
 
 

@@ -11,21 +11,23 @@ import os
 import socket
 import sys
 from dataclasses import dataclass
-from typing import Any
 
-from mmsim.errors import ConfigError
+from mmsim.plugin import ConfigError, EngineConfig
 
 PROBE_SECONDS = 5.0
 
 
-@dataclass(frozen=True)
-class EngineOptions:
-    """How the Ray engine runs: ``actors`` matchers (one per actor), each holding
-    ``gpus_per_actor`` GPUs and ``cpus_per_actor`` CPUs; ``address`` of an existing
-    cluster (None: start a local one, ``"auto"``: the one running on this machine);
-    ``staging`` an fsspec URL where actors put shard files (None: shards come back
-    through Ray's object store); ``batch_size`` the model batch (None: the matcher's)."""
+@dataclass
+class EngineOptions(EngineConfig):
+    """Options of the ``ray`` engine (``engine=ray engine.actors=8 ...``).
 
+    ``actors`` matchers (one per actor), each holding ``gpus_per_actor`` GPUs and
+    ``cpus_per_actor`` CPUs; ``address`` of an existing cluster (None: start a local
+    one, ``"auto"``: the one running on this machine); ``staging`` an fsspec URL where
+    actors put shard files (None: shards come back through Ray's object store);
+    ``batch_size`` the model batch (None: the matcher's)."""
+
+    name: str = "ray"
     actors: int = 1
     gpus_per_actor: float = 0
     cpus_per_actor: float = 1
@@ -48,17 +50,6 @@ class EngineOptions:
             raise ConfigError(f"engine.batch_size must be null or >= 1, got {self.batch_size!r}")
         if self.address is not None and not isinstance(self.address, str):
             raise ConfigError(f"engine.address must be host:port or 'auto', got {self.address!r}")
-
-    @classmethod
-    def from_mapping(cls, options: dict[str, Any]) -> EngineOptions:
-        """Options from a config section; an unknown key is an error naming it."""
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(options) - known - {"name"})
-        if unknown:
-            raise ConfigError(
-                f"unknown engine option(s) {unknown} for engine=ray; known: {sorted(known)}"
-            )
-        return cls(**{k: v for k, v in options.items() if k in known})
 
 
 def connect(options: EngineOptions) -> None:
@@ -102,6 +93,6 @@ def _check_resources(options: EngineOptions) -> None:
     for key, per_actor in (("GPU", options.gpus_per_actor), ("CPU", options.cpus_per_actor)):
         if per_actor and total.get(key, 0) < per_actor:
             raise ConfigError(
-                f"engine.{key.lower()}s_per_actor={per_actor} but the cluster has "
+                f"engine.{key.lower()}s_per_actor={per_actor:g} but the cluster has "
                 f"{total.get(key, 0):g} {key}s in all; lower it or add nodes"
             )

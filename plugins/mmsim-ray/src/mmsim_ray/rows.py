@@ -1,6 +1,6 @@
 """Rows of a user's Ray Dataset as index items, keyed exactly as a local build keys them.
 
-Each row goes through :func:`mmsim.index.sources.items_from_columns` on its own, so a
+Each row goes through :func:`mmsim.plugin.engines.items_from_columns` on its own, so a
 row's key never depends on which batch Ray put it in (the describe pass and the embed
 pass batch differently): a path is keyed by its resolved path, a URL by itself, a text
 or bytes by its content hash, or by ``key_column``. A row that cannot be embedded is
@@ -16,8 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from mmsim.errors import describe_item
-from mmsim.index.sources import SourceItem, items_from_columns
+from mmsim.plugin.engines import ItemRecord, SourceItem, describe_item, items_from_columns
 
 
 def entries_of(
@@ -83,8 +82,6 @@ def describe(batch: dict[str, np.ndarray], **columns: Any) -> dict[str, np.ndarr
 
 def from_described(row: dict[str, Any]) -> SourceItem:
     """A described row back as a :class:`SourceItem` on the driver."""
-    from mmsim.index.manifest import ItemRecord
-
     key, modality, path, text, size, mtime_ns, digest, metadata = json.loads(row["record"])
     small, item = json.loads(row["item"])
     record = ItemRecord(key, modality, path, text, size, mtime_ns, digest, metadata)

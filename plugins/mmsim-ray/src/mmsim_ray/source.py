@@ -13,7 +13,7 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-from mmsim.index.sources import Source, SourceItem
+from mmsim.plugin.engines import Source, SourceItem
 from mmsim_ray.rows import describe, from_described
 
 

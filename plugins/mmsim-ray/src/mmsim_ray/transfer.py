@@ -18,11 +18,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from mmsim.files import write_atomic
-from mmsim.index.batches import Embedded
-from mmsim.index.errors import IndexCorruptError
-from mmsim.index.snapshot import SHARDS_DIR
-from mmsim.index.storage import fsync_dir
+from mmsim.plugin.engines import (
+    SHARDS_DIR,
+    Embedded,
+    IndexCorruptError,
+    fsync_dir,
+    write_atomic,
+)
 
 
 def staging_area(staging: str, folder: Path) -> str:
@@ -62,15 +64,16 @@ def ship(embedded: Embedded, scratch: Path, area: str | None) -> dict[str, Any]:
             url = f"{area}/{embedded.file}"
             partial = f"{area}/.partial-{uuid.uuid4().hex[:8]}-{embedded.file}"
             fs, path = fsspec.core.url_to_fs(partial)
-            fs.makedirs(fs._parent(path), exist_ok=True)
+            fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
             fs.pipe_file(path, data)
             fs.mv(path, fsspec.core.url_to_fs(url)[1])  # readers never see half a file
             meta["staged"], data = url, b""
     return {"meta": json.dumps(meta), "shard": data}
 
 
-def receive(meta_json: str, data: bytes, folder: Path) -> Embedded:
-    """Write a returned or staged shard into the index (checked, durable); its Embedded."""
+def receive(meta_json: str, data: bytes, shards: Path) -> Embedded:
+    """Write a returned or staged shard into the index's ``shards`` folder (checked,
+    durable); its Embedded."""
     meta = json.loads(meta_json)
     embedded = Embedded(
         meta["file"],
@@ -93,8 +96,8 @@ def receive(meta_json: str, data: bytes, folder: Path) -> Embedded:
             f"shard {embedded.file} from {where} does not match the checksum its actor "
             "computed; the transfer was damaged (run the build again to redo that chunk)"
         )
-    write_atomic(folder / SHARDS_DIR / embedded.file, data)  # temp + fsync + rename
-    fsync_dir(folder / SHARDS_DIR)
+    write_atomic(shards / embedded.file, data)  # temp + fsync + rename
+    fsync_dir(shards)
     if fs is not None:
         fs.rm_file(path)
     return embedded

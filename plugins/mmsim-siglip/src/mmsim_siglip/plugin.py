@@ -5,12 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from mmsim.hookspecs import hookimpl
-from mmsim.registry import Registry
-from mmsim.schemas import EncoderConfig
+from mmsim.plugin import EncoderConfig, Registry, hookimpl
 
 if TYPE_CHECKING:
-    from mmsim.towers import Runtime, Towers
+    from mmsim.plugin import Runtime, Towers
 
 DEFAULT_CHECKPOINT = "google/siglip-base-patch16-224"
 

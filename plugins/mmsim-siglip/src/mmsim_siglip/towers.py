@@ -10,91 +10,39 @@ SigLIP's own pair probability ``sigmoid(scale*cos + bias)``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import huggingface_hub.constants
 import torch
-from PIL import Image
-from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
+from transformers import AutoModel
 
-from mmsim.checkpoints import load_pretrained, save_pretrained
-from mmsim.errors import ConfigError
-from mmsim.towers import (
-    ImageTower,
+from mmsim.plugin import (
+    ConfigError,
     Runtime,
     TextBatch,
     TextTower,
+    TowerExport,
     TowerParameters,
     Towers,
     Trainable,
+    forward_module,
+)
+from mmsim.plugin.transformers import (
+    ProcessorImageTower,
+    features,
+    hf_text_spec,
+    load_transformers,
+    pretrained_trainable,
 )
 from mmsim_siglip.plugin import SiglipConfig
-
-if TYPE_CHECKING:
-    from mmsim.export.contract import TowerExport
 
 SUPPORTED = ("siglip", "siglip2")
 # what each vision model was trained with: SigLIP fixed-size pixels; SigLIP 2 (NaFlex)
 # patch sequences with their padding mask and patch grids. Anything else an image
-# processor might return is not passed on.
+# processor might return is not passed on. Only pixel-only models export.
 IMAGE_INPUTS = {
     "siglip": ("pixel_values",),
     "siglip2": ("pixel_values", "pixel_attention_mask", "spatial_shapes"),
 }
-
-
-def _features(output: Any) -> torch.Tensor:
-    """``get_*_features`` returns a tensor in transformers 4 and an output object in 5."""
-    return output if isinstance(output, torch.Tensor) else output.pooler_output
-
-
-def _to(inputs: dict[str, torch.Tensor], runtime: Runtime) -> dict[str, torch.Tensor]:
-    """Move model inputs to the device; floating-point ones (pixels) to the compute dtype."""
-    return {
-        k: v.to(runtime.device, runtime.dtype) if v.is_floating_point() else v.to(runtime.device)
-        for k, v in inputs.items()
-    }
-
-
-class SiglipImageTower(ImageTower):
-    """Preprocesses with the checkpoint's own image processor.
-
-    For SigLIP 2 the processor's extra outputs (patch attention mask, spatial shapes)
-    are passed on to the model with the pixels.
-    """
-
-    def __init__(self, model: Any, processor: Any, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.model = model
-        self.processor = processor
-
-    def preprocess(self, images: Sequence[Image.Image]) -> dict[str, torch.Tensor]:
-        out = self.processor(images=list(images), return_tensors="pt")
-        return {k: out[k] for k in IMAGE_INPUTS[self.model.config.model_type] if k in out}
-
-    def encode(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        return _features(self.model.get_image_features(**_to(inputs, self.runtime)))
-
-    def export_onnx(self) -> TowerExport:
-        """SigLIP's image head with the processor's spec; SigLIP 2's variable patch
-        grids (NaFlex) are not exported."""
-        from mmsim.export.contract import ExportError, TowerExport, forward_module
-        from mmsim.export.specs import hf_image_spec
-
-        if self.model.config.model_type != "siglip":
-            raise ExportError(
-                f"image tower '{self.name}': {self.model.config.model_type} (NaFlex patches) "
-                "cannot be exported; SigLIP (1) checkpoints can"
-            )
-        return TowerExport(
-            module=forward_module(
-                self.model, lambda m, pixels: _features(m.get_image_features(pixel_values=pixels))
-            ),
-            feeds=lambda inputs: {"pixel_values": inputs["pixel_values"]},
-            dynamic={"pixel_values": {0: "batch"}},
-            spec=hf_image_spec(self.processor, self.name),
-        )
 
 
 class SiglipTextTower(TextTower):
@@ -111,6 +59,8 @@ class SiglipTextTower(TextTower):
     too. transformers' conversion scripts build the tokenizers with
     ``model_input_names=["input_ids"]``, right padding and EOS for the same reason.
     """
+
+    exportable = True
 
     def __init__(self, model: Any, tokenizer: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -145,16 +95,13 @@ class SiglipTextTower(TextTower):
 
     def encode(self, batch: TextBatch) -> torch.Tensor:
         ids = batch.inputs["input_ids"].to(self.runtime.device)
-        return _features(self.model.get_text_features(input_ids=ids))
+        return features(self.model.get_text_features(input_ids=ids))
 
     def export_onnx(self) -> TowerExport:
         """The text head at SigLIP's fixed length (bidirectional: padding matters), fed
         ``input_ids`` only, so only the batch axis is dynamic. A ``tokenizer.json`` is
         rewritten to tokenise as :meth:`token_ids` does (pieces + EOS, no BOS; lower case
         for SigLIP 2)."""
-        from mmsim.export.contract import TowerExport, forward_module
-        from mmsim.export.specs import hf_text_spec
-
         spec, files = hf_text_spec(
             self.tokenizer,
             self.name,
@@ -167,7 +114,7 @@ class SiglipTextTower(TextTower):
             files["tokenizer.json"] = self._tokenizer_json(files["tokenizer.json"])
 
         def forward(model: Any, input_ids: torch.Tensor) -> torch.Tensor:
-            return _features(model.get_text_features(input_ids=input_ids))
+            return features(model.get_text_features(input_ids=input_ids))
 
         return TowerExport(
             module=forward_module(self.model, forward),
@@ -207,27 +154,16 @@ def trainable(model: Any, processor: Any, tokenizer: Any) -> Trainable:
         head = [getattr(tower, norm), getattr(tower, "head", None)]
         return TowerParameters.of([tower], tower.encoder.layers, head)
 
-    return Trainable(
-        model=model,
+    return pretrained_trainable(
+        model,
+        (processor, tokenizer),
         image=parts(model.vision_model, "post_layernorm"),
         text=parts(model.text_model, "final_layer_norm"),
-        logit_scale=model.logit_scale,
-        logit_bias=model.logit_bias,
-        save=lambda directory: save_pretrained(Path(directory), (model, processor, tokenizer)),
     )
 
 
 def build_towers(config: SiglipConfig, runtime: Runtime) -> Towers:
-    model, processor, tokenizer = load_pretrained(
-        config,
-        (
-            AutoModel.from_pretrained,
-            AutoImageProcessor.from_pretrained,
-            AutoTokenizer.from_pretrained,
-        ),
-        what="siglip",
-        endpoint=huggingface_hub.constants.ENDPOINT,
-    )
+    model, processor, tokenizer = load_transformers(config, AutoModel.from_pretrained, "siglip")
     if model.config.model_type not in SUPPORTED:
         raise ConfigError(
             f"siglip checkpoint '{config.checkpoint}' is a '{model.config.model_type}' model; "
@@ -247,7 +183,9 @@ def build_towers(config: SiglipConfig, runtime: Runtime) -> Towers:
     }
     name = f"siglip:{config.checkpoint}"
     return Towers(
-        image=SiglipImageTower(model, processor, name=name, **common),
+        image=ProcessorImageTower(
+            model, processor, IMAGE_INPUTS[model.config.model_type], name=name, **common
+        ),
         text=SiglipTextTower(model, tokenizer, name=name, max_length=limit, **common),
         trainable=trainable(model, processor, tokenizer),
     )

@@ -1,0 +1,257 @@
+"""The HTTP service with the real app (ASGI client) over a real index."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import warnings
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from mmsim import Matcher
+from mmsim.index import Index
+from mmsim.plugin.testing import write_collection, write_images
+from mmsim.serve import ServeConfig, create_app
+from mmsim.serve.app import ServiceWarning
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> tuple[Path, Path, Matcher]:
+    root = tmp_path_factory.mktemp("serve")
+    write_collection(root / "photos")
+    matcher = Matcher("toy", progress=False)
+    Index.build(root / "photos", matcher, root / "idx", progress=False)
+    return root, root / "idx", matcher
+
+
+@pytest.fixture(scope="module")
+def client(built):
+    with TestClient(create_app(built[1])) as c:
+        yield c
+
+
+def png(width: int = 40, height: int = 30, seed: int = 0) -> bytes:
+    pixels = (np.random.default_rng(seed).random((height, width, 3)) * 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def same_hits(got: list[dict], want: list[dict]) -> None:
+    """Equal hits; scores to float32 precision (the query ran in another thread/batch)."""
+    strip = [{k: v for k, v in h.items() if k != "score"} for h in got]
+    assert strip == [{k: v for k, v in h.items() if k != "score"} for h in want]
+    np.testing.assert_allclose([h["score"] for h in got], [h["score"] for h in want], atol=1e-6)
+
+
+def test_text_and_image_search_equal_the_index(client, built):
+    root, idx, matcher = built
+    index = Index.open(idx)
+    got = client.get("/api/search", params={"q": "a red car", "top_k": 3}).json()
+    same_hits(got["hits"], index.search("a red car", top_k=3)[0])
+    posted = client.post("/api/search", json={"query": "a red car", "top_k": 3}).json()
+    assert posted["hits"] == got["hits"]
+    filtered = client.get("/api/search", params={"q": "x", "where": "folder = 'city'"}).json()
+    assert {h["metadata"]["folder"] for h in filtered["hits"]} == {"city"}
+    image = (root / "photos" / "city" / "c2.png").read_bytes()
+    hits = client.post("/api/search/image", files={"file": ("c2.png", image)}, data={"top_k": "2"})
+    assert hits.status_code == 200 and hits.json()["hits"][0]["path"].endswith("c2.png")
+    first = hits.json()["hits"][0]["response_id"]
+    similar = client.get("/api/search/similar", params={"id": first, "top_k": 2}).json()
+    assert similar["hits"][0]["response_id"] == first and similar["hits"][0]["score"] > 0.9999
+    texts = client.post("/api/embed/text", json={"texts": ["a red car"]}).json()["embeddings"]
+    np.testing.assert_allclose(texts[0], matcher.extract_embedding(["a red car"])[0], atol=1e-6)
+    vector = client.post("/api/embed/image", files={"file": ("c2.png", image)}).json()["embedding"]
+    np.testing.assert_allclose(vector, index.vectors([first])[0], atol=1e-5)
+    assert client.get("/api/health").json() == {"status": "ok", "items": 8}
+    info = client.get("/api/info").json()
+    assert info["items"] == 8 and info["matcher"]["threshold"] == "fixed"
+    assert "/api/search" in client.get("/openapi.json").json()["paths"]
+
+
+def test_match_uses_the_matchers_threshold(client, built):
+    root, _, matcher = built
+    matcher.query, matcher.response = "image", "text"
+    path = str(root / "photos" / "beach" / "img0.jpg")
+    expected = matcher.predict_proba({"image": [path], "text": ["a red car"]})[0, 1]
+    got = client.post(
+        "/api/match",
+        files={"file": ("img0.jpg", Path(path).read_bytes())},
+        data={"caption": "a red car"},
+    ).json()
+    assert got["p_match"] == pytest.approx(expected, abs=1e-6)
+    assert got["match"] == bool(matcher.predict({"image": [path], "text": ["a red car"]})[0])
+
+
+def test_limits_answer_with_clear_4xx(built):
+    config = ServeConfig(
+        max_upload_bytes=20_000,
+        max_pixels=100_000,
+        max_query_chars=50,
+        max_top_k=10,
+        max_body_bytes=200_000,
+        max_where_chars=30,
+    )
+    with TestClient(create_app(built[1], config)) as c:
+
+        def error(response, status: int, *words: str) -> None:
+            assert response.status_code == status, response.text
+            body = response.json()
+            assert body["status"] == status and all(w in body["error"] for w in words), body
+
+        error(c.get("/api/search", params={"q": "x" * 51}), 413, "max_query_chars")
+        error(c.get("/api/search", params={"q": " "}), 422, "empty")
+        error(c.get("/api/search", params={"q": "x", "top_k": 11}), 422, "between 1 and 10")
+        error(c.get("/api/search", params={"q": "x", "top_k": "many"}), 422, "top_k")
+        error(
+            c.get("/api/search", params={"q": "x", "where": "nosuch = 1"}),
+            422,
+            "not a valid filter",
+        )
+        error(c.get("/api/search", params={"q": "x", "where": "a" * 31}), 413, "max_where_chars")
+        error(c.get("/api/search"), 422, "q")
+        big = png(200, 200)
+        assert 20_000 < len(big) < 200_000
+        error(
+            c.post("/api/search/image", files={"file": ("big.png", big)}), 413, "max_upload_bytes"
+        )
+        bomb = io.BytesIO()
+        Image.new("RGB", (1000, 1000)).save(bomb, "PNG")  # tiny file, a million pixels
+        error(
+            c.post("/api/search/image", files={"file": ("bomb.png", bomb.getvalue())}),
+            413,
+            "1000x1000",
+            "max_pixels",
+        )
+        error(
+            c.post("/api/search/image", files={"file": ("junk.png", b"not an image")}),
+            422,
+            "junk.png",
+            "not a readable image",
+        )
+        error(c.post("/api/search/image", files={"file": ("empty.png", b"")}), 422, "empty")
+        error(
+            c.post(
+                "/api/search", content=b"x" * 210_000, headers={"content-type": "application/json"}
+            ),
+            413,
+            "max_body_bytes",
+        )
+        error(c.post("/api/search", json={"top_k": 3}), 422, "query")
+        error(c.post("/api/match", files={"file": ("a.png", png())}), 422, "caption")
+        error(c.get("/api/search/similar", params={"id": 12345}), 404, "12345")
+        error(c.post("/api/update"), 403, "read-only")
+        # a broken upload does not affect the next request
+        ok = c.post("/api/search/image", files={"file": ("ok.png", png())}, data={"top_k": "3"})
+        assert ok.status_code == 200 and len(ok.json()["hits"]) == 3
+
+
+def test_thumbnails_only_for_indexed_files(client, built, tmp_path):
+    hits = client.get("/api/search", params={"q": "x", "top_k": 8}).json()["hits"]
+    response = client.get(f"/api/items/{hits[0]['response_id']}/thumbnail")
+    assert response.status_code == 200 and response.headers["content-type"] == "image/jpeg"
+    assert Image.open(io.BytesIO(response.content)).size[0] <= 256
+    for path in (
+        "/api/items/..%2F..%2Fetc%2Fpasswd/thumbnail",
+        "/api/items/%2Fetc%2Fpasswd/thumbnail",
+        "/api/items/1%2F..%2F2/thumbnail",
+        "/static/..%2F..%2F..%2Fetc%2Fpasswd",
+        "/static/../../index/manifest.py",
+    ):
+        response = client.get(path)
+        assert response.status_code in (404, 422) and "root:" not in response.text, path
+    # an indexed file replaced by a link to a file outside the collection
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(png(seed=9))
+    victim = next(h for h in hits if h["path"].endswith("c3.png"))
+    target = Path(victim["path"])
+    saved = target.read_bytes()
+    target.unlink()
+    target.symlink_to(secret)
+    try:
+        response = client.get(f"/api/items/{victim['response_id']}/thumbnail")
+        assert (
+            response.status_code == 403 and "link out of the collection" in response.json()["error"]
+        )
+    finally:
+        target.unlink()
+        target.write_bytes(saved)
+
+
+def test_token_protects_every_route(built):
+    with TestClient(create_app(built[1], ServeConfig(token="s3cret"))) as c:
+        for path in ("/", "/api/health", "/api/search?q=x", "/docs", "/static/app.js"):
+            assert c.get(path).status_code == 401, path
+        assert c.get("/api/health", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert c.get("/api/health", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        assert c.get("/api/health?token=s3cret").status_code == 200
+
+
+def test_non_loopback_host_warns(built):
+    with pytest.warns(ServiceWarning, match="other machines can reach"):
+        create_app(built[1], ServeConfig(host="0.0.0.0"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        create_app(built[1], ServeConfig(host="127.0.0.1"))
+
+
+def test_index_updated_while_serving(tmp_path):
+    photos = tmp_path / "photos"
+    write_images(photos, 3)
+    matcher = Matcher("toy", progress=False)
+    Index.build(photos, matcher, tmp_path / "idx", progress=False)
+    with TestClient(create_app(tmp_path / "idx", ServeConfig(read_only=False))) as c:
+        assert c.get("/api/health").json()["items"] == 3
+        new = write_images(tmp_path / "more", 5)[4]
+        (photos / "new.png").write_bytes(new.read_bytes())
+        Index.open(tmp_path / "idx").update(progress=False)  # another writer, same machine
+        assert c.get("/api/health").json()["items"] == 4  # seen without a restart
+        hits = c.get("/api/search", params={"q": "x", "top_k": 10}).json()["hits"]
+        assert any(h["path"].endswith("new.png") for h in hits)
+        (photos / "new.png").unlink()
+        assert "1 deleted" in c.post("/api/update").json()["summary"]
+        assert c.get("/api/health").json()["items"] == 3
+
+
+def test_concurrent_text_queries_share_batches(built):
+    app = create_app(built[1], ServeConfig(batch_wait_ms=50, batch_max=32))
+    queries = [f"query number {i}" for i in range(16)]
+
+    async def go() -> list[dict]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+            answers = await asyncio.gather(
+                *(c.get("/api/search", params={"q": q, "top_k": 3}) for q in queries)
+            )
+        return [a.json() for a in answers]
+
+    answers = asyncio.run(go())
+    assert app.state.batcher.batches <= 4  # 16 requests, a few model calls
+    index = Index.open(built[1])
+    for query, answer in zip(queries, answers, strict=True):
+        same_hits(answer["hits"], index.search(query, top_k=3)[0])
+
+
+def test_the_default_demo_index_works_offline(tmp_path):
+    from mmsim.demo.demo_index import demo_index
+
+    folder = demo_index(tmp_path / "cache", scenes=40)
+    with TestClient(create_app(folder)) as c:
+        assert c.get("/api/health").json()["items"] == 40
+        hits = c.get("/api/search", params={"q": "a large red circle", "top_k": 3}).json()["hits"]
+        assert len(hits) == 3 and all("caption" in h["metadata"] for h in hits)
+        best = hits[0]
+        image = c.get(f"/api/items/{best['response_id']}/thumbnail")
+        assert image.status_code == 200
+        verdict = c.post(
+            "/api/match",
+            files={"file": ("scene.png", Path(best["path"]).read_bytes())},
+            data={"caption": best["metadata"]["caption"]},
+        ).json()
+        assert verdict["threshold"] == "best_f1" and verdict["match"] is True
+    assert demo_index(tmp_path / "cache", scenes=40) == folder  # built once, then reused
