@@ -27,7 +27,6 @@ from mmsim.inputs.detect import (
     column_names,
     is_columnar,
 )
-from mmsim.plugin.exporters import export as run_exporter
 from mmsim.plugin.towers import ImageTower, TextTower, Tower
 from mmsim.retrieval.evaluation import evaluate
 from mmsim.retrieval.zeroshot import ZeroShotResult, classify
@@ -378,7 +377,11 @@ class Matcher:
     def export(self, directory: str | Path, exporter: str = "onnx", **options: Any) -> Path:
         """Write the towers with a registered exporter (``mmsim plugins`` lists them) to
         ``directory``, a folder the exporter's encoder loads again."""
-        return run_exporter(self, directory, exporter, **options)
+        # imported here: the exporters' helpers (sample scenes) are not worth loading
+        # for every matcher that never exports
+        from mmsim.plugin.exporters import export
+
+        return export(self, directory, exporter, **options)
 
     def export_onnx(
         self, directory: str | Path, *, quantize: str | None = None, **options: Any
