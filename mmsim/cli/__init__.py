@@ -61,7 +61,10 @@ INDEX_COMMANDS = {
     "info": "counts, model, size on disk, skipped items, ANN state",
     "optimize": "compact the shards and build the ANN structure, tuned to a target recall",
     "duplicates": "groups of near-duplicate items, as JSON or an HTML page",
+    "calibrate": "fit the index's matcher's threshold on labelled pairs (matches_only=true)",
 }
+# index subcommands whose `threshold=` is not the matcher's threshold group but this option
+THRESHOLD_OPTION = {"duplicates": "min_similarity", "calibrate": "strategy"}
 USAGE = (
     "usage: mmsim <command> [key=value ...] [-m] [--cfg job] [--help] [--debug]\n\ncommands:\n"
     + "".join(f"  {name:<10}{text}\n" for name, (_, text) in COMMANDS.items())
@@ -119,8 +122,9 @@ def _index_command(rest: list[str]) -> tuple[str, str, list[str]]:
         _fail(f"mmsim index: unknown subcommand '{sub}'.{hint}\n\n{usage}")
     if rest and "=" not in rest[0] and not rest[0].startswith("-"):
         rest = [f"{'output' if sub == 'build' else 'index'}={rest[0]}", *rest[1:]]
-    if sub == "duplicates":  # `threshold` is also the matcher's config group
-        rest = [f"min_similarity={a[10:]}" if a.startswith("threshold=") else a for a in rest]
+    if sub in THRESHOLD_OPTION:  # `threshold` is also the matcher's config group
+        option = THRESHOLD_OPTION[sub]
+        rest = [f"{option}={a[10:]}" if a.startswith("threshold=") else a for a in rest]
     return f"index {sub}", f"index_{sub}", rest
 
 

@@ -1,4 +1,4 @@
-"""``mmsim index build|update|info|optimize|duplicates``: the collection index."""
+"""``mmsim index build|update|info|optimize|duplicates|calibrate``: the collection index."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 from omegaconf import DictConfig, OmegaConf
 
-from mmsim.cli.common import build_matcher, emit_json, output_path
+from mmsim.cli.common import build_matcher, emit_json, output_path, pairs_table
 from mmsim.index.engine import engine_for
 from mmsim.index.gallery import duplicates_page
 from mmsim.index.index import Index
@@ -75,6 +75,11 @@ def info(cfg: DictConfig) -> None:
     print(f"vectors   {details['dim']} dims, {details['dtype']}, {details['shards']} shards")
     print(f"on disk   {details['size_bytes'] / 1e6:.1f} MB")
     print(f"columns   {', '.join(details['metadata_columns']) or '(none)'}")
+    threshold = details["threshold"]
+    state = "calibrated" if threshold["calibrated"] else "not calibrated (`mmsim index calibrate`)"
+    print(f"threshold {threshold['name']}, {state}")
+    if not details["keyword_search"]:
+        print("keywords  none yet: `mmsim index update` adds them (an index of an older mmsim)")
     ann = details["ann"]
     if ann is None:
         print("ann       none (exact search; `mmsim index optimize` builds one)")
@@ -126,10 +131,29 @@ def duplicates(cfg: DictConfig) -> None:
     emit_json(groups, cfg.output)
 
 
+def calibrate(cfg: DictConfig) -> None:
+    index = Index.open(cfg.index)
+    matcher = index.matcher
+    table = pairs_table(cfg, extra_columns=(cfg.label,), columns=(matcher.query, matcher.response))
+    data = table.columns((matcher.query, matcher.response, cfg.label))
+    strategy = cfg.strategy
+    if strategy is not None and not isinstance(strategy, str):
+        strategy = OmegaConf.to_container(strategy)
+    report = index.calibrate(
+        data, label=cfg.label, threshold=strategy, holdout=cfg.holdout, seed=cfg.seed
+    )
+    print(report.summary())
+    print(
+        f"{index.folder}: threshold '{index.matcher.spec.threshold.name}' calibrated and saved; "
+        "searches take matches_only=true and hits carry p_match"
+    )
+
+
 COMMANDS = {
     "build": build,
     "update": update,
     "info": info,
     "optimize": optimize,
     "duplicates": duplicates,
+    "calibrate": calibrate,
 }

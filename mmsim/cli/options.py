@@ -18,8 +18,10 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from mmsim.errors import MmsimError
 
-class OptionError(Exception):
+
+class OptionError(MmsimError):
     """A command-line option the command does not accept; the message says why."""
 
 

@@ -46,7 +46,7 @@ def render(results: list[dict[str, Any]], fmt: str, title: str) -> str:
             "query": r["query"],
             "rank": rank,
             "response_id": hit["response_id"],
-            "score": f"{hit['score']:.4f}",
+            "score": f"{hit['score']:.4f}" if "score" in hit else "",
             "item": hit.get("path") or hit.get("text") or hit.get("item", ""),
             "metadata": json.dumps(hit.get("metadata", {}), ensure_ascii=False)
             if hit.get("metadata")

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from mmsim.cli.common import as_list, build_matcher, given
+from mmsim.cli.options import OptionError
 from mmsim.cli.results import emit_results
 from mmsim.inputs.folders import image_files
 from mmsim.inputs.tables import read_lines
 from mmsim.matcher.matcher import Matcher
+from mmsim.retrieval.query import Part, Query
 from mmsim.retrieval.search import semantic_search
 from mmsim.spec.document import encoder_identity
 
@@ -73,18 +76,28 @@ def saved_corpus(path: str, matcher: Matcher, modality: str | None) -> tuple[lis
     return items.tolist(), embeddings
 
 
+STEERING = (
+    "negative", "weights", "negative_weights", "keywords", "mode", "matches_only",
+    "min_probability", "min_score", "sort", "page", "as_of", "window", "fusion_weights",
+)  # fmt: skip
+
+
 def run(cfg: DictConfig) -> None:
     queries = as_list(cfg.query)
-    if not queries:
-        raise ValueError("query is empty: give query='a text' or query=path/to/image.jpg")
     if cfg.get("index"):
         if any(cfg.get(k) for k in ("images_dir", "texts_file", "corpus")):
             raise ValueError("give either index=DIR or images_dir / texts_file / corpus, not both")
         results = search_index(cfg, queries)
         emit_results(results, cfg.format, cfg.output, f"mmsim search over {cfg.index}")
         return
-    if cfg.get("where"):
-        raise ValueError("where= filters an index: give index=DIR")
+    if not queries:
+        raise OptionError(
+            "missing option query: give query='a text' or query=path/to/image.jpg (over an "
+            "index=DIR, keywords= or a filter alone also search)"
+        )
+    steered = [k for k in (*STEERING, "where", "offset", "combine") if cfg.get(k)]
+    if steered:
+        raise ValueError(f"{', '.join(steered)} steer the search of an index: give index=DIR")
     matcher = build_matcher(cfg)
     items, corpus = load_corpus(cfg, matcher)
     if isinstance(corpus, np.ndarray) and corpus.shape[0] == 0:
@@ -104,7 +117,8 @@ def run(cfg: DictConfig) -> None:
 
 def search_index(cfg: DictConfig, queries: list[str]) -> list[dict]:
     """Hits with the items' metadata, from an index; its own towers unless matcher= or
-    encoder options say otherwise (then they must be the same model)."""
+    encoder options say otherwise (then they must be the same model). Each result has
+    the page's ``total``, ``next_offset`` and ``as_of`` (see docs/search.md)."""
     from mmsim.index import Index
 
     matcher = (
@@ -113,8 +127,72 @@ def search_index(cfg: DictConfig, queries: list[str]) -> list[dict]:
         else None
     )
     index = Index.open(cfg.index, matcher)
-    where = cfg.where
-    if where is not None and not isinstance(where, str):
-        where = OmegaConf.to_container(where)
-    hits = index.search(queries, top_k=cfg.top_k, where=where)
-    return [{"query": q, "hits": ranked} for q, ranked in zip(queries, hits, strict=True)]
+    options = {
+        "top_k": cfg.top_k,
+        "where": _plain(cfg.where),
+        "mode": cfg.mode,
+        "keywords": None if cfg.keywords is None else str(cfg.keywords),
+        "keyword_syntax": cfg.keyword_syntax,
+        "sort": cfg.sort,
+        "matches_only": bool(cfg.matches_only),
+        "min_probability": cfg.min_probability,
+        "min_score": cfg.min_score,
+        "offset": cfg.offset,
+        "page": cfg.page,
+        "as_of": cfg.as_of,
+        "rrf_k": cfg.rrf_k,
+        "fusion_weights": _plain(cfg.fusion_weights),
+        "window": cfg.window,
+        "exact": bool(cfg.exact),
+    }
+    pages = [index.search_page(q, **options) for q in compound_queries(cfg, queries)]
+    return [
+        {
+            "query": page.query,
+            **{k: v for k, v in page.as_dict().items() if k not in ("query", "hits")},
+            "hits": page.hits,
+        }
+        for page in pages
+    ]
+
+
+def compound_queries(cfg: DictConfig, queries: list[str]) -> list[Any]:
+    """The searches the options ask for: each query on its own, or, with ``negative``,
+    ``weights`` or ``combine=true``, the queries as the positive parts of one compound
+    query; None (browse or keywords alone) when there is no query."""
+    negative = as_list(cfg.negative)
+    weights = _weights(cfg.weights, len(queries), "weights", "query")
+    negative_weights = _weights(cfg.negative_weights, len(negative), "negative_weights", "negative")
+    if not (negative or cfg.weights or cfg.negative_weights or cfg.combine):
+        return queries or [None]
+    if not queries:
+        raise ValueError(
+            "negative= says what to move away from; give query= too (what to look for)"
+        )
+    return [
+        Query(
+            positive=[Part(q, w) for q, w in zip(queries, weights, strict=True)],
+            negative=[Part(q, w) for q, w in zip(negative, negative_weights, strict=True)],
+        )
+    ]
+
+
+def _weights(value: Any, count: int, name: str, parts: str) -> list[float]:
+    if value is None:
+        return [1.0] * count
+    listed = [value] if isinstance(value, (int, float, str)) else list(value)
+    if len(listed) != count:
+        raise ValueError(
+            f"{name} has {len(listed)} values for {count} {parts} parts; give one each"
+        )
+    try:
+        return [float(w) for w in listed]
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be numbers, got {listed}") from None
+
+
+def _plain(value: Any) -> Any:
+    """A config value as plain Python (a filter mapping, fusion weights)."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return OmegaConf.to_container(value)

@@ -9,6 +9,9 @@ changes, and search it many times (see ``docs/index.md``)::
     index = Index.build("photos/", Matcher("openai_clip"), output="idx/")
     index.update()                       # new, changed, renamed and deleted files
     Index.open("idx/").search("a red car", top_k=20, where="folder = 'cars'")
+
+    from mmsim.index import Query
+    index.search_page(Query(["a beach at sunset"], negative=["people"]), mode="hybrid")
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from mmsim.index.errors import (
     IndexSourceError,
 )
 
+_QUERY_NAMES = ("Item", "Part", "Query", "QueryError")
+
 
 def __getattr__(name: str) -> Any:
     """``Index`` and ``UpdateReport`` are imported on first use (they need numpy and
@@ -34,6 +39,10 @@ def __getattr__(name: str) -> Any:
         from mmsim.index.sync import UpdateReport
 
         return UpdateReport
+    if name in _QUERY_NAMES:  # the query model lives with the rankings, used mostly here
+        import mmsim.retrieval.query
+
+        return getattr(mmsim.retrieval.query, name)
     raise AttributeError(f"module 'mmsim.index' has no attribute {name!r}")
 
 
@@ -43,5 +52,9 @@ __all__ = [
     "IndexLockedError",
     "IndexMismatchError",
     "IndexSourceError",
+    "Item",
+    "Part",
+    "Query",
+    "QueryError",
     "UpdateReport",
 ]

@@ -25,6 +25,7 @@ import numpy as np
 from mmsim.errors import describe_item
 from mmsim.files import digest_file
 from mmsim.index.manifest import ItemRecord, Manifest
+from mmsim.index.photo import read_photo_metadata
 from mmsim.index.snapshot import SHARDS_DIR
 from mmsim.index.sources import Source, SourceItem
 from mmsim.index.storage import write_shard
@@ -101,6 +102,26 @@ def hash_files(chunk: Iterable[tuple[SourceItem, int | None]]) -> dict[int, str]
     return out
 
 
+def local_image(entry: SourceItem) -> bool:
+    """Whether an item is an image file on this machine (the ones with photo metadata)."""
+    path = entry.record.path
+    return entry.record.modality == "image" and bool(path) and "://" not in str(path)
+
+
+def read_photos(chunk: Chunk) -> None:
+    """Read the photo metadata of the chunk's image files that have none yet."""
+    for entry, _ in chunk:
+        if entry.record.photo is None and local_image(entry):
+            entry.record.photo = read_photo_metadata(entry.record.path or "")
+
+
+def inspect_files(chunk: Chunk) -> dict[int, str]:
+    """What the index records about a chunk's files besides their vectors: photo
+    metadata (set on the records) and content hashes (returned, by position)."""
+    read_photos(chunk)
+    return hash_files(chunk)
+
+
 def embed_chunk(matcher: Matcher, chunk: Chunk, shards: Path, dtype: str) -> Embedded:
     """Embed one chunk (bad items skipped with their reasons) into a new shard file in
     the folder ``shards``."""
@@ -129,6 +150,7 @@ def commit_chunk(
     """Add an embedded chunk to the manifest in one transaction; returns its skip rows."""
     for pos, digest in embedded.hashes.items():
         chunk[pos][0].record.hash = digest
+    read_photos([chunk[pos] for pos in embedded.kept])  # what a remote engine did not read
     with manifest.transaction():
         seq = manifest.next_seq()
         if embedded.file is not None:
@@ -153,8 +175,8 @@ def skip_row(record: ItemRecord, item: Any, reason: str) -> dict[str, Any]:
 
 class LocalEngine:
     """The ``local`` engine: embeds in this process, in order, with the matcher the
-    caller holds; the next chunk's files are hashed in a thread while the current one
-    is embedded, so hashing costs no model time."""
+    caller holds; the next chunk's files are hashed and their photo metadata read in a
+    thread while the current one is embedded, so that costs no model time."""
 
     def __init__(self, config: EngineConfig | None = None) -> None:
         self.config = config
@@ -163,11 +185,11 @@ class LocalEngine:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmsim-hash") as pool:
             pending: Future[dict[int, str]] | None = None
             if chunks:
-                pending = pool.submit(hash_files, chunks[0])
+                pending = pool.submit(inspect_files, chunks[0])
             for k, chunk in enumerate(chunks):
                 assert pending is not None
                 for pos, digest in pending.result().items():
                     chunk[pos][0].record.hash = digest
                 if k + 1 < len(chunks):
-                    pending = pool.submit(hash_files, chunks[k + 1])
+                    pending = pool.submit(inspect_files, chunks[k + 1])
                 yield chunk, embed_chunk(job.matcher, chunk, job.shards, job.dtype)

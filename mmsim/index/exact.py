@@ -8,6 +8,9 @@ use does not grow with the collection. Ties are broken by the lower item id, as 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -93,3 +96,36 @@ def as_lists(hits: Hits) -> list[list[tuple[int, float]]]:
         keep = np.isfinite(values) & (ids >= 0)
         out.append([(int(i), float(v)) for i, v in zip(ids[keep], values[keep], strict=True)])
     return out
+
+
+def exact_above(
+    snapshot: Snapshot, query: np.ndarray, floor: float, allowed: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every live row whose score for one ``query`` (D,) is at least ``floor``: (ids,
+    scores), by score then lower id. What a cutoff needs: an exact count and a set."""
+    found_ids, found_scores = [], []
+    if allowed is not None and allowed.size <= SUBSET_SHARE * max(snapshot.count, 1):
+        blocks = [(allowed, snapshot.vectors(allowed))] if allowed.size else []
+    else:
+        blocks = _blocks(snapshot, allowed)
+    for ids, vectors in blocks:
+        scores = np.asarray(vectors, dtype=np.float32) @ query
+        keep = (scores >= floor) & (ids >= 0)
+        found_ids.append(ids[keep])
+        found_scores.append(scores[keep])
+    if not found_ids:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+    ids, scores = np.concatenate(found_ids), np.concatenate(found_scores)
+    order = np.lexsort((ids, -scores))
+    return ids[order], scores[order]
+
+
+def _blocks(snapshot: Snapshot, allowed: np.ndarray | None) -> Iterator[tuple[np.ndarray, Any]]:
+    """(ids, vectors) of each row block of the shards; masked rows have id -1."""
+    for view in snapshot.shards:
+        for start in range(0, view.ids.size, MAX_ROWS_PER_BLOCK):
+            ids = view.ids[start : start + MAX_ROWS_PER_BLOCK]
+            if allowed is not None:
+                ids = np.where(np.isin(ids, allowed, assume_unique=True), ids, -1)
+            if (ids >= 0).any():
+                yield ids, view.vectors[start : start + MAX_ROWS_PER_BLOCK]

@@ -58,7 +58,9 @@ def search_page(title: str, results: Sequence[dict[str, Any]]) -> str:
     parts.append(f"<style>{_STYLE}</style><h1>{html.escape(title)}</h1>")
     for result in results:
         parts.append(f"<h2>{html.escape(str(result['query']))}</h2><div class=grid>")
-        parts += [_card(hit, f"{hit['score']:.3f}") for hit in result["hits"]]
+        parts += [
+            _card(hit, f"{hit['score']:.3f}" if "score" in hit else "") for hit in result["hits"]
+        ]
         parts.append("</div>")
     return "\n".join(parts) + "\n"
 

@@ -28,14 +28,29 @@ from mmsim.index.engine import EngineChoice, engine_for
 from mmsim.index.errors import IndexSourceError
 from mmsim.index.exact import as_lists, exact_search
 from mmsim.index.lock import LOCK_FILE, WriteLock
+from mmsim.index.lookups import select_ids
 from mmsim.index.manifest import FILE as MANIFEST_FILE
 from mmsim.index.manifest import Manifest
-from mmsim.index.record import STORAGE_DTYPES, check_matcher, new_record, read_record, write_record
+from mmsim.index.query_vectors import combined_vector, given_embeddings
+from mmsim.index.querying import Cutoff, Searcher, SearchPage
+from mmsim.index.record import (
+    STORAGE_DTYPES,
+    SavedThreshold,
+    check_matcher,
+    new_record,
+    read_record,
+    write_record,
+)
 from mmsim.index.snapshot import SHARDS_DIR, Snapshot, load_snapshot
 from mmsim.index.sources import Source, resolve_source, source_from_record
-from mmsim.index.sync import UpdateReport, apply, plan
+from mmsim.index.sync import UpdateReport, apply, backfill_photos, plan
 from mmsim.index.tuning import corpus_sample, prompts
+from mmsim.inputs.tables import read_table
 from mmsim.matcher.matcher import Matcher
+from mmsim.retrieval.options import SearchOptions
+from mmsim.retrieval.query import Item, Query
+from mmsim.scoring.report import CalibrationReport
+from mmsim.spec.document import FILE as MATCHER_FILE
 
 Hit = dict[str, Any]
 
@@ -53,6 +68,15 @@ class Index:
         self._snapshot: Snapshot | None = None
         self.last_report: UpdateReport | None = None  # what the last build did
         self._ann = AnnSearch(folder)
+        self._saved_threshold = SavedThreshold(folder / MATCHER_DIR / MATCHER_FILE)
+        self._searcher = Searcher(
+            self._manifest,
+            self._view,
+            lambda: self._ann,
+            self._combined_vector,
+            self._cutoff,
+            str(folder),
+        )
 
     # -- opening and building -------------------------------------------------------------
     @classmethod
@@ -151,6 +175,7 @@ class Index:
         )
         moved = src.rescannable and src.record() != self.record["source"]
         with WriteLock(self.folder):
+            self._manifest.upgrade()  # an index of an older mmsim gains its keyword table
             self._clean_orphans()
             scanned = src.scan()
             if not scanned and self._manifest.counts()["items"] == 0:
@@ -160,6 +185,7 @@ class Index:
             report = apply(
                 self._manifest, todo, chosen, job, commit_every=commit_every, progress=progress
             )
+            backfill_photos(self._manifest)  # files indexed before photo metadata was read
             if moved:  # the collection moved: later updates scan the new place
                 self.record = {**self.record, "source": src.record()}
                 write_record(self.folder, self.record)
@@ -180,6 +206,7 @@ class Index:
         for an image collection. ``ann=None`` removes the ANN structure."""
         report: dict[str, Any] = {}
         with WriteLock(self.folder):
+            self._manifest.upgrade()
             self._clean_orphans()
             if compact:
                 report["compaction"] = opt.compact(
@@ -266,52 +293,190 @@ class Index:
         where: str | Mapping[str, Any] | None = None,
         exact: bool = False,
         modality: str | None = None,
+        **steering: Any,
     ) -> list[list[Hit]]:
         """Rank the collection for each query.
 
-        ``queries``: a text, an image (path, URL, PIL image, ...), a list of them, or
-        embeddings ((N, D) or (D,) float array). ``where`` restricts the search to rows
-        matching an SQL expression over the index's columns (``"folder = 'beach'"``) or a
-        mapping of column -> value(s). ``exact=True`` skips the ANN structure.
+        ``queries``: a text, an image (path, URL, PIL image, ...), a :class:`Query`
+        (positive and negative parts, keywords), a list of them, or embeddings ((N, D)
+        or (D,) float array). ``where`` restricts the search to rows matching an SQL
+        expression over the index's columns (``"folder = 'beach'"``) or a mapping of
+        column -> value(s). ``exact=True`` skips the ANN structure. ``steering``: the
+        options of :meth:`search_page` (``mode``, ``matches_only``, ``offset``, ``sort``,
+        ...), applied to each query.
 
         Returns, per query, hits ``{"response_id", "score", "modality", "path" or
-        "text", "metadata"}`` by score (cosine similarity), ties by lower id. Rows added
+        "text", "metadata"}`` by score (cosine similarity), ties by lower id, with
+        ``p_match`` and ``match`` when the index's matcher is calibrated. Rows added
         since the ANN was built are searched exactly and merged, so results are never
         stale.
         """
         if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
             raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
+        plain = not steering and not _has_query_objects(queries)
+        if not plain:
+            listed = queries if isinstance(queries, list) else [queries]
+            return [
+                self.search_page(
+                    q, top_k=top_k, where=where, exact=exact, modality=modality, **steering
+                ).hits
+                for q in listed
+            ]
         vectors = self._query_vectors(queries, modality)
         snapshot = self._view()
-        allowed = None if where is None else self._manifest.select_ids(where)
+        allowed = None if where is None else select_ids(self._manifest, where)
         if snapshot.ann is not None and not exact:
             hits = self._ann.search(snapshot, vectors, top_k, allowed)
         else:
             hits = exact_search(snapshot, vectors, top_k, allowed)
         ranked = as_lists(hits)
         rows = self._manifest.rows([i for hits_ in ranked for i, _ in hits_])
-        return [
-            [{"response_id": i, "score": score, **rows[i]} for i, score in hits_]
-            for hits_ in ranked
-        ]
+        cutoff = self._cutoff()
+        out = []
+        for hits_ in ranked:
+            found = [{"response_id": i, "score": score, **rows[i]} for i, score in hits_]
+            if cutoff is not None and found:
+                cosines = np.array([score for _, score in hits_])
+                for hit, p, ok in zip(
+                    found, cutoff.proba(cosines), cutoff.decide(cosines), strict=True
+                ):
+                    hit["p_match"], hit["match"] = float(p), bool(ok)
+            out.append(found)
+        return out
+
+    def search_page(
+        self,
+        query: Any = None,
+        *,
+        top_k: int = 10,
+        offset: int = 0,
+        page: int | None = None,
+        mode: str | None = None,
+        keywords: str | None = None,
+        where: str | Mapping[str, Any] | None = None,
+        sort: str | None = None,
+        matches_only: bool = False,
+        min_probability: float | None = None,
+        min_score: float | None = None,
+        as_of: int | None = None,
+        rrf_k: float | None = None,
+        fusion_weights: Mapping[str, float] | None = None,
+        window: int | None = None,
+        keyword_syntax: str = "plain",
+        exact: bool = False,
+        modality: str | None = None,
+    ) -> SearchPage:
+        """One page of one search, with its total and the way to the next page.
+
+        ``query``: a text, an image, an embedding, an item (``Item(id)`` or
+        ``"item:ID"``), a :class:`Query`, or None to browse. ``mode``: ``vector``
+        (default with a query), ``keyword`` (the words in the items' texts, file names
+        and metadata; the default with ``keywords`` alone) or ``hybrid`` (both, fused by
+        reciprocal rank with ``rrf_k`` and ``fusion_weights``, each to a depth of
+        ``window``). ``keywords``: what keyword search looks for (default: the query's
+        texts; ``keyword_syntax="fts5"`` for FTS5 operators). ``matches_only`` /
+        ``min_probability``: only the hits the matcher's calibrated threshold accepts;
+        ``min_score``: only cosines at least this. ``sort``: a column (``-`` for
+        descending) instead of relevance. ``offset`` or ``page`` (from 1) and ``top_k``:
+        the page; ``as_of``: the commit an earlier page returned, so pages stay
+        consistent while the index is updated. See ``docs/search.md``.
+        """
+        if keywords is not None:
+            query = Query(keywords=keywords) if query is None else _with_keywords(query, keywords)
+        options = SearchOptions.create(
+            page=page,
+            mode=mode,
+            top_k=top_k,
+            offset=offset,
+            where=where,
+            sort=sort,
+            matches_only=matches_only,
+            min_probability=min_probability,
+            min_score=min_score,
+            as_of=as_of,
+            window=window,
+            keyword_syntax=keyword_syntax,
+            exact=exact,
+            modality=modality,
+            **({} if rrf_k is None else {"rrf_k": rrf_k}),
+            **({} if fusion_weights is None else {"fusion_weights": dict(fusion_weights)}),
+        )
+        return self._searcher.page(None if query is None else Query.of(query), options)
+
+    def search_pages(
+        self,
+        vectors: np.ndarray,
+        *,
+        top_k: int = 10,
+        offset: int = 0,
+        where: str | Mapping[str, Any] | None = None,
+        as_of: int | None = None,
+        exact: bool = False,
+    ) -> list[SearchPage]:
+        """Pages of several query embeddings ((N, D)) ranked in one pass over the
+        vectors: a batch of plain searches with the same options, as a service's
+        micro-batch runs them."""
+        options = SearchOptions(top_k=top_k, offset=offset, where=where, as_of=as_of, exact=exact)
+        return self._searcher.vector_pages(self._query_vectors(vectors, None), options)
+
+    def calibrate(
+        self,
+        pairs: Any,
+        *,
+        label: str = "label",
+        threshold: str | Mapping[str, Any] | None = None,
+        holdout: float = 0.2,
+        seed: int = 0,
+        query: str | None = None,
+        response: str | None = None,
+    ) -> CalibrationReport:
+        """Fit the index's matcher's threshold on labelled image-caption pairs (a CSV or
+        Parquet file, a DataFrame or a dict of columns) and save it with the index, so
+        its searches can return only matches (``matches_only``) and every hit carries
+        ``P(match)``. ``threshold``: the strategy to fit (default: the matcher's own if
+        it learns, else ``platt``). ``query`` / ``response``: the pair columns (default:
+        the matcher's own, else ``image`` and ``caption`` as ``mmsim synthetic`` writes)."""
+        with WriteLock(self.folder):
+            matcher = self.matcher
+            matcher.query = query or matcher.query or "image"
+            matcher.response = response or matcher.response or "caption"
+            data = pairs
+            if isinstance(pairs, (str, Path)):  # relative image paths: from the table's folder
+                columns = [matcher.query, matcher.response]
+                data = read_table(pairs, path_columns=columns).columns()
+            if threshold is None and not matcher.threshold.fittable:
+                threshold = "platt"
+            report = matcher.calibrate(
+                data, label=label, threshold=threshold, holdout=holdout, seed=seed
+            )
+            matcher.save(self.folder / MATCHER_DIR)
+        return report
+
+    def _cutoff(self) -> Cutoff | None:
+        """The matcher's threshold when it was calibrated (None otherwise), found from the
+        saved matcher without loading the model unless it is calibrated."""
+        if self._matcher is not None:
+            calibrated = bool(self._matcher.spec.threshold_state)
+        else:
+            calibrated = self._saved_threshold.info()["calibrated"]
+        if not calibrated:
+            return None
+        return Cutoff(self.matcher.similarity, self.matcher.threshold)
+
+    def _combined_vector(self, query: Query, modality: str | None) -> np.ndarray:
+        return combined_vector(
+            query,
+            dim=self.dim,
+            folder=self.folder,
+            matcher=lambda: self.matcher,
+            stored=self.vectors,
+            modality=modality,
+        )
 
     def _query_vectors(self, queries: Any, modality: str | None) -> np.ndarray:
-        if (
-            isinstance(queries, np.ndarray)
-            and queries.dtype.kind == "f"
-            and (queries.ndim == 2 or (queries.ndim == 1 and queries.shape[0] == self.dim))
-        ):
-            vectors = np.atleast_2d(queries).astype(np.float32)
-            if vectors.shape[1] != self.dim:
-                raise ValueError(
-                    f"query embeddings have dimension {vectors.shape[1]}; index {self.folder} "
-                    f"holds {self.dim}-dimensional embeddings"
-                )
-            if not np.isfinite(vectors).all():
-                bad = np.flatnonzero(~np.isfinite(vectors).all(axis=1)).tolist()
-                raise ValueError(f"query embeddings {bad[:10]} contain NaN or infinity")
-            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-            return vectors / np.maximum(norms, 1e-12)
+        given = given_embeddings(queries, self.dim, self.folder)
+        if given is not None:
+            return given
         embedded = self.matcher.extract_embedding(queries, modality=modality, progress=False)
         return np.atleast_2d(np.asarray(embedded, dtype=np.float32))
 
@@ -334,6 +499,8 @@ class Index:
             "shards": len(snapshot.shards),
             "size_bytes": size,
             "metadata_columns": self._manifest.metadata_columns(),
+            "keyword_search": self._manifest.has_keywords,
+            "threshold": self._saved_threshold.info(),
             "skipped": [
                 {"key": key, "item": item, "reason": reason}
                 for key, (_size, _mtime, reason, item) in skipped.items()
@@ -369,6 +536,21 @@ class Index:
 
     def __repr__(self) -> str:
         return f"Index({str(self.folder)!r}, items={len(self)}, dim={self.dim})"
+
+
+def _has_query_objects(queries: Any) -> bool:
+    """Whether ``queries`` holds a :class:`Query` or an item reference (steered)."""
+    listed = queries if isinstance(queries, list) else [queries]
+    return any(
+        isinstance(q, (Query, Item)) or (isinstance(q, str) and q.strip().startswith("item:"))
+        for q in listed
+    )
+
+
+def _with_keywords(query: Any, keywords: str) -> Query:
+    if isinstance(query, Query):
+        return Query(query.positive, query.negative, keywords)
+    return Query(positive=[query], keywords=keywords)
 
 
 def _engine_argument(engine: EngineChoice, runner: Engine | None) -> EngineChoice:

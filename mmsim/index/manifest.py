@@ -9,16 +9,22 @@ Tables: ``items`` (one row per item ever added: key, modality, path or text, siz
 mtime, content hash, shard and row of its vector, the commit ``seq`` that wrote the
 vector, a deleted flag, and one column per metadata field), ``shards``, ``skipped``
 (items that could not be embedded, with the reason and the file's size/mtime so
-``update`` retries them when they change) and ``state`` (key/value: commit sequence,
-ANN build).
+``update`` retries them when they change), ``state`` (key/value: commit sequence,
+ANN build) and ``items_fts``: an FTS5 table with one row per live item (its text, its
+file name and folders, its text metadata) for keyword search. The FTS row of an item
+is written and deleted by the same statements' transaction as the item's row, so the
+keyword index can never drift from the vectors, whatever was killed when.
+
+Photo metadata (:data:`~mmsim.index.photo.PHOTO_FIELDS`) is stored in metadata
+columns like the source's own fields, but it is read from the file, not the source:
+an :class:`ItemRecord` whose ``photo`` is None leaves the stored photo fields alone.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,10 +33,11 @@ from typing import Any
 import numpy as np
 
 from mmsim.index.errors import IndexCorruptError
+from mmsim.index.photo import PHOTO_FIELDS
 
 FILE = "manifest.sqlite"
-SCHEMA_VERSION = 1
-FILTER_SECONDS = 5.0  # a user's filter that runs longer is stopped
+SCHEMA_VERSION = 2  # 2: items_fts (keyword search)
+READABLE_VERSIONS = (1, 2)  # 1 is upgraded by the next writer (update, optimize, ...)
 # columns of `items` that are not metadata; a user column with one of these names is
 # stored with a `meta_` prefix
 RESERVED = frozenset(
@@ -72,6 +79,12 @@ CREATE TABLE IF NOT EXISTS skipped (
 );
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+_FTS_SCHEMA = """
+CREATE VIRTUAL TABLE IF NOT EXISTS items_fts USING fts5(
+    text, path, metadata, tokenize = 'unicode61 remove_diacritics 2'
+);
+"""
+FTS_COLUMNS = ("text", "path", "metadata")
 
 
 @dataclass
@@ -86,6 +99,7 @@ class ItemRecord:
     mtime_ns: int | None = None
     hash: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    photo: dict[str, Any] | None = None  # None: not read (keep what is stored)
 
 
 @dataclass(frozen=True)
@@ -130,17 +144,19 @@ def quote(name: str) -> str:
 class Manifest:
     """A connection to an index's manifest."""
 
-    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+    def __init__(self, path: Path, conn: sqlite3.Connection, version: int = SCHEMA_VERSION):
         self.path = path
         self.conn = conn
+        self.version = version
 
     # -- opening ------------------------------------------------------------------------
     @classmethod
     def create(cls, path: Path) -> Manifest:
         manifest = cls._connect(path)
-        manifest.conn.executescript(_SCHEMA)
+        manifest.conn.executescript(_SCHEMA + _FTS_SCHEMA)
         manifest.set_state("schema_version", SCHEMA_VERSION)
         manifest.set_state("seq", 0)
+        manifest.set_state("photo_metadata", 1)  # nothing indexed yet lacks it
         return manifest
 
     @classmethod
@@ -160,12 +176,34 @@ class Manifest:
                 f"manifest {path} is damaged ({exc}); rebuild the index into a new folder "
                 "or restore it from a backup"
             ) from None
-        if version != SCHEMA_VERSION:
+        if version not in READABLE_VERSIONS:
+            manifest.conn.close()
             raise IndexCorruptError(
-                f"manifest {path} has schema version {version!r}; this mmsim reads version "
-                f"{SCHEMA_VERSION}"
+                f"manifest {path} has schema version {version!r}; this mmsim reads versions "
+                f"{READABLE_VERSIONS}"
             )
+        manifest.version = int(version)
         return manifest
+
+    @property
+    def has_keywords(self) -> bool:
+        """Whether the manifest has its keyword table (schema 2 and later)."""
+        return self.version >= 2
+
+    def upgrade(self) -> bool:
+        """Bring an older manifest to the current schema (the caller holds the write
+        lock): create the keyword table and fill it from every live item, in one
+        transaction. Returns whether anything changed."""
+        if self.version == SCHEMA_VERSION:
+            return False
+        with self.transaction():
+            self.conn.execute(_FTS_SCHEMA)
+            ids = [r[0] for r in self.conn.execute("SELECT id FROM items WHERE deleted = 0")]
+            for item_id in ids:
+                self._index_text(item_id)
+            self.set_state("schema_version", SCHEMA_VERSION)
+        self.version = SCHEMA_VERSION
+        return True
 
     @classmethod
     def _connect(cls, path: Path) -> Manifest:
@@ -306,44 +344,9 @@ class Manifest:
             "deleted": dead,
         }
 
-    def select_ids(self, where: str | Mapping[str, Any]) -> np.ndarray:
-        """Ids of live rows matching a filter: an SQL expression over the columns, or a
-        mapping of column -> value (or list of values)."""
-        if isinstance(where, Mapping):
-            clauses, params = [], []
-            known = {*self.metadata_columns(), "modality", "path", "text", "size", "mtime_ns"}
-            for name, value in where.items():
-                if name not in known:
-                    raise ValueError(
-                        f"where: no column '{name}'; the index has columns {sorted(known)}"
-                    )
-                col = quote(column_name(name) if name in self.metadata_columns() else name)
-                values = list(value) if isinstance(value, (list, tuple, set)) else [value]
-                clauses.append(f"{col} IN ({','.join('?' * len(values))})")
-                params.extend(values)
-            sql, args = " AND ".join(clauses) or "1", params
-        else:
-            sql, args = str(where), []
-        self.conn.set_authorizer(_read_only)
-        deadline = time.monotonic() + FILTER_SECONDS
-        self.conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
-        try:
-            rows = self.conn.execute(
-                f"SELECT id FROM items WHERE deleted = 0 AND ({sql}) ORDER BY id", args
-            ).fetchall()
-        except sqlite3.OperationalError as exc:
-            if "interrupted" not in str(exc):
-                raise ValueError(_bad_filter(where, exc, self.metadata_columns())) from None
-            raise ValueError(
-                f"where={where!r} took longer than {FILTER_SECONDS:.0f} s and was stopped; "
-                "simplify the filter"
-            ) from None
-        except sqlite3.Error as exc:
-            raise ValueError(_bad_filter(where, exc, self.metadata_columns())) from None
-        finally:
-            self.conn.set_authorizer(None)
-            self.conn.set_progress_handler(None, 0)
-        return np.array([r[0] for r in rows], dtype=np.int64)
+    def columns(self) -> list[str]:
+        """The columns a filter or a sort can name."""
+        return ["id", "modality", "path", "text", "size", "mtime_ns", *self.metadata_columns()]
 
     # -- writing (inside transaction()) -------------------------------------------------
     def ensure_metadata_columns(self, names: Iterable[str]) -> None:
@@ -383,8 +386,13 @@ class Manifest:
         self._store(self._values(record), item_id)
 
     def _values(self, record: ItemRecord) -> dict[str, Any]:
-        """The record's columns; metadata columns it lacks are cleared."""
-        self.ensure_metadata_columns(record.metadata)
+        """The record's columns; metadata columns it lacks are cleared, except photo
+        fields when the record's photo was not read. The source's own value of a field
+        wins over the photo's."""
+        photo = {k: v for k, v in (record.photo or {}).items() if k not in record.metadata}
+        merged = {**record.metadata, **photo}
+        self.ensure_metadata_columns(merged)
+        keep = record.photo is None
         return {
             "key": record.key,
             "path": record.path,
@@ -392,24 +400,80 @@ class Manifest:
             "size": record.size,
             "mtime_ns": record.mtime_ns,
             "hash": record.hash,
-            **{column_name(k): record.metadata.get(k) for k in self.metadata_columns()},
+            **{
+                column_name(k): merged.get(k)
+                for k in self.metadata_columns()
+                if not (keep and k in PHOTO_FIELDS and k not in record.metadata)
+            },
         }
+
+    def set_photo(self, item_id: int, photo: dict[str, Any]) -> None:
+        """Record the photo metadata read from an item's file (source fields win)."""
+        source = self.metadata_of_id(item_id)
+        fields = {k: photo.get(k) for k in PHOTO_FIELDS if k not in source}
+        self.ensure_metadata_columns(k for k, v in fields.items() if v is not None)
+        known = set(self.metadata_columns())
+        sets = {column_name(k): v for k, v in fields.items() if k in known}
+        if sets:
+            assignments = ", ".join(f"{quote(n)} = ?" for n in sets)
+            self.conn.execute(
+                f"UPDATE items SET {assignments} WHERE id = ?", [*sets.values(), item_id]
+            )
+            self._index_text(item_id)
+
+    def metadata_of_id(self, item_id: int) -> dict[str, Any]:
+        """The non-photo metadata stored for one row (what came from the source)."""
+        columns = [c for c in self.metadata_columns() if c not in PHOTO_FIELDS]
+        if not columns:
+            return {}
+        names = ", ".join(quote(column_name(c)) for c in columns)
+        row = self.conn.execute(f"SELECT {names} FROM items WHERE id = ?", (item_id,)).fetchone()
+        return {c: v for c, v in zip(columns, row or (), strict=False) if v is not None}
+
+    def _index_text(self, item_id: int) -> None:
+        """(Re)write the keyword row of one item from its stored columns; a deleted or
+        missing item gets none. Runs inside the caller's transaction."""
+        if not self.has_keywords:
+            return
+        self.conn.execute("DELETE FROM items_fts WHERE rowid = ?", (item_id,))
+        columns = self.metadata_columns()
+        names = "".join(f", {quote(column_name(c))}" for c in columns)
+        row = self.conn.execute(
+            f"SELECT deleted, text, path{names} FROM items WHERE id = ?", (item_id,)
+        ).fetchone()
+        if row is None or row[0]:
+            return
+        _deleted, text, path, *values = row
+        words = [
+            str(v)
+            for c, v in zip(columns, values, strict=True)
+            if isinstance(v, str) or (isinstance(v, int) and c not in PHOTO_FIELDS)
+        ]
+        self.conn.execute(
+            "INSERT INTO items_fts(rowid, text, path, metadata) VALUES (?, ?, ?, ?)",
+            (item_id, text or "", searchable_path(path), "\n".join(words)),
+        )
 
     def _store(self, values: dict[str, Any], item_id: int | None) -> None:
         names = list(values)
         if item_id is None:
-            self.conn.execute(
+            cursor = self.conn.execute(
                 f"INSERT INTO items({', '.join(quote(n) for n in names)}) "
                 f"VALUES ({', '.join('?' * len(names))})",
                 list(values.values()),
             )
+            item_id = int(cursor.lastrowid)  # type: ignore[arg-type]
         else:
             sets = ", ".join(f"{quote(n)} = ?" for n in names)
             self.conn.execute(f"UPDATE items SET {sets} WHERE id = ?", [*values.values(), item_id])
         self.conn.execute("DELETE FROM skipped WHERE key = ?", (values["key"],))
+        self._index_text(item_id)
 
     def delete(self, ids: Iterable[int]) -> None:
+        ids = list(ids)
         self.conn.executemany("UPDATE items SET deleted = 1 WHERE id = ?", ((i,) for i in ids))
+        if self.has_keywords:
+            self.conn.executemany("DELETE FROM items_fts WHERE rowid = ?", ((i,) for i in ids))
 
     def record_skipped(self, record: ItemRecord, item: str, reason: str) -> None:
         self.conn.execute(
@@ -423,15 +487,10 @@ class Manifest:
         self.conn.executemany("DELETE FROM skipped WHERE key = ?", ((k,) for k in keys))
 
 
-def _bad_filter(where: Any, exc: Exception, metadata: list[str]) -> str:
-    columns = ["modality", "path", "text", "size", "mtime_ns", *metadata]
-    return (
-        f"where={where!r} is not a valid filter ({exc}); write an SQL expression over the "
-        f"columns {columns}, e.g. \"folder = 'beach'\""
-    )
-
-
-def _read_only(action: int, *_args: Any) -> int:
-    """sqlite3 authorizer for user filters: reading and functions only."""
-    allowed = (sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION)
-    return sqlite3.SQLITE_OK if action in allowed else sqlite3.SQLITE_DENY
+def searchable_path(path: str | None) -> str:
+    """What keyword search sees of a path or URL: its file name and the two folders
+    above it (``2023/beach/IMG_2041.jpg``), not the machine-specific start."""
+    if not path:
+        return ""
+    tail = path.split("://", 1)[-1].split("?", 1)[0].replace("\\", "/")
+    return "/".join([p for p in tail.split("/") if p][-3:])

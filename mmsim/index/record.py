@@ -16,7 +16,7 @@ from typing import Any
 from mmsim.files import write_atomic
 from mmsim.index.errors import IndexCorruptError, IndexMismatchError
 from mmsim.matcher.matcher import Matcher
-from mmsim.spec.document import encoder_identity
+from mmsim.spec.document import encoder_identity, read_document
 
 FILE = "index.json"
 FORMAT = "mmsim-index"
@@ -95,3 +95,23 @@ def check_matcher(record: dict[str, Any], matcher: Matcher, folder: Path) -> Non
 def _short(options: dict[str, Any]) -> str:
     shown = {k: v for k, v in options.items() if v is not None}
     return json.dumps(shown, sort_keys=True)
+
+
+class SavedThreshold:
+    """What the index's saved matcher says of its threshold (strategy, calibrated or
+    not), read from ``matcher.json`` without building the model, and read again only
+    when the file changes (``mmsim index calibrate`` in another process)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._seen: tuple[int, dict[str, Any]] | None = None
+
+    def info(self) -> dict[str, Any]:
+        stamp = self.path.stat().st_mtime_ns
+        if self._seen is None or self._seen[0] != stamp:
+            document = read_document(self.path)
+            threshold = document.get("threshold") or {}
+            name = threshold.get("name") if isinstance(threshold, dict) else threshold
+            calibrated = bool(document.get("threshold_state"))
+            self._seen = (stamp, {"name": name, "calibrated": calibrated})
+        return dict(self._seen[1])

@@ -21,6 +21,7 @@ from mmsim.errors import describe_item
 from mmsim.files import digest_file
 from mmsim.index.batches import BuildJob, Engine, chunks_of, commit_chunk, skip_row
 from mmsim.index.manifest import ItemRecord, Manifest
+from mmsim.index.photo import PHOTO_FIELDS, read_photo_metadata
 from mmsim.index.sources import SourceItem
 
 
@@ -70,6 +71,8 @@ def plan(manifest: Manifest, scanned: Sequence[SourceItem]) -> Plan:
     scanned_keys = {s.record.key for s in scanned}
     gone = {key: row for key, row in stored.items() if key not in scanned_keys}
     metadata = manifest.metadata_of(k for k in scanned_keys if k in stored)
+    for key, fields in metadata.items():  # photo fields come from the file, not the source
+        metadata[key] = {k: v for k, v in fields.items() if k not in PHOTO_FIELDS}
     new: list[SourceItem] = []
     for entry in scanned:
         record = entry.record
@@ -94,7 +97,8 @@ def plan(manifest: Manifest, scanned: Sequence[SourceItem]) -> Plan:
             same_content = record.hash is None or record.hash == old.hash
         if same_content:
             record.hash = record.hash or old.hash
-            changed_meta = metadata.get(record.key, {}) != record.metadata
+            source_meta = {k: v for k, v in record.metadata.items() if k not in PHOTO_FIELDS}
+            changed_meta = metadata.get(record.key, {}) != source_meta
             if changed_meta or not same_stat or old.path != record.path:
                 out.relocate.append((old.id, record))
                 out.report.metadata_updated += changed_meta
@@ -122,6 +126,27 @@ def plan(manifest: Manifest, scanned: Sequence[SourceItem]) -> Plan:
     out.report.deleted = len(out.delete)
     out.forget_skipped = [key for key in skipped if key not in scanned_keys]
     return out
+
+
+def backfill_photos(manifest: Manifest, batch: int = 500) -> int:
+    """Read the photo metadata of image files indexed before mmsim recorded it (once per
+    index: the state ``photo_metadata`` says it is done). Returns how many were read."""
+    if manifest.get_state("photo_metadata"):
+        return 0
+    rows = manifest.conn.execute(
+        "SELECT id, path FROM items WHERE deleted = 0 AND modality = 'image' "
+        "AND path IS NOT NULL AND path NOT LIKE '%://%'"
+    ).fetchall()
+    for start in range(0, len(rows), batch):
+        part = [
+            (item_id, read_photo_metadata(path)) for item_id, path in rows[start : start + batch]
+        ]
+        with manifest.transaction():
+            for item_id, photo in part:
+                manifest.set_photo(item_id, photo)
+    with manifest.transaction():
+        manifest.set_state("photo_metadata", 1)
+    return len(rows)
 
 
 def _hash(entry: SourceItem, out: Plan) -> bool:

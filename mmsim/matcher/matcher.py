@@ -37,7 +37,7 @@ from mmsim.scoring.similarity import SimilarityStrategy
 from mmsim.scoring.thresholds import ThresholdStrategy
 from mmsim.spec.assembly import Assembly
 from mmsim.spec.document import read_spec, save_spec
-from mmsim.spec.matcher_spec import Choice, MatcherSpec
+from mmsim.spec.matcher_spec import Choice, ComponentSpec, MatcherSpec
 from mmsim.training.options import FitConfig, fit_options
 from mmsim.training.trainer import FitResult
 from mmsim.training.trainer import fit as run_fit
@@ -293,6 +293,7 @@ class Matcher:
         seed: int = 0,
         bins: int = 10,
         on_error: str | None = None,
+        threshold: str | Mapping[str, Any] | None = None,
     ) -> CalibrationReport:
         """Fit the thresholding strategy on labelled pairs and report how well it does.
 
@@ -300,8 +301,11 @@ class Matcher:
         With ``holdout`` in (0, 1), that fraction of pairs (stratified by label, chosen
         with ``seed``) is kept out of the fit and the report is computed on it. The
         matcher then holds a new spec whose threshold state is what was learned.
+        ``threshold`` (a name, or a mapping with ``name`` and options) fits that
+        strategy instead of the spec's, and the matcher switches to it.
         """
-        strategy = self._assembly.fresh_threshold()
+        kind = None if threshold is None else ComponentSpec.create("threshold", threshold)
+        strategy = self._assembly.fresh_threshold(kind)
         require_fittable(strategy)
         labels = parse_labels(column(data, label), label)
         pairs = len(column(data, self.query)) if self.query is not None else len(labels)
@@ -316,7 +320,8 @@ class Matcher:
             seed=seed,
             bins=bins,
         )
-        self._become(self.spec.with_threshold_state(strategy.state()))
+        spec = self.spec if kind is None else self.spec.replace(threshold=kind)
+        self._become(spec.with_threshold_state(strategy.state()))
         return report
 
     def fit(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -34,6 +35,16 @@ class SimilarityStrategy(ABC):
     def matrix(self, queries: torch.Tensor, responses: torch.Tensor) -> torch.Tensor:
         """Scores of every query against every response: shape (Q, R)."""
 
+    def of_cosines(self, cosines: np.ndarray) -> np.ndarray:
+        """The scores of unit vectors at these cosines: what an index, which keeps only
+        cosines, needs to apply the matcher's threshold to its hits. This default scores
+        2-D unit pairs at those angles, which is right for any strategy that depends on
+        the two embeddings only through their directions; override it to be faster."""
+        c = torch.as_tensor(np.clip(np.asarray(cosines, dtype=np.float64), -1.0, 1.0))
+        a = torch.stack([torch.ones_like(c), torch.zeros_like(c)], dim=-1)
+        b = torch.stack([c, torch.sqrt(1.0 - c * c)], dim=-1)
+        return self.pairwise(a, b).double().numpy()
+
 
 class CosineSimilarity(SimilarityStrategy):
     """Cosine similarity in [-1, 1]. Inputs need not be normalised."""
@@ -43,6 +54,9 @@ class CosineSimilarity(SimilarityStrategy):
 
     def matrix(self, queries: torch.Tensor, responses: torch.Tensor) -> torch.Tensor:
         return F.normalize(queries.float(), dim=-1) @ F.normalize(responses.float(), dim=-1).T
+
+    def of_cosines(self, cosines: np.ndarray) -> np.ndarray:
+        return np.asarray(cosines, dtype=np.float64)
 
 
 class DotProduct(SimilarityStrategy):
@@ -57,6 +71,9 @@ class DotProduct(SimilarityStrategy):
 
     def matrix(self, queries: torch.Tensor, responses: torch.Tensor) -> torch.Tensor:
         return queries.float() @ responses.float().T
+
+    def of_cosines(self, cosines: np.ndarray) -> np.ndarray:
+        return np.asarray(cosines, dtype=np.float64)  # unit vectors: the dot is the cosine
 
 
 class ModelLogit(CosineSimilarity):
@@ -83,3 +100,6 @@ class ModelLogit(CosineSimilarity):
 
     def matrix(self, queries: torch.Tensor, responses: torch.Tensor) -> torch.Tensor:
         return self.scale * super().matrix(queries, responses) + self.bias
+
+    def of_cosines(self, cosines: np.ndarray) -> np.ndarray:
+        return self.scale * np.asarray(cosines, dtype=np.float64) + self.bias

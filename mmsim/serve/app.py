@@ -15,14 +15,17 @@ from contextlib import asynccontextmanager
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from mmsim.index import Index
+from mmsim.retrieval.query import MAX_PARTS, Item, Part, Query
 from mmsim.serve.batching import MicroBatcher
 from mmsim.serve.config import ServeConfig
 from mmsim.serve.engine import Engine, RequestError, TextSearch
 
 try:
-    from fastapi import FastAPI, File, Form, Query, Request, UploadFile
+    from fastapi import FastAPI, File, Form, Request, UploadFile
+    from fastapi import Query as Query_
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import FileResponse, JSONResponse, Response
     from fastapi.staticfiles import StaticFiles
@@ -36,10 +39,38 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
 STATIC = files("mmsim.serve") / "static"
 
 
+class PartBody(BaseModel):
+    """One part of a compound query: exactly one of a text, an indexed item's id or an
+    embedding, and its weight."""
+
+    text: str | None = None
+    item: int | None = None
+    embedding: list[float] | None = None
+    weight: float = 1.0
+
+
 class SearchBody(BaseModel):
-    query: str
+    """A search: ``query`` (one text) and/or ``positive`` / ``negative`` parts, or
+    ``keywords`` alone, or nothing (browse); the options as in ``GET /api/search``."""
+
+    query: str | None = None
+    positive: list[PartBody] = Field(default_factory=list, max_length=MAX_PARTS)
+    negative: list[PartBody] = Field(default_factory=list, max_length=MAX_PARTS)
+    keywords: str | None = None
+    keyword_syntax: str = "plain"
+    mode: str | None = None
     top_k: int | None = None
+    offset: int | None = None
+    page: int | None = None
     where: str | None = None
+    sort: str | None = None
+    matches_only: bool = False
+    min_probability: float | None = None
+    min_score: float | None = None
+    as_of: int | None = None
+    rrf_k: float | None = None
+    fusion_weights: dict[str, float] | None = None
+    window: int | None = None
 
 
 class EmbedBody(BaseModel):
@@ -128,45 +159,184 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
     async def info() -> dict[str, Any]:
         return await run(engine.info)
 
-    async def text_search(query: str, top_k: int | None, where: str | None) -> dict[str, Any]:
-        job = TextSearch(
-            engine.check_text(query), engine.check_top_k(top_k), engine.check_where(where)
+    def options(body: SearchBody) -> dict[str, Any]:
+        """The checked search options of a request (limits of the service applied)."""
+        top_k = engine.check_top_k(body.top_k)
+        if body.keywords is not None:
+            engine.check_text(body.keywords, "keywords")
+        return {
+            "top_k": top_k,
+            "offset": engine.check_offset(body.offset, body.page, top_k),
+            "where": engine.check_where(body.where),
+            "mode": body.mode,
+            "keywords": body.keywords,
+            "keyword_syntax": body.keyword_syntax,
+            "sort": body.sort or None,
+            "matches_only": body.matches_only,
+            "min_probability": body.min_probability,
+            "min_score": body.min_score,
+            "as_of": body.as_of,
+            "rrf_k": body.rrf_k,
+            "fusion_weights": body.fusion_weights,
+            "window": body.window,
+        }
+
+    def part(spec: PartBody, where: str) -> Part:
+        given = [k for k in ("text", "item", "embedding") if getattr(spec, k) is not None]
+        if len(given) != 1:
+            raise RequestError(
+                422, f"{where} needs exactly one of text, item or embedding, got {given or 'none'}"
+            )
+        if spec.text is not None:
+            return Part(engine.check_text(spec.text, where), spec.weight)
+        if spec.item is not None:
+            return Part(Item(spec.item), spec.weight)
+        return Part(engine.check_embedding(spec.embedding or [], where), spec.weight)
+
+    def is_plain(body: SearchBody, query: Query | None) -> bool:
+        """A lone text in relevance order, no cutoff: embedded in a micro-batch."""
+        return (
+            query is not None
+            and len(query.positive) == 1
+            and not query.negative
+            and isinstance(query.positive[0].value, str)
+            and query.positive[0].weight == 1.0
+            and body.keywords is None
+            and body.mode in (None, "vector")
+            and not (body.sort or body.matches_only)
+            and body.min_probability is None
+            and body.min_score is None
         )
-        return {"query": query, "hits": await batcher.submit(job)}
+
+    async def search(
+        body: SearchBody, images: list[Any] | None = None, label: str | None = None
+    ) -> dict[str, Any]:
+        chosen = options(body)
+        positive = [*(images or [])]
+        if body.query is not None:
+            positive.append(Part(engine.check_text(body.query)))
+        positive += [part(p, f"positive[{i}]") for i, p in enumerate(body.positive)]
+        negative = [part(p, f"negative[{i}]") for i, p in enumerate(body.negative)]
+        try:
+            query = Query(positive, negative) if positive or negative else None
+        except ValueError as exc:
+            raise RequestError(422, str(exc)) from None
+        if is_plain(body, query):
+            assert query is not None
+            job = TextSearch(
+                query.positive[0].value,
+                chosen["top_k"],
+                chosen["where"],
+                chosen["offset"],
+                chosen["as_of"],
+            )
+            result = await batcher.submit(job)
+        else:
+            result = await run(engine.steered_search, query, chosen)
+        if label is not None:
+            result["query"] = label
+        return result
+
+    def with_next(request: Request, result: dict[str, Any]) -> dict[str, Any]:
+        """The result with ``next``: the link to the next page of the same ranking."""
+        nxt = result.get("next_offset")
+        params = [(k, v) for k, v in request.query_params.multi_items() if k != "page"]
+        params = [(k, v) for k, v in params if k not in ("offset", "as_of", "token")]
+        if nxt is not None:
+            params += [("offset", str(nxt)), ("as_of", str(result["as_of"]))]
+            result["next"] = f"{request.url.path}?{urlencode(params)}"
+        else:
+            result["next"] = None
+        return result
 
     @app.get("/api/search")
     async def search_get(
-        q: str = Query(..., description="the text query"),
+        request: Request,
+        q: list[str] = Query_([], description="query texts (or item:ID): the positive parts"),
+        negative: list[str] = Query_([], description="texts (or item:ID) to move away from"),
+        keywords: str | None = None,
+        keyword_syntax: str = "plain",
+        mode: str | None = Query_(None, description="vector, keyword or hybrid"),
         top_k: int | None = None,
+        offset: int | None = None,
+        page: int | None = None,
         where: str | None = None,
+        sort: str | None = None,
+        matches_only: bool = False,
+        min_probability: float | None = None,
+        min_score: float | None = None,
+        as_of: int | None = None,
+        rrf_k: float | None = None,
+        window: int | None = None,
     ) -> dict[str, Any]:
-        return await text_search(q, top_k, where)
+        body = SearchBody(
+            positive=[PartBody(text=t) for t in q],
+            negative=[PartBody(text=t) for t in negative],
+            **{
+                k: v
+                for k, v in locals().items()
+                if k in SearchBody.model_fields and k not in ("positive", "negative")
+            },
+        )
+        label = " + ".join(q) if q else None
+        return with_next(request, await search(body, label=label))
 
     @app.post("/api/search")
     async def search_post(body: SearchBody) -> dict[str, Any]:
-        return await text_search(body.query, body.top_k, body.where)
+        return await search(body, label=body.query)
 
     @app.post("/api/search/image")
     async def search_image(
-        file: UploadFile = File(...), top_k: int | None = Form(None), where: str | None = Form(None)
+        file: UploadFile = File(...),
+        top_k: int | None = Form(None),
+        where: str | None = Form(None),
+        negative: list[str] = Form([]),
+        mode: str | None = Form(None),
+        keywords: str | None = Form(None),
+        offset: int | None = Form(None),
+        page: int | None = Form(None),
+        matches_only: bool = Form(False),
+        min_probability: float | None = Form(None),
+        min_score: float | None = Form(None),
+        as_of: int | None = Form(None),
     ) -> dict[str, Any]:
-        top_k = engine.check_top_k(top_k)
-        where = engine.check_where(where)
+        body = SearchBody(
+            negative=[PartBody(text=t) for t in negative if t.strip()],
+            **{
+                k: v
+                for k, v in locals().items()
+                if k in SearchBody.model_fields and k not in ("negative",)
+            },
+        )
+        options(body)  # refuse bad options before decoding the image
         image = engine.decode_upload(await _read(file, config), file.filename or "upload")
-        vector = await run(engine.embed_image, image)
-        return {
-            "query": file.filename,
-            "hits": await run(engine.search_vector, vector, top_k, where),
-        }
+        return await search(body, images=[Part(image)], label=file.filename)
 
     @app.get("/api/search/similar")
     async def search_similar(
-        id: int, top_k: int | None = None, where: str | None = None
+        request: Request,
+        id: list[int] = Query_(..., description="the items to find more like (one or more)"),
+        negative: list[str] = Query_([], description="texts (or item:ID) to move away from"),
+        top_k: int | None = None,
+        offset: int | None = None,
+        page: int | None = None,
+        where: str | None = None,
+        matches_only: bool = False,
+        min_probability: float | None = None,
+        min_score: float | None = None,
+        as_of: int | None = None,
     ) -> dict[str, Any]:
-        top_k = engine.check_top_k(top_k)
-        where = engine.check_where(where)
-        vector = await run(engine.item_vector, id)
-        return {"query": id, "hits": await run(engine.search_vector, vector, top_k, where)}
+        body = SearchBody(
+            positive=[PartBody(item=i) for i in id],
+            negative=[PartBody(text=t) for t in negative],
+            **{
+                k: v
+                for k, v in locals().items()
+                if k in SearchBody.model_fields and k not in ("positive", "negative")
+            },
+        )
+        label = id[0] if len(id) == 1 else ", ".join(str(i) for i in id)
+        return with_next(request, await search(body, label=label))  # type: ignore[arg-type]
 
     @app.post("/api/embed/text")
     async def embed_text(body: EmbedBody) -> dict[str, Any]:

@@ -13,8 +13,9 @@ class ServeConfig:
     uploaded image), ``max_body_bytes`` (a whole request), ``max_pixels`` (an uploaded
     image's width x height, checked before decoding: decompression bombs),
     ``max_query_chars`` (a text query or caption), ``max_where_chars`` (a filter),
-    ``max_top_k``. ``batch_max`` / ``batch_wait_ms``: text queries that queue up while
-    a batch runs are embedded and searched together as the next batch, up to
+    ``max_top_k``, ``max_offset`` (the deepest page). ``batch_max`` /
+    ``batch_wait_ms``: text queries that queue up while a batch runs are embedded and
+    searched together as the next batch, up to
     ``batch_max`` (``batch_max=1`` turns micro-batching off); ``batch_wait_ms`` > 0
     also holds a batch's first query that long for company (latency for throughput). ``token``: when
     set, every route needs ``Authorization: Bearer <token>`` (or ``?token=`` for links
@@ -32,6 +33,7 @@ class ServeConfig:
     max_query_chars: int = 1000
     max_where_chars: int = 500
     max_top_k: int = 200
+    max_offset: int = 100_000
     batch_max: int = 32
     batch_wait_ms: float = 0.0
     thumbnail_size: int = 256
@@ -46,6 +48,7 @@ class ServeConfig:
             "max_query_chars",
             "max_where_chars",
             "max_top_k",
+            "max_offset",
             "batch_max",
             "thumbnail_size",
         ):

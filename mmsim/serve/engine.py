@@ -24,6 +24,7 @@ from PIL import Image, UnidentifiedImageError
 from mmsim.errors import ConfigError, MmsimError
 from mmsim.index import Index
 from mmsim.inputs.images import load_image
+from mmsim.retrieval.query import MissingItemError, Query
 from mmsim.serve.config import ServeConfig
 
 
@@ -37,9 +38,13 @@ class RequestError(MmsimError, ValueError):
 
 @dataclass(frozen=True)
 class TextSearch:
+    """A plain text search (one text, relevance order): what the micro-batcher groups."""
+
     query: str
     top_k: int
     where: str | None
+    offset: int = 0
+    as_of: int | None = None
 
 
 class Engine:
@@ -83,6 +88,17 @@ class Engine:
             )
         return top_k
 
+    def check_embedding(self, values: list[float], what: str) -> np.ndarray:
+        """An embedding given as a query part: the index's dimension, finite numbers."""
+        vector = np.asarray(values, dtype=np.float32)
+        if vector.shape != (self.index.dim,) or not np.isfinite(vector).all():
+            raise RequestError(
+                422,
+                f"{what}: an embedding must be {self.index.dim} finite numbers, got "
+                f"{vector.size} values",
+            )
+        return vector
+
     def check_where(self, where: str | None) -> str | None:
         if where is None or not where.strip():
             return None
@@ -118,25 +134,55 @@ class Engine:
 
     # -- inference-thread work -----------------------------------------------------------
     def text_searches(self, jobs: Sequence[TextSearch]) -> list[Any]:
-        """Embed every query of a batch at once, then search per (filter, top_k) group."""
+        """Embed every query of a batch at once, then search per (filter, offset,
+        as_of) group in one pass over the shards; each result is a page (a dict)."""
         vectors = self.index.matcher.extract_embedding(
             [job.query for job in jobs], modality="text", progress=False
         )
         results: list[Any] = [None] * len(jobs)
-        groups: dict[str | None, list[int]] = {}
+        groups: dict[tuple[str | None, int, int | None], list[int]] = {}
         for i, job in enumerate(jobs):
-            groups.setdefault(job.where, []).append(i)
-        for where, members in groups.items():
+            groups.setdefault((job.where, job.offset, job.as_of), []).append(i)
+        for (where, offset, as_of), members in groups.items():
             top = max(jobs[i].top_k for i in members)
             try:
-                hits = self.index.search(vectors[members], top_k=top, where=where)
+                pages = self.index.search_pages(
+                    vectors[members], top_k=top, where=where, offset=offset, as_of=as_of
+                )
             except ValueError as exc:
                 for i in members:
                     results[i] = RequestError(422, str(exc))
                 continue
-            for i, ranked in zip(members, hits, strict=True):
-                results[i] = ranked[: jobs[i].top_k]
+            for i, page in zip(members, pages, strict=True):
+                page.top_k = jobs[i].top_k
+                page.hits = page.hits[: jobs[i].top_k]
+                page.query = jobs[i].query
+                results[i] = page.as_dict()
         return results
+
+    def steered_search(self, query: Query | None, options: dict[str, Any]) -> dict[str, Any]:
+        """Any search (compound, keyword, hybrid, cut, sorted, paged, browse) as a page."""
+        try:
+            return self.index.search_page(query, **options).as_dict()
+        except MissingItemError as exc:
+            raise RequestError(404, str(exc)) from None
+        except ValueError as exc:  # QueryError, a bad filter, an unreadable image part
+            raise RequestError(422, str(exc)) from None
+
+    def check_offset(self, offset: int | None, page: int | None, top_k: int) -> int:
+        """The page's offset from ``offset`` or ``page`` (from 1), within ``max_offset``."""
+        if offset is not None and page is not None and offset:
+            raise RequestError(422, "give offset or page, not both")
+        value = (page - 1) * top_k if page is not None else (offset or 0)
+        if value < 0 or (page is not None and page < 1):
+            raise RequestError(422, f"offset must be 0 or more and page 1 or more, got {value}")
+        if value > self.config.max_offset:
+            raise RequestError(
+                422,
+                f"offset {value} is past the deepest page served ({self.config.max_offset}, "
+                "max_offset); narrow the search with where= or keywords instead",
+            )
+        return value
 
     def search_vector(self, vector: np.ndarray, top_k: int, where: str | None) -> list[Any]:
         try:
@@ -200,6 +246,7 @@ class Engine:
         info["matcher"] = {
             "similarity": self.index.matcher.similarity.config.name,
             "threshold": threshold.config.name,
+            "calibrated": bool(self.index.matcher.spec.threshold_state),
         }
         return info
 

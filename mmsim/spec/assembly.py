@@ -126,10 +126,11 @@ class Assembly:
         """Raise-mode embeddings of ``items`` as a tensor (rows in input order)."""
         return self.embed(items, policy=ErrorPolicy.RAISE, **options).embeddings
 
-    def fresh_threshold(self) -> ThresholdStrategy:
-        """An unfitted thresholding strategy of the spec's kind, bound to these towers:
-        what calibration fits (this assembly's own strategy is never changed)."""
-        return _threshold(self.spec.threshold, self.image, self.text, self.similarity, {})
+    def fresh_threshold(self, kind: ComponentSpec | None = None) -> ThresholdStrategy:
+        """An unfitted thresholding strategy of the spec's kind (or ``kind``), bound to
+        these towers: what calibration fits (this assembly's own is never changed)."""
+        chosen = kind or self.spec.threshold
+        return _threshold(chosen, self.image, self.text, self.similarity, {})
 
 
 def _similarity(

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from mmsim import Matcher
-from mmsim.cli import COMMANDS, INDEX_COMMANDS, hydra_quoted
+from mmsim.cli import COMMANDS, INDEX_COMMANDS, THRESHOLD_OPTION, hydra_quoted
 from mmsim.cli import options as cli_options
 from mmsim.config import compose, conf_dir
 from mmsim.plugin.testing import MMSIM, cli_env, run_cli, write_images
@@ -118,8 +118,8 @@ def test_every_documented_example_has_valid_options(where, example):
         config = f"index_{sub}"
         if rest and "=" not in rest[0]:
             rest = [f"{'output' if sub == 'build' else 'index'}={rest[0]}", *rest[1:]]
-        if sub == "duplicates":
-            rest = [r.replace("threshold=", "min_similarity=", 1) for r in rest]
+        if sub in THRESHOLD_OPTION:
+            rest = [r.replace("threshold=", f"{THRESHOLD_OPTION[sub]}=", 1) for r in rest]
     if "-m" in words:  # a sweep: check the first value of each swept option
         rest = [r.split(",")[0] if "=" in r and "[" not in r else r for r in rest]
     if command == "search":
@@ -178,9 +178,8 @@ def test_help_explains_each_option_and_shows_examples(tmp_path):
     out = run_cli("search", "--help", cwd=tmp_path)
     assert out.returncode == 0
     assert out.stdout.startswith("mmsim search: rank a corpus")
-    assert re.search(
-        r"query\s+a text or an image path/URL, or a list of them \(required\)", out.stdout
-    )
+    assert re.search(r"query\s+a text or an image path/URL \(or item:ID in an index\)", out.stdout)
+    assert re.search(r"negative\s+parts to move away from", out.stdout)
     assert re.search(r"top_k\s+results per query \[default: 5\]", out.stdout)
     assert "openai_clip (default)" in out.stdout
     assert len(re.findall(r"^  mmsim search ", out.stdout, re.M)) >= 2

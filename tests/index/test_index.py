@@ -60,7 +60,11 @@ def test_build_and_search_equal_semantic_search(tmp_path, matcher):
             [h["score"] for h in want], [h["score"] for h in have], atol=1e-5
         )
     hit = got[0][0]
-    assert hit["modality"] == "image" and set(hit["metadata"]) == {"name", "folder"}
+    # the folder's fields, and the pixel size read from the file (photo metadata)
+    assert hit["modality"] == "image"
+    assert set(hit["metadata"]) == {"name", "folder", "width", "height"}
+    with Image.open(hit["path"]) as shown:
+        assert (hit["metadata"]["width"], hit["metadata"]["height"]) == shown.size
     # an image query, a filter as SQL and as a mapping, and precomputed embeddings
     image_hits = index.search(str(paths[5]), top_k=2)[0]
     assert Path(image_hits[0]["path"]) == paths[5] and image_hits[0]["score"] > 0.9999
@@ -95,7 +99,8 @@ def test_reopen_from_another_folder_uses_recorded_towers(tmp_path, matcher, monk
     assert (info["items"], info["images"], info["dim"], info["dtype"]) == (8, 8, 32, "float32")
     assert info["encoders"]["image_encoder"]["name"] == "toy"
     assert info["skipped"][0]["key"] == "broken.jpg" and info["size_bytes"] > 0
-    assert info["ann"] is None and info["metadata_columns"] == ["name", "folder"]
+    assert info["ann"] is None
+    assert info["metadata_columns"] == ["name", "folder", "width", "height"]
 
 
 def test_update_adds_changes_deletes_and_recognises_renames(tmp_path, matcher):

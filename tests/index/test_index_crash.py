@@ -35,6 +35,16 @@ def content(index: Index) -> dict[str, np.ndarray]:
     return {h["path"]: index.vectors([h["response_id"]])[0] for h in hits}
 
 
+def keyword_ids(folder: Path) -> set[int]:
+    with sqlite3.connect(folder / "manifest.sqlite") as conn:
+        return {row[0] for row in conn.execute("SELECT rowid FROM items_fts")}
+
+
+def live_ids(folder: Path) -> set[int]:
+    with sqlite3.connect(folder / "manifest.sqlite") as conn:
+        return {row[0] for row in conn.execute("SELECT id FROM items WHERE deleted = 0")}
+
+
 @pytest.fixture(scope="module")
 def collection(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("collection")
@@ -63,6 +73,8 @@ def test_sigkilled_build_resumes_to_the_clean_result(kill_after, collection, cle
     process.wait(timeout=30)
     before = committed_rows(out)
     assert before < len(clean), "the build finished before it could be killed"
+    if before:  # the keyword table holds exactly the committed items: written together
+        assert keyword_ids(out) == live_ids(out) and len(live_ids(out)) == before
     matcher = Matcher("toy", progress=False)
     resumed = Index.build(collection, matcher, out, progress=False)
     if before:
@@ -71,6 +83,8 @@ def test_sigkilled_build_resumes_to_the_clean_result(kill_after, collection, cle
     assert sorted(got) == sorted(clean) and len(resumed) == len(clean)
     for path, vector in clean.items():
         np.testing.assert_allclose(got[path], vector, atol=1e-5)
+    assert keyword_ids(out) == live_ids(out) and len(live_ids(out)) == len(clean)
+    assert resumed.search_page(keywords="part3", top_k=50).total == 10  # folder names
     shards = {p.name for p in (out / "shards").iterdir()}
     with sqlite3.connect(out / "manifest.sqlite") as conn:
         known = {row[0] for row in conn.execute("SELECT file FROM shards")}

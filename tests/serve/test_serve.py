@@ -114,7 +114,8 @@ def test_limits_answer_with_clear_4xx(built):
             "not a valid filter",
         )
         error(c.get("/api/search", params={"q": "x", "where": "a" * 31}), 413, "max_where_chars")
-        error(c.get("/api/search"), 422, "q")
+        error(c.get("/api/search", params={"q": "x", "page": 99}), 422, "past the end")
+        error(c.get("/api/search", params={"q": "x", "sort": "nosuch"}), 422, "no column")
         big = png(200, 200)
         assert 20_000 < len(big) < 200_000
         error(
@@ -142,7 +143,8 @@ def test_limits_answer_with_clear_4xx(built):
             413,
             "max_body_bytes",
         )
-        error(c.post("/api/search", json={"top_k": 3}), 422, "query")
+        error(c.post("/api/search", json={"negative": [{"text": "x"}]}), 422, "positive part")
+        error(c.post("/api/search", json={"query": 3}), 422, "query")
         error(c.post("/api/match", files={"file": ("a.png", png())}), 422, "caption")
         error(c.get("/api/search/similar", params={"id": 12345}), 404, "12345")
         error(c.post("/api/update"), 403, "read-only")

@@ -113,3 +113,111 @@ def test_page_searches_by_text_and_by_uploaded_image(server):
 
 def test_chromium_is_installed():
     assert shutil.which("chromium") == CHROMIUM or Path(CHROMIUM).is_file()
+
+
+@pytest.fixture(scope="module")
+def scenes_server(tmp_path_factory):
+    """``mmsim serve`` over a calibrated index of 60 demo-world scenes."""
+    from mmsim.synthetic.dataset import write_dataset
+
+    root = tmp_path_factory.mktemp("steer")
+    table = write_dataset(root / "data", 60, seed=9, split="all", two_object_share=0.3)
+    index = Index.build(table, Matcher("demo", progress=False), root / "idx", column="image")
+    index.calibrate(root / "data" / "pairs.csv", threshold="platt", holdout=0.0)
+    caption = index.items([4])[4]["metadata"]["caption"]
+    port = free_port()
+    process = subprocess.Popen(
+        [*MMSIM, "serve", f"index={root / 'idx'}", f"port={port}"],
+        env=cli_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/api/health", timeout=2):
+                break
+        except OSError:
+            if process.poll() is not None:
+                raise RuntimeError(process.stderr.read().decode()) from None
+            time.sleep(0.2)
+    yield url, caption
+    process.terminate()
+    process.wait(timeout=20)
+
+
+def api(page, path: str) -> dict:
+    """What the JSON API answers, fetched from inside the page."""
+    return page.evaluate(f"fetch({path!r}).then(r => r.json())")
+
+
+def card_ids(page) -> list[int]:
+    return [int(i) for i in page.eval_on_selector_all(".card", "cs => cs.map(c => c.dataset.id)")]
+
+
+def test_page_steers_search_negative_mode_pager_matches_more_like(scenes_server):
+    from playwright.sync_api import sync_playwright
+
+    url, caption = scenes_server
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.goto(url + "/")
+        page.wait_for_function("document.getElementById('summary').textContent.includes('60')")
+        status = "document.getElementById('status').textContent"
+        # a negative part, paged
+        page.fill("#query", "a red circle")
+        page.fill("#negative", "a triangle")
+        page.fill("#top-k", "6")
+        page.click("#search-form button")
+        page.wait_for_function(f"{status}.includes('but not')")
+        first = api(page, "api/search?q=a%20red%20circle&negative=a%20triangle&top_k=6")
+        assert card_ids(page) == [h["response_id"] for h in first["hits"]]
+        assert "1–6 of 60" in page.inner_text("#status")
+        assert page.inner_text("#page-info") == "page 1 of 10" and page.is_disabled("#prev")
+        page.click("#next")
+        page.wait_for_function(f"{status}.includes('7–12 of 60')")
+        second = api(page, first["next"])
+        assert card_ids(page) == [h["response_id"] for h in second["hits"]]
+        page.click("#prev")
+        page.wait_for_function(f"{status}.includes('1–6 of 60')")
+        assert card_ids(page) == [h["response_id"] for h in first["hits"]]
+        # the mode switch: meaning + words, then words only
+        page.fill("#negative", "")
+        page.select_option("#mode", "hybrid")
+        page.click("#search-form button")
+        page.wait_for_function("document.querySelectorAll('.card .found').length === 6")
+        page.select_option("#mode", "keyword")
+        page.fill("#query", "all_00004")
+        page.click("#search-form button")
+        page.wait_for_function(f"{status}.includes('1–1 of 1')")
+        assert page.locator(".card .name").all_inner_texts() == ["all_00004.png"]
+        # matches only: the calibrated threshold decides
+        page.select_option("#mode", "vector")
+        page.fill("#query", caption)
+        assert page.is_enabled("#matches-only")
+        page.check("#matches-only")
+        page.click("#search-form button")
+        page.wait_for_function(f"{status}.includes('results for')")
+        matches = api(page, f"api/search?q={caption}&matches_only=true&top_k=6")
+        assert matches["total"] > 0 and card_ids(page) == [
+            h["response_id"] for h in matches["hits"]
+        ]
+        assert page.locator(".card .p-match.match").count() == len(matches["hits"])
+        assert page.is_hidden("#pager") == (matches["next_offset"] is None)
+        assert page.is_hidden("#selection")  # nothing selected yet
+        page.screenshot(path=str(ARTIFACTS / "serve-steered-search.png"), full_page=True)
+        # more like the selected results
+        page.uncheck("#matches-only")
+        page.click("#search-form button")
+        page.wait_for_function("document.querySelectorAll('.card').length === 6")
+        chosen = card_ids(page)[1:3]
+        for box in page.locator(".card input.select").all()[1:3]:
+            box.check()
+        page.click("#more-like-selected")
+        page.wait_for_function(f"{status}.includes('items like #{chosen[0]}, #{chosen[1]}')")
+        like = api(page, f"api/search?q=item:{chosen[0]}&q=item:{chosen[1]}&top_k=6")
+        assert card_ids(page) == [h["response_id"] for h in like["hits"]]
+        browser.close()
