@@ -86,10 +86,7 @@ def ordered_ids(
     ``sort``: (column, descending), None for id order; items without a value come
     last either way, ties by lower id. ``among`` restricts to given ids, ``match``
     to the items an FTS5 expression finds."""
-    clauses, args = ["deleted = 0"], []
-    if as_of is not None:
-        clauses.append("seq <= ?")
-        args.append(as_of)
+    clauses, args = _live_rows(manifest, where, as_of)
     if among is not None:
         if isinstance(where, str):
             raise ValueError("ordered_ids: apply an SQL filter before passing `among`")
@@ -98,10 +95,6 @@ def ordered_ids(
     if match is not None:
         clauses.append("id IN (SELECT rowid FROM items_fts WHERE items_fts MATCH ?)")
         args.append(match)
-    if where is not None:
-        sql, more = filter_sql(manifest, where)
-        clauses.append(f"({sql})")
-        args.extend(more)
     order = "id"
     if sort is not None:
         name, descending = sort
@@ -131,7 +124,18 @@ def _restriction(
     manifest: Manifest, where: str | Mapping[str, Any] | None, as_of: int | None
 ) -> tuple[str, list[Any]]:
     """`` AND rowid IN (...)`` limiting a keyword search to the filter's live rows."""
-    clauses, args = [], []
+    if where is None and as_of is None:
+        return "", []
+    clauses, args = _live_rows(manifest, where, as_of)
+    return f" AND rowid IN (SELECT id FROM items WHERE {' AND '.join(clauses)})", args
+
+
+def _live_rows(
+    manifest: Manifest, where: str | Mapping[str, Any] | None, as_of: int | None
+) -> tuple[list[str], list[Any]]:
+    """SQL conditions (and their parameters) on ``items`` for the live rows a filter
+    keeps that were committed up to ``as_of``."""
+    clauses, args = ["deleted = 0"], []
     if as_of is not None:
         clauses.append("seq <= ?")
         args.append(as_of)
@@ -139,10 +143,7 @@ def _restriction(
         sql, more = filter_sql(manifest, where)
         clauses.append(f"({sql})")
         args.extend(more)
-    if not clauses:
-        return "", []
-    inner = " AND ".join(["deleted = 0", *clauses])
-    return f" AND rowid IN (SELECT id FROM items WHERE {inner})", args
+    return clauses, args
 
 
 def filter_sql(manifest: Manifest, where: str | Mapping[str, Any]) -> tuple[str, list[Any]]:

@@ -8,6 +8,8 @@ import socket
 import subprocess
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -27,15 +29,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    root = tmp_path_factory.mktemp("browser")
-    write_collection(root / "photos")
-    matcher = Matcher("toy", progress=False)
-    Index.build(root / "photos", matcher, root / "idx", progress=False)
+@contextmanager
+def serving(index: Path) -> Iterator[str]:
+    """``mmsim serve`` over ``index`` in its own process; yields its URL once it answers."""
     port = free_port()
     process = subprocess.Popen(
-        [*MMSIM, "serve", f"index={root / 'idx'}", f"port={port}"],
+        [*MMSIM, "serve", f"index={index}", f"port={port}"],
         env=cli_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -54,9 +53,21 @@ def server(tmp_path_factory):
     else:
         process.kill()
         raise RuntimeError("mmsim serve did not answer within 90 s")
-    yield url, root
-    process.terminate()
-    process.wait(timeout=20)
+    try:
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("browser")
+    write_collection(root / "photos")
+    matcher = Matcher("toy", progress=False)
+    Index.build(root / "photos", matcher, root / "idx", progress=False)
+    with serving(root / "idx") as url:
+        yield url, root
 
 
 def test_page_searches_by_text_and_by_uploaded_image(server):
@@ -125,26 +136,8 @@ def scenes_server(tmp_path_factory):
     index = Index.build(table, Matcher("demo", progress=False), root / "idx", column="image")
     index.calibrate(root / "data" / "pairs.csv", threshold="platt", holdout=0.0)
     caption = index.items([4])[4]["metadata"]["caption"]
-    port = free_port()
-    process = subprocess.Popen(
-        [*MMSIM, "serve", f"index={root / 'idx'}", f"port={port}"],
-        env=cli_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/api/health", timeout=2):
-                break
-        except OSError:
-            if process.poll() is not None:
-                raise RuntimeError(process.stderr.read().decode()) from None
-            time.sleep(0.2)
-    yield url, caption
-    process.terminate()
-    process.wait(timeout=20)
+    with serving(root / "idx") as url:
+        yield url, caption
 
 
 def api(page, path: str) -> dict:
