@@ -340,3 +340,23 @@ def test_pages_stay_the_same_while_another_process_commits(tmp_path):
     assert moved.total == 45 and moved.hits != pages[1].hits
     browse = [index.search_page(top_k=20, offset=o, as_of=first.as_of) for o in (0, 20)]
     assert [h["response_id"] for b in browse for h in b.hits] == sorted(ids)
+
+
+def test_an_index_built_with_a_calibrated_matcher_has_its_cutoff(scenes, tmp_path):
+    _, data = scenes
+    matcher = Matcher("demo", progress=False, query="image", response="caption")
+    pairs = {"image": [], "caption": [], "label": []}
+    with (data / "pairs.csv").open() as f:
+        for row in csv.DictReader(f):
+            for key in pairs:
+                pairs[key].append(str(data / row[key]) if key == "image" else row[key])
+    matcher.calibrate(pairs, threshold="platt")
+    table = data / "captions.csv"
+    index = Index.build(table, matcher, tmp_path / "idx", column="image", progress=False)
+    assert index.info()["threshold"] == {"name": "platt", "calibrated": True}
+    caption = index.items([2])[2]["metadata"]["caption"]
+    hits = Index.open(tmp_path / "idx").search(caption, top_k=3)[0]
+    probabilities = matcher.predict_proba(
+        {"image": [h["path"] for h in hits], "caption": [caption] * 3}
+    )[:, 1]
+    np.testing.assert_allclose([h["p_match"] for h in hits], probabilities, atol=1e-5)
