@@ -29,13 +29,21 @@ def clustered(n: int, dim: int, queries: int, seed: int = 0) -> tuple[np.ndarray
 
 
 def index_of_vectors(
-    folder: Path, vectors: np.ndarray, matcher: Matcher, dtype: str = "float32"
+    folder: Path,
+    vectors: np.ndarray,
+    matcher: Matcher,
+    dtype: str = "float32",
+    texts: list[str] | None = None,
 ) -> Index:
     """An index holding ``vectors``, written with the index's own shard and manifest
-    format (a build embeds; here the vectors are given)."""
+    format (a build embeds; here the vectors are given). ``texts[i]``, when given, is
+    item i's text and its keyword (FTS5) row, so keyword and hybrid search have
+    something to find. Shards, items and keyword rows are written in one transaction."""
+    if texts is not None and len(texts) != len(vectors):
+        raise ValueError(f"{len(texts)} texts for {len(vectors)} vectors")
     Index.build(["seed"], matcher, folder, progress=False, dtype=dtype)
-    manifest = folder / "manifest.sqlite"
-    conn = sqlite3.connect(manifest)
+    conn = sqlite3.connect(folder / "manifest.sqlite")
+    conn.execute("DELETE FROM items_fts")
     conn.execute("DELETE FROM items")
     conn.execute("DELETE FROM shards")
     for start in range(0, len(vectors), 1 << 20):
@@ -48,8 +56,16 @@ def index_of_vectors(
         ).lastrowid
         conn.executemany(
             "INSERT INTO items(key, modality, text, shard, row, seq) "
-            "VALUES (?, 'text', '', ?, ?, 2)",
-            ((f"v{start + r}", shard, r) for r in range(len(part))),
+            "VALUES (?, 'text', ?, ?, ?, 2)",
+            (
+                (f"v{start + r}", "" if texts is None else texts[start + r], shard, r)
+                for r in range(len(part))
+            ),
+        )
+    if texts is not None:  # every item's keyword row, keyed by its id (as the index writes)
+        conn.execute(
+            "INSERT INTO items_fts(rowid, text, path, metadata) "
+            "SELECT id, text, '', '' FROM items WHERE deleted = 0"
         )
     conn.execute("UPDATE state SET value = '3' WHERE key = 'seq'")
     conn.commit()

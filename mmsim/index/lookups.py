@@ -125,9 +125,12 @@ def _restriction(
 ) -> tuple[str, list[Any]]:
     """`` AND rowid IN (...)`` limiting a keyword search to the filter's live rows."""
     if where is None and as_of is None:
-        return "", []
+        return "", []  # the keyword table holds live rows only
     clauses, args = _live_rows(manifest, where, as_of)
-    return f" AND rowid IN (SELECT id FROM items WHERE {' AND '.join(clauses)})", args
+    # EXISTS, not `rowid IN (SELECT ...)`: SQLite would run the MATCH once per listed id;
+    # this way it runs once and each match is looked up by primary key
+    condition = " AND ".join(["items.id = items_fts.rowid", *clauses])
+    return f" AND EXISTS (SELECT 1 FROM items WHERE {condition})", args
 
 
 def _live_rows(

@@ -156,8 +156,11 @@ class Searcher:
         has_parts = query is not None and bool(query.positive or query.negative)
         keywords = self._keyword_texts(query)
         mode = options.mode or ("vector" if has_parts else "keyword" if keywords else None)
+        # the SQL half of a search is restricted to rows up to as_of only when pinned to an
+        # earlier commit (a restriction costs a lookup per keyword match)
+        pin = as_of if as_of < snapshot.seq else None
         if mode is None:
-            return self._browse(snapshot, options, as_of)
+            return self._browse(options, as_of, pin)
         if mode in ("vector", "hybrid") and not has_parts:
             raise QueryError(
                 f"mode={mode} needs a query to embed: give a text, an image or an item "
@@ -181,13 +184,13 @@ class Searcher:
             match = match_expression(keywords, options.keyword_syntax)
             self._require_keywords()
         if mode == "keyword":
-            return self._keyword(query, match, options, as_of)
+            return self._keyword(query, match, options, as_of, pin)
         cutoff = self._cutoff(options)
         vector = self.query_vector(query, options.modality)
         allowed = self._allowed(snapshot, options, as_of)
         if mode == "vector":
             return self._vector(snapshot, query, vector, options, allowed, as_of, cutoff)
-        return self._hybrid(snapshot, query, vector, match, options, allowed, as_of, cutoff)
+        return self._hybrid(snapshot, query, vector, match, options, allowed, as_of, pin, cutoff)
 
     # -- modes ---------------------------------------------------------------------------
     def _vector(
@@ -269,7 +272,9 @@ class Searcher:
             for query, ranked in zip(queries, as_lists(found), strict=True)
         ]
 
-    def _keyword(self, query: Query, match: str, options: SearchOptions, as_of: int) -> SearchPage:
+    def _keyword(
+        self, query: Query, match: str, options: SearchOptions, as_of: int, pin: int | None
+    ) -> SearchPage:
         where = options.where
         if options.sort_key() is not None:
             ids, total = lookups.ordered_ids(
@@ -277,7 +282,7 @@ class Searcher:
                 options.sort_key(),
                 match=match,
                 where=where,
-                as_of=as_of,
+                as_of=pin,
                 limit=options.top_k,
                 offset=options.offset,
             )
@@ -289,9 +294,9 @@ class Searcher:
                 limit=options.top_k,
                 offset=options.offset,
                 where=where,
-                as_of=as_of,
+                as_of=pin,
             )
-            total = lookups.keyword_count(self.manifest, match, where=where, as_of=as_of)
+            total = lookups.keyword_count(self.manifest, match, where=where, as_of=pin)
             hits = [{"response_id": i, "score": r, "keyword_score": r} for i, r in found]
         return self._result(
             query, "keyword", self._with_rows(hits), total, True, options, as_of, None
@@ -306,6 +311,7 @@ class Searcher:
         options: SearchOptions,
         allowed: np.ndarray | None,
         as_of: int,
+        pin: int | None,
         cutoff: Cutoff | None,
     ) -> SearchPage:
         if options.sort_key() is not None:
@@ -331,7 +337,7 @@ class Searcher:
             vector_ranked = [(h["response_id"], h["score"]) for h in page.hits]
             vector_total = snapshot.count if allowed is None else int(allowed.size)
         keyword_ranked = lookups.keyword_search(
-            self.manifest, match, limit=depth, where=options.where, as_of=as_of
+            self.manifest, match, limit=depth, where=options.where, as_of=pin
         )
         cosines = dict(vector_ranked)
         missing = np.array(sorted({i for i, _ in keyword_ranked} - set(cosines)), dtype=np.int64)
@@ -344,7 +350,7 @@ class Searcher:
             keyword_ranked = [pair for pair, ok in zip(keyword_ranked, kept, strict=True) if ok]
         weights = dict(options.fusion_weights)
         fused = reciprocal_rank_fusion(
-            {"vector": [i for i, _ in vector_ranked], "keyword": [i for i, _ in keyword_ranked]},
+            {"keyword": [i for i, _ in keyword_ranked], "vector": [i for i, _ in vector_ranked]},
             weights,
             options.rrf_k,
         )
@@ -369,14 +375,14 @@ class Searcher:
             total, exact = vector_total, True  # every item has a vector rank
         return self._result(query, "hybrid", hits, total, exact, options, as_of, cutoff)
 
-    def _browse(self, snapshot: Snapshot, options: SearchOptions, as_of: int) -> SearchPage:
+    def _browse(self, options: SearchOptions, as_of: int, pin: int | None) -> SearchPage:
         if options.has_cutoff:
             raise QueryError("cutoffs need a query: give a text, an image or an item")
         ids, total = lookups.ordered_ids(
             self.manifest,
             options.sort_key(),
             where=options.where,
-            as_of=as_of,
+            as_of=pin,
             limit=options.top_k,
             offset=options.offset,
         )

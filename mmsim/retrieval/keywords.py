@@ -3,7 +3,9 @@
 Plain text never reaches FTS5 as syntax: every word is quoted (``"`` doubled inside),
 so ``"``, ``*``, ``NEAR``, ``OR``, ``AND``, ``NOT``, ``^`` and ``column:`` are words
 to look for, not operators. All the words of one text must appear (in any order, in
-any of the item's text fields); several texts are alternatives (OR). Words are the
+any of the item's text fields), except the little English words that carry no meaning
+on their own (:data:`STOPWORDS`: "a", "the", "on", ...), which are left out unless the
+text has nothing else; several texts are alternatives (OR). Words are the
 runs of letters and digits the FTS5 ``unicode61`` tokenizer indexes, so ``IMG_2041``
 looks for the phrase ``img 2041``, which is how the file name was indexed.
 
@@ -20,6 +22,10 @@ from mmsim.retrieval.query import MAX_TEXT_CHARS, QueryError
 
 SYNTAXES = ("plain", "fts5")
 MAX_WORDS = 64
+STOPWORDS = frozenset(
+    {"a", "an", "the", "of", "in", "on", "at", "to", "and", "with", "for", "by", "from"}
+    | {"is", "are", "this", "that", "it", "its", "as", "into"}
+)
 WORD = re.compile(r"[^\W_]+(?:[_.\-/][^\W_]+)*", re.UNICODE)  # IMG_2041.jpg, SN-4471-X
 
 
@@ -45,8 +51,9 @@ def match_expression(texts: Sequence[str], syntax: str = "plain") -> str:
             raise QueryError(
                 f"keywords {text[:40]!r}... have {len(words)} words; the limit is {MAX_WORDS}"
             )
-        if words:
-            groups.append(" AND ".join(_quoted(w) for w in words))
+        meaningful = [w for w in words if w.lower() not in STOPWORDS] or words
+        if meaningful:
+            groups.append(" AND ".join(_quoted(w) for w in meaningful))
     if not groups:
         shown = ", ".join(repr(t[:40]) for t in texts) or "nothing"
         raise QueryError(

@@ -130,14 +130,16 @@ def test_hybrid_fuses_the_two_rankings_by_reciprocal_rank(scenes):
     for ranking, weight in ((vector, 1.0), (keyword, 2.0)):
         for rank, hit in enumerate(ranking, 1):
             fused[hit["response_id"]] = fused.get(hit["response_id"], 0.0) + weight / (k + rank)
-    expected = sorted(fused.items(), key=lambda pair: (-pair[1], pair[0]))[:12]
+    vector_rank = {h["response_id"]: r for r, h in enumerate(vector, 1)}
+    keyword_rank = {h["response_id"]: r for r, h in enumerate(keyword, 1)}
+    inf = float("inf")
+    tie = lambda i: (keyword_rank.get(i, inf), vector_rank.get(i, inf), i)  # noqa: E731
+    expected = sorted(fused.items(), key=lambda pair: (-pair[1], tie(pair[0])))[:12]
     page = index.search_page(
         text, mode="hybrid", top_k=12, window=window, exact=True,
         fusion_weights={"vector": 1.0, "keyword": 2.0},
     )  # fmt: skip
     assert [(h["response_id"], pytest.approx(h["score"])) for h in page.hits] == expected
-    vector_rank = {h["response_id"]: r for r, h in enumerate(vector, 1)}
-    keyword_rank = {h["response_id"]: r for r, h in enumerate(keyword, 1)}
     query_vector = index.matcher.extract_embedding([text], modality="text")[0]
     for hit in page.hits:
         i = hit["response_id"]

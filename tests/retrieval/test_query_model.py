@@ -74,6 +74,8 @@ def test_plain_text_is_searched_literally_never_as_fts5_syntax():
         ]
 
     assert found("IMG_2041") == [1]  # a file name is the phrase of its parts
+    assert found("the red car of a photo") == [1]  # little words are not required
+    assert found("a the of") == []  # ... unless there is nothing else
     assert found("red car") == [1]  # every word must appear
     assert found("NEAR OR column:") == [2]  # operators are words here
     assert found("NOT AND") == [4]
@@ -109,7 +111,9 @@ def test_reciprocal_rank_fusion_by_the_formula():
     assert [f.id for f in fused] == [3, 4, 1, 2]
     assert fused[0].ranks == {"vector": 3, "keyword": 1}
     tied = reciprocal_rank_fusion({"a": [5], "b": [4]})
-    assert [f.id for f in tied] == [4, 5]  # equal scores: lower id first
+    assert [f.id for f in tied] == [5, 4]  # equal scores: the first ranking's item first
+    both = reciprocal_rank_fusion({"a": [5, 7], "b": [7, 5]})
+    assert [f.id for f in both] == [5, 7]
 
 
 @pytest.mark.parametrize(
