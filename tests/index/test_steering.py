@@ -340,6 +340,11 @@ def test_pages_stay_the_same_while_another_process_commits(tmp_path):
         assert again.hits == page.hits and again.total == 40
     moved = index.search_page(query, top_k=10, offset=10)  # a fresh ranking has shifted
     assert moved.total == 45 and moved.hits != pages[1].hits
+    words = dict(keywords="harbour photo", top_k=100)
+    assert index.search_page(**words).total == 45
+    assert index.search_page(**words, as_of=first.as_of).total == 40
+    assert index.search_page(**words, as_of=first.as_of, where="n IN ('3', 'copy1')").total == 1
+    assert index.search_page(**words, where="n IN ('3', 'copy1')").total == 2
     browse = [index.search_page(top_k=20, offset=o, as_of=first.as_of) for o in (0, 20)]
     assert [h["response_id"] for b in browse for h in b.hits] == sorted(ids)
 
