@@ -74,8 +74,8 @@ def combined_vector(
                 )
             vectors[row] = value
             continue
-        try:
-            kind = modality or detect_modality(value, row)
+        try:  # ``modality`` settles what a string means; other values say it themselves
+            kind = modality if modality and isinstance(value, str) else detect_modality(value, row)
         except ItemError as exc:
             raise QueryError(f"{side}[{pos}]: {exc.reason}") from None
         to_embed[kind].append(row)

@@ -41,7 +41,7 @@ class SearchOptions:
     window: int | None = None
     keyword_syntax: str = "plain"
     exact: bool = False
-    modality: str | None = None  # of the query's parts (None: detect each)
+    modality: str | None = None  # what the query's string parts are (None: detect each)
 
     @classmethod
     def create(cls, *, page: int | None = None, **options: Any) -> SearchOptions:

@@ -179,6 +179,8 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
             "rrf_k": body.rrf_k,
             "fusion_weights": body.fusion_weights,
             "window": body.window,
+            # a string part is a text, never a path the server would read from its disk
+            "modality": "text",
         }
 
     def part(spec: PartBody, where: str) -> Part:

@@ -151,3 +151,14 @@ def test_bad_searches_answer_4xx_and_leave_the_service_working(
     assert plain.status_code == 200  # FTS5 syntax in plain words: searched for literally
     assert client.get("/api/search", params={"q": "a red circle"}).status_code == 200
     assert scenes[0].info()["items"] == 120
+
+
+def test_a_text_part_is_never_read_as_a_file_of_the_server(client, scenes):
+    index, data = scenes
+    path = str(data / "all_00010.png")  # exists on the server, and looks like an image
+    got = client.get("/api/search", params={"q": path, "negative": "a circle", "top_k": 5})
+    query = Query([path], negative=["a circle"])
+    same_page(got.json(), index.search_page(query, modality="text", top_k=5))
+    as_image = index.search_page(query, top_k=5)  # what reading the file would give
+    assert ids(as_image.hits) != ids(got.json()["hits"])
+    assert as_image.hits[0]["path"] == path
