@@ -315,7 +315,11 @@ class Index:
             raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
         plain = not steering and not _has_query_objects(queries)
         if not plain:
-            listed = queries if isinstance(queries, list) else [queries]
+            given = given_embeddings(queries, self.dim, self.folder)
+            listed = (
+                list(given) if given is not None
+                else queries if isinstance(queries, list) else [queries]
+            )  # fmt: skip
             return [
                 self.search_page(
                     q, top_k=top_k, where=where, exact=exact, modality=modality, **steering

@@ -69,6 +69,11 @@ def test_compound_query_is_the_weighted_sum_of_extract_embedding_results(scenes)
     assert [h["response_id"] for h in page.hits] == [i for i, _ in expected]
     np.testing.assert_allclose([h["score"] for h in page.hits], [s for _, s in expected], atol=1e-5)
     assert index.search(query, top_k=10)[0] == page.hits  # the list API takes queries too
+    rows = index.vectors([4, 9])  # a batch of embeddings, steered: one search per row
+    both = index.search(rows, top_k=3, mode="vector", offset=1)
+    assert [[h["response_id"] for h in hits] for hits in both] == [
+        [i for i, _ in exact_ranking(index, row)[1:4]] for row in rows
+    ]
     assert page.query == "a red circle + a large shape^0.5 + " + f"{image}^2 + item 7 + " + (
         f"embedding[{index.dim}] - a blue square^1.5"
     )
