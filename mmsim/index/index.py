@@ -53,6 +53,7 @@ from mmsim.scoring.report import CalibrationReport
 from mmsim.spec.document import FILE as MATCHER_FILE
 
 Hit = dict[str, Any]
+_INT64 = (-(2**63), 2**63 - 1)  # the ids a manifest row can have
 
 
 class Index:
@@ -268,7 +269,11 @@ class Index:
 
     def vectors(self, ids: Any) -> np.ndarray:
         """The stored (float32) embeddings of item ids, in the order given."""
-        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        given = [int(i) for i in np.asarray(ids).reshape(-1)]
+        beyond = [i for i in given if not _INT64[0] <= i <= _INT64[1]]
+        if beyond:  # no row can have it: SQLite and numpy ids are 64-bit
+            raise KeyError(f"ids {beyond[:10]} are not items of index {self.folder}")
+        ids = np.asarray(given, dtype=np.int64)
         order = np.argsort(ids)
         out = np.empty((ids.size, self.dim), dtype=np.float32)
         try:
@@ -280,7 +285,8 @@ class Index:
 
     def items(self, ids: Any) -> dict[int, Hit]:
         """What a hit shows about each live id (modality, path or text, metadata)."""
-        wanted = np.asarray(ids, dtype=np.int64).reshape(-1)
+        given = [int(i) for i in np.asarray(ids).reshape(-1)]
+        wanted = np.asarray([i for i in given if _INT64[0] <= i <= _INT64[1]], dtype=np.int64)
         live = wanted[np.isin(wanted, self._view().live.ids)]
         rows = self._manifest.rows(live.tolist())
         return {i: {"response_id": i, **rows[i]} for i in live.tolist()}

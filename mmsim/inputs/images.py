@@ -84,12 +84,18 @@ def check_shape(size: tuple[int, int]) -> None:
 
 
 def _usable(image: Image.Image) -> Image.Image:
+    """A PIL image whose pixels can be read. Pillow reads them lazily from the file the
+    image was opened from; once that file is closed it raises a bare ``AssertionError``
+    (the ``with Image.open(...)`` block ended) or ``ValueError`` ("seek of closed
+    file"), which say nothing to the caller, so both are reported for what they mean."""
     try:
         image.load()
-    except ValueError as exc:  # Pillow: "Operation on closed image"
+    except (ValueError, AssertionError) as exc:
+        detail = f" ({exc})" if str(exc) else ""
         raise ValueError(
-            f"the PIL image cannot be read ({exc}): it was closed, e.g. by a `with` block; "
-            "pass it before closing or pass the file path"
+            f"the PIL image's file was closed before its pixels were loaded{detail}, e.g. "
+            "by the end of a `with Image.open(...)` block: call image.load() inside the "
+            "block, or pass the file path"
         ) from None
     return image
 

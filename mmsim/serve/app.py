@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from importlib.resources import files
 from pathlib import Path
@@ -31,6 +31,7 @@ try:
     from fastapi.staticfiles import StaticFiles
     from pydantic import BaseModel, Field
     from starlette.exceptions import HTTPException as StarletteHTTPException
+    from starlette.routing import Match
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError(
         "mmsim.serve needs FastAPI, uvicorn and python-multipart: pip install 'mmsim[serve]'"
@@ -140,8 +141,15 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
         return _error(422, f"invalid request: {problems}")
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _error(exc.status_code, str(exc.detail))
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # every method of the path (Starlette names the first route's)
+            methods: set[str] = set()
+            for route in app.router.routes:
+                if route.matches(request.scope)[0] != Match.NONE:
+                    methods |= set(getattr(route, "methods", None) or ())
+            headers["Allow"] = ", ".join(sorted(methods))
+        return _error(exc.status_code, str(exc.detail), headers)
 
     # -- page --------------------------------------------------------------------------
     @app.get("/", include_in_schema=False)
@@ -393,5 +401,5 @@ async def _read(file: UploadFile, config: ServeConfig) -> bytes:
     return data
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message, "status": status}, status_code=status)
+def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message, "status": status}, status_code=status, headers=headers)

@@ -117,6 +117,10 @@ class Engine:
         try:
             with Image.open(io.BytesIO(data)) as probe:
                 width, height = probe.size
+        except Image.DecompressionBombError as exc:  # Pillow refuses it from the header
+            raise RequestError(
+                413, f"upload {name!r} is refused as a decompression bomb ({exc})"
+            ) from None
         except (UnidentifiedImageError, OSError, ValueError):
             raise RequestError(
                 422, f"upload {name!r} is not a readable image (JPEG, PNG, WebP, ...)"

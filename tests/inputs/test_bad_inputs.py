@@ -61,12 +61,24 @@ def test_16_bit_greyscale_is_scaled_not_clipped(matcher, tmp_path):
     assert np.abs(embed_one(matcher, path) - embed_one(matcher, as_array)).max() < 1e-6
 
 
-def test_closed_pil_image_has_a_reason(matcher):
+def test_closed_pil_image_has_a_reason(matcher, tmp_path):
     image = Image.fromarray(gradient())
     image.close()
     result = matcher.extract_embedding([image, "a dog"], on_error="skip")
     assert result.indices == [1]
     assert "closed" in result.skipped[0].reason
+    path = tmp_path / "lazy.png"
+    image.close()
+    Image.fromarray(gradient()).save(path)
+    with Image.open(path) as lazy:  # the block ends before the pixels are read
+        pass
+    with path.open("rb") as file:  # the caller's file is closed before the pixels are read
+        with_file = Image.open(file)
+    for closed in (lazy, with_file):
+        with pytest.raises(ItemError) as caught:
+            matcher.extract_embedding([closed])
+        assert "file was closed before its pixels were loaded" in str(caught.value)
+        assert "AssertionError" not in str(caught.value)
 
 
 def test_extreme_aspect_ratio_is_refused_fast(matcher, tmp_path):

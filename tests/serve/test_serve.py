@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import io
+import struct
 import warnings
+import zlib
 from pathlib import Path
 
 import httpx
@@ -40,6 +42,22 @@ def png(width: int = 40, height: int = 30, seed: int = 0) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, "PNG")
     return buffer.getvalue()
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG that declares ``width`` x ``height`` RGB pixels and holds almost none."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def same_hits(got: list[dict], want: list[dict]) -> None:
@@ -129,6 +147,9 @@ def test_limits_answer_with_clear_4xx(built):
             "1000x1000",
             "max_pixels",
         )
+        huge = png_header(20_000, 20_000)  # 400 M pixels by its header: Pillow refuses it
+        for route in ("/api/search/image", "/api/embed/image"):
+            error(c.post(route, files={"file": ("huge.png", huge)}), 413, "huge.png", "bomb")
         error(
             c.post("/api/search/image", files={"file": ("junk.png", b"not an image")}),
             422,

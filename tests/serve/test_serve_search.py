@@ -34,6 +34,9 @@ def client(scenes):
         yield c
 
 
+HUGE = 842238333713860429797102490484736
+
+
 def ids(hits: list[dict]) -> list[int]:
     return [h["response_id"] for h in hits]
 
@@ -137,6 +140,10 @@ def test_keywords_cutoff_and_browse(client, scenes):
         ("get", "/api/search", {"q": "x", "min_probability": 2}, 422, "between 0 and 1"),
         ("get", "/api/search", {"q": "x", "as_of": 10**9}, 422, "not made yet"),
         ("get", "/api/search/similar", {"id": 99999}, 404, "99999"),
+        ("get", f"/api/items/{HUGE}", {}, 404, str(HUGE)),  # beyond 64 bits: no row has it
+        ("get", f"/api/items/{HUGE}/thumbnail", {}, 404, str(HUGE)),
+        ("get", "/api/search/similar", {"id": HUGE}, 404, str(HUGE)),
+        ("post", "/api/search", {"positive": [{"item": HUGE}]}, 404, str(HUGE)),
     ],
 )
 def test_bad_searches_answer_4xx_and_leave_the_service_working(
@@ -162,3 +169,9 @@ def test_a_text_part_is_never_read_as_a_file_of_the_server(client, scenes):
     as_image = index.search_page(query, top_k=5)  # what reading the file would give
     assert ids(as_image.hits) != ids(got.json()["hits"])
     assert as_image.hits[0]["path"] == path
+
+
+def test_a_wrong_method_says_which_ones_are_allowed(client):
+    response = client.delete("/api/search")
+    assert response.status_code == 405 and response.json()["status"] == 405
+    assert set(response.headers["allow"].replace(" ", "").split(",")) == {"GET", "POST"}
