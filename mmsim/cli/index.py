@@ -134,13 +134,21 @@ def duplicates(cfg: DictConfig) -> None:
 def calibrate(cfg: DictConfig) -> None:
     index = Index.open(cfg.index)
     matcher = index.matcher
-    table = pairs_table(cfg, extra_columns=(cfg.label,), columns=(matcher.query, matcher.response))
-    data = table.columns((matcher.query, matcher.response, cfg.label))
+    query = cfg.columns.query or matcher.query or "image"
+    response = cfg.columns.response or matcher.response or "caption"
+    table = pairs_table(cfg, extra_columns=(cfg.label,), columns=(query, response))
+    data = table.columns((query, response, cfg.label))
     strategy = cfg.strategy
     if strategy is not None and not isinstance(strategy, str):
         strategy = OmegaConf.to_container(strategy)
     report = index.calibrate(
-        data, label=cfg.label, threshold=strategy, holdout=cfg.holdout, seed=cfg.seed
+        data,
+        label=cfg.label,
+        threshold=strategy,
+        holdout=cfg.holdout,
+        seed=cfg.seed,
+        query=query,
+        response=response,
     )
     print(report.summary())
     print(

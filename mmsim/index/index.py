@@ -48,7 +48,7 @@ from mmsim.index.tuning import corpus_sample, prompts
 from mmsim.inputs.tables import read_table
 from mmsim.matcher.matcher import Matcher
 from mmsim.retrieval.options import SearchOptions
-from mmsim.retrieval.query import Item, Query
+from mmsim.retrieval.query import Item, Query, QueryError
 from mmsim.scoring.report import CalibrationReport
 from mmsim.spec.document import FILE as MATCHER_FILE
 
@@ -69,7 +69,8 @@ class Index:
         self._snapshot: Snapshot | None = None
         self.last_report: UpdateReport | None = None  # what the last build did
         self._ann = AnnSearch(folder)
-        self._saved_threshold = SavedThreshold(folder / MATCHER_DIR / MATCHER_FILE)
+        self._saved = SavedThreshold(folder / MATCHER_DIR / MATCHER_FILE)
+        self._loaded_at: int | None = None  # when the saved matcher we loaded was written
         self._searcher = Searcher(
             self._manifest,
             self._view,
@@ -149,7 +150,10 @@ class Index:
     @property
     def matcher(self) -> Matcher:
         """The matcher used to embed raw queries (the one that built the index by default)."""
+        if self._matcher is not None and self._loaded_at not in (None, self._saved.stamp()):
+            self._matcher = None  # saved again since (calibrated by another process)
         if self._matcher is None:
+            self._loaded_at = self._saved.stamp()
             self._matcher = Matcher.load(self.folder / MATCHER_DIR, progress=False)
             check_matcher(self.record, self._matcher, self.folder)
         return self._matcher
@@ -326,6 +330,9 @@ class Index:
                 list(given) if given is not None
                 else queries if isinstance(queries, list) else [queries]
             )  # fmt: skip
+            empty = [i for i, q in enumerate(listed) if q is None]
+            if empty:
+                raise QueryError(f"queries {empty[:10]} are None: give a text, an image or an item")
             return [
                 self.search_page(
                     q, top_k=top_k, where=where, exact=exact, modality=modality, **steering
@@ -460,15 +467,17 @@ class Index:
                 data, label=label, threshold=threshold, holdout=holdout, seed=seed
             )
             matcher.save(self.folder / MATCHER_DIR)
+            if self._loaded_at is not None:  # what we hold is what was just saved
+                self._loaded_at = self._saved.stamp()
         return report
 
     def _cutoff(self) -> Cutoff | None:
         """The matcher's threshold when it was calibrated (None otherwise), found from the
         saved matcher without loading the model unless it is calibrated."""
-        if self._matcher is not None:
+        if self._matcher is not None and self._loaded_at is None:  # the caller's matcher
             calibrated = bool(self._matcher.spec.threshold_state)
         else:
-            calibrated = self._saved_threshold.info()["calibrated"]
+            calibrated = self._saved.info()["calibrated"]
         if not calibrated:
             return None
         return Cutoff(self.matcher.similarity, self.matcher.threshold)
@@ -510,7 +519,7 @@ class Index:
             "size_bytes": size,
             "metadata_columns": self._manifest.metadata_columns(),
             "keyword_search": self._manifest.has_keywords,
-            "threshold": self._saved_threshold.info(),
+            "threshold": self._saved.info(),
             "skipped": [
                 {"key": key, "item": item, "reason": reason}
                 for key, (_size, _mtime, reason, item) in skipped.items()

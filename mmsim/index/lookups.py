@@ -152,7 +152,7 @@ def _live_rows(
 def filter_sql(manifest: Manifest, where: str | Mapping[str, Any]) -> tuple[str, list[Any]]:
     """A filter as (SQL expression, parameters)."""
     if not isinstance(where, Mapping):
-        return str(where), []
+        return one_expression(str(where)), []
     clauses, params = [], []
     known = {*manifest.metadata_columns(), "modality", "path", "text", "size", "mtime_ns"}
     for name, value in where.items():
@@ -163,6 +163,38 @@ def filter_sql(manifest: Manifest, where: str | Mapping[str, Any]) -> tuple[str,
         clauses.append(f"{col} IN ({','.join('?' * len(values))})")
         params.extend(values)
     return " AND ".join(clauses) or "1", params
+
+
+def one_expression(sql: str) -> str:
+    """``sql`` if it is one expression: its parentheses balance outside quotes and it
+    has no comment or ``;``. A filter is spliced into ``... AND (filter)``; without this
+    check ``1) OR (1`` would close the parenthesis and reach deleted rows."""
+    depth, quote_char, i = 0, "", 0
+    while i < len(sql):
+        char = sql[i]
+        if quote_char:
+            if char == quote_char:
+                quote_char = "" if sql[i + 1 : i + 2] != quote_char else quote_char
+                i += 1 if quote_char else 0
+        elif char in "'\"`":
+            quote_char = char
+        elif char == "[":
+            quote_char = "]"
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == ";" or sql[i : i + 2] in ("--", "/*"):
+            depth = -1
+        if depth < 0:
+            break
+        i += 1
+    if depth != 0 or quote_char:
+        raise ValueError(
+            f"where={sql!r} is not a valid filter (one SQL expression, with balanced "
+            "parentheses and quotes, no ';' or comments); e.g. \"folder = 'beach'\""
+        )
+    return sql
 
 
 def check_match(manifest: Manifest, match: str | None) -> None:
@@ -200,7 +232,7 @@ def _user_sql(manifest: Manifest, where: Any, match: str | None = None) -> Itera
                 f"{FILTER_SECONDS:.0f} s and was stopped; simplify it"
             ) from None
         raise ValueError(_bad_filter(where, exc, manifest.metadata_columns())) from None
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, OverflowError) as exc:  # OverflowError: an int beyond 64 bits
         raise ValueError(_bad_filter(where, exc, manifest.metadata_columns())) from None
     finally:
         manifest.conn.set_authorizer(None)

@@ -187,7 +187,10 @@ class Manifest:
 
     @property
     def has_keywords(self) -> bool:
-        """Whether the manifest has its keyword table (schema 2 and later)."""
+        """Whether the manifest has its keyword table (schema 2 and later); read again
+        while it has not, since another process may upgrade the index meanwhile."""
+        if self.version < 2:
+            self.version = int(self.get_state("schema_version", self.version))
         return self.version >= 2
 
     def upgrade(self) -> bool:
@@ -196,13 +199,17 @@ class Manifest:
         transaction. Returns whether anything changed."""
         if self.version == SCHEMA_VERSION:
             return False
-        with self.transaction():
-            self.conn.execute(_FTS_SCHEMA)
-            ids = [r[0] for r in self.conn.execute("SELECT id FROM items WHERE deleted = 0")]
-            for item_id in ids:
-                self._index_text(item_id)
-            self.set_state("schema_version", SCHEMA_VERSION)
-        self.version = SCHEMA_VERSION
+        try:
+            with self.transaction():
+                self.conn.execute(_FTS_SCHEMA)
+                self.version = SCHEMA_VERSION  # so that _index_text writes the rows
+                ids = [r[0] for r in self.conn.execute("SELECT id FROM items WHERE deleted = 0")]
+                for item_id in ids:
+                    self._index_text(item_id)
+                self.set_state("schema_version", SCHEMA_VERSION)
+        except BaseException:
+            self.version = 1
+            raise
         return True
 
     @classmethod
@@ -408,27 +415,17 @@ class Manifest:
         }
 
     def set_photo(self, item_id: int, photo: dict[str, Any]) -> None:
-        """Record the photo metadata read from an item's file (source fields win)."""
-        source = self.metadata_of_id(item_id)
-        fields = {k: photo.get(k) for k in PHOTO_FIELDS if k not in source}
-        self.ensure_metadata_columns(k for k, v in fields.items() if v is not None)
-        known = set(self.metadata_columns())
-        sets = {column_name(k): v for k, v in fields.items() if k in known}
+        """Fill in the photo metadata read from an item's file where the row has no value
+        (an index from before mmsim read it: a value there came from the source)."""
+        fields = {k: v for k, v in photo.items() if k in PHOTO_FIELDS and v is not None}
+        self.ensure_metadata_columns(fields)
+        sets = {column_name(k): v for k, v in fields.items()}
         if sets:
-            assignments = ", ".join(f"{quote(n)} = ?" for n in sets)
+            assignments = ", ".join(f"{quote(n)} = COALESCE({quote(n)}, ?)" for n in sets)
             self.conn.execute(
                 f"UPDATE items SET {assignments} WHERE id = ?", [*sets.values(), item_id]
             )
             self._index_text(item_id)
-
-    def metadata_of_id(self, item_id: int) -> dict[str, Any]:
-        """The non-photo metadata stored for one row (what came from the source)."""
-        columns = [c for c in self.metadata_columns() if c not in PHOTO_FIELDS]
-        if not columns:
-            return {}
-        names = ", ".join(quote(column_name(c)) for c in columns)
-        row = self.conn.execute(f"SELECT {names} FROM items WHERE id = ?", (item_id,)).fetchone()
-        return {c: v for c, v in zip(columns, row or (), strict=False) if v is not None}
 
     def _index_text(self, item_id: int) -> None:
         """(Re)write the keyword row of one item from its stored columns; a deleted or
@@ -439,11 +436,11 @@ class Manifest:
         columns = self.metadata_columns()
         names = "".join(f", {quote(column_name(c))}" for c in columns)
         row = self.conn.execute(
-            f"SELECT deleted, text, path{names} FROM items WHERE id = ?", (item_id,)
+            f"SELECT deleted, key, text, path{names} FROM items WHERE id = ?", (item_id,)
         ).fetchone()
         if row is None or row[0]:
             return
-        _deleted, text, path, *values = row
+        _deleted, key, text, path, *values = row
         words = [
             str(v)
             for c, v in zip(columns, values, strict=True)
@@ -451,7 +448,7 @@ class Manifest:
         ]
         self.conn.execute(
             "INSERT INTO items_fts(rowid, text, path, metadata) VALUES (?, ?, ?, ?)",
-            (item_id, text or "", searchable_path(path), "\n".join(words)),
+            (item_id, text or "", searchable_path(path, key), "\n".join(words)),
         )
 
     def _store(self, values: dict[str, Any], item_id: int | None) -> None:
@@ -487,10 +484,14 @@ class Manifest:
         self.conn.executemany("DELETE FROM skipped WHERE key = ?", ((k,) for k in keys))
 
 
-def searchable_path(path: str | None) -> str:
-    """What keyword search sees of a path or URL: its file name and the two folders
-    above it (``2023/beach/IMG_2041.jpg``), not the machine-specific start."""
+def searchable_path(path: str | None, key: str | None = None) -> str:
+    """What keyword search sees of a path or URL: the path relative to the collection's
+    folder (an item of a folder source is keyed by it: ``2023/07/beach/IMG_2041.jpg``),
+    else the file name and the two folders above it, never the machine-specific start."""
     if not path:
         return ""
     tail = path.split("://", 1)[-1].split("?", 1)[0].replace("\\", "/")
+    relative = (key or "").replace("\\", "/")
+    if relative and not relative.startswith("/") and tail.endswith("/" + relative):
+        return relative
     return "/".join([p for p in tail.split("/") if p][-3:])

@@ -32,7 +32,7 @@ from mmsim.index.ann_search import AnnSearch
 from mmsim.index.exact import as_lists, exact_above, exact_search
 from mmsim.index.manifest import Manifest
 from mmsim.index.snapshot import Snapshot
-from mmsim.retrieval.fusion import reciprocal_rank_fusion
+from mmsim.retrieval.fusion import Fused, reciprocal_rank_fusion
 from mmsim.retrieval.keywords import match_expression
 from mmsim.retrieval.options import DEFAULT_WINDOW, SearchOptions
 from mmsim.retrieval.query import Query, QueryError
@@ -40,7 +40,8 @@ from mmsim.scoring.similarity import SimilarityStrategy
 from mmsim.scoring.thresholds import ThresholdStrategy
 
 Hit = dict[str, Any]
-BISECTION_STEPS = 60
+COSINE_GRID = np.linspace(-1.0, 1.0, 20_001)
+GRID_STEP = float(COSINE_GRID[1] - COSINE_GRID[0])
 
 
 @dataclass
@@ -110,19 +111,14 @@ def passes(cosines: np.ndarray, options: SearchOptions, cutoff: Cutoff | None) -
 
 
 def floor_of(options: SearchOptions, cutoff: Cutoff | None) -> float:
-    """A cosine below which nothing passes: the cutoffs are monotone in the score, so
-    bisection finds where they start; the scan keeps everything from just under it and
-    :func:`passes` decides each kept cosine exactly."""
-    ok = lambda c: bool(passes(np.array([c]), options, cutoff)[0])  # noqa: E731
-    if not ok(1.0):
+    """A cosine below which nothing passes the cutoffs, so the scan keeps only the rows
+    from there up and :func:`passes` decides each kept cosine exactly. Found on a fine
+    grid of cosines rather than by bisection: a fitted P(match) may fall with the score
+    (a Platt fit with a negative slope) or be a step function (isotonic)."""
+    ok = passes(COSINE_GRID, options, cutoff)
+    if not ok.any():
         return 1.0 + 1e-6  # nothing passes
-    low, high = -1.0, 1.0
-    if ok(low):
-        return -1.0 - 1e-6
-    for _ in range(BISECTION_STEPS):
-        middle = (low + high) / 2
-        low, high = (low, middle) if ok(middle) else (middle, high)
-    return low - 1e-6
+    return float(COSINE_GRID[int(np.argmax(ok))]) - GRID_STEP
 
 
 class Searcher:
@@ -276,31 +272,32 @@ class Searcher:
         self, query: Query, match: str, options: SearchOptions, as_of: int, pin: int | None
     ) -> SearchPage:
         where = options.where
-        if options.sort_key() is not None:
-            ids, total = lookups.ordered_ids(
-                self.manifest,
-                options.sort_key(),
-                match=match,
-                where=where,
-                as_of=pin,
-                limit=options.top_k,
-                offset=options.offset,
-            )
-            hits: list[Hit] = [{"response_id": i} for i in ids]
-        else:
-            found = lookups.keyword_search(
-                self.manifest,
-                match,
-                limit=options.top_k,
-                offset=options.offset,
-                where=where,
-                as_of=pin,
-            )
-            total = lookups.keyword_count(self.manifest, match, where=where, as_of=pin)
-            hits = [{"response_id": i, "score": r, "keyword_score": r} for i, r in found]
-        return self._result(
-            query, "keyword", self._with_rows(hits), total, True, options, as_of, None
-        )
+        with self.manifest.snapshot():  # the hits, the total and as_of: one committed state
+            seen = as_of if pin is not None else self.manifest.seq()
+            if options.sort_key() is not None:
+                ids, total = lookups.ordered_ids(
+                    self.manifest,
+                    options.sort_key(),
+                    match=match,
+                    where=where,
+                    as_of=pin,
+                    limit=options.top_k,
+                    offset=options.offset,
+                )
+                hits: list[Hit] = [{"response_id": i} for i in ids]
+            else:
+                found = lookups.keyword_search(
+                    self.manifest,
+                    match,
+                    limit=options.top_k,
+                    offset=options.offset,
+                    where=where,
+                    as_of=pin,
+                )
+                total = lookups.keyword_count(self.manifest, match, where=where, as_of=pin)
+                hits = [{"response_id": i, "score": r, "keyword_score": r} for i, r in found]
+            hits = self._with_rows(hits)
+        return self._result(query, "keyword", hits, total, True, options, seen, None)
 
     def _hybrid(
         self,
@@ -319,26 +316,31 @@ class Searcher:
                 "hybrid results are ordered by their fused rank; sort by a column with "
                 "mode=keyword, or with mode=vector and a cutoff"
             )
-        depth = max(options.window or DEFAULT_WINDOW, options.offset + options.top_k)
+        # the fusion depth does not depend on the page, so every page cuts one ranking:
+        # the fused head, then the items neither ranking's head held, by vector rank
+        depth = options.window or DEFAULT_WINDOW
+        need = options.offset + options.top_k
         if options.has_cutoff:
             ids, scores = self._above(snapshot, vector, options, allowed, cutoff)
-            vector_ranked = list(zip(ids[:depth].tolist(), scores[:depth].tolist(), strict=True))
-            vector_total = int(ids.size)
+            vector_ranked = list(zip(ids.tolist(), scores.tolist(), strict=True))
+            total = int(ids.size)  # a keyword hit that passes the cutoff is among these
         else:
-            page = self._vector_pages(
+            (page,) = self._vector_pages(
                 [query],
                 vector[None],
                 snapshot,
-                replace(options, offset=0, top_k=depth),
+                replace(options, offset=0, top_k=depth if need <= depth else need + depth),
                 allowed,
                 as_of,
                 None,
-            )[0]
+            )
             vector_ranked = [(h["response_id"], h["score"]) for h in page.hits]
-            vector_total = snapshot.count if allowed is None else int(allowed.size)
+            total = snapshot.count if allowed is None else int(allowed.size)
         keyword_ranked = lookups.keyword_search(
             self.manifest, match, limit=depth, where=options.where, as_of=pin
         )
+        live = np.isin([i for i, _ in keyword_ranked], snapshot.live.ids)  # not committed since
+        keyword_ranked = [pair for pair, ok in zip(keyword_ranked, live, strict=True) if ok]
         cosines = dict(vector_ranked)
         missing = np.array(sorted({i for i, _ in keyword_ranked} - set(cosines)), dtype=np.int64)
         if missing.size:  # found by the keywords only: their exact cosines from the shards
@@ -350,12 +352,22 @@ class Searcher:
             keyword_ranked = [pair for pair, ok in zip(keyword_ranked, kept, strict=True) if ok]
         weights = dict(options.fusion_weights)
         fused = reciprocal_rank_fusion(
-            {"keyword": [i for i, _ in keyword_ranked], "vector": [i for i, _ in vector_ranked]},
+            {
+                "keyword": [i for i, _ in keyword_ranked],
+                "vector": [i for i, _ in vector_ranked[:depth]],
+            },
             weights,
             options.rrf_k,
         )
+        if need > len(fused):  # the tail: items beyond both heads, in vector order
+            seen = {f.id for f in fused}
+            weight = weights.get("vector", 1.0)
+            fused += [
+                Fused(i, weight / (options.rrf_k + rank), {"vector": rank})
+                for rank, (i, _) in enumerate(vector_ranked, start=1)
+                if rank > depth and i not in seen
+            ][: need - len(fused)]
         bm25 = dict(keyword_ranked)
-        page = fused[options.offset : options.offset + options.top_k]
         hits = [
             {
                 "response_id": f.id,
@@ -364,30 +376,27 @@ class Searcher:
                 **({"keyword_score": bm25[f.id]} if f.id in bm25 else {}),
                 "found_by": f.ranks,
             }
-            for f in page
+            for f in fused[options.offset : need]
         ]
         self._add_probability(hits, cutoff)
         hits = self._with_rows(hits)
-        truncated = len(vector_ranked) >= depth or len(keyword_ranked) >= depth
-        if options.has_cutoff:
-            total, exact = max(len(fused), vector_total), not truncated
-        else:
-            total, exact = vector_total, True  # every item has a vector rank
-        return self._result(query, "hybrid", hits, total, exact, options, as_of, cutoff)
+        return self._result(query, "hybrid", hits, total, True, options, as_of, cutoff)
 
     def _browse(self, options: SearchOptions, as_of: int, pin: int | None) -> SearchPage:
         if options.has_cutoff:
             raise QueryError("cutoffs need a query: give a text, an image or an item")
-        ids, total = lookups.ordered_ids(
-            self.manifest,
-            options.sort_key(),
-            where=options.where,
-            as_of=pin,
-            limit=options.top_k,
-            offset=options.offset,
-        )
-        hits = self._with_rows([{"response_id": i} for i in ids])
-        return self._result(None, "browse", hits, total, True, options, as_of, None)
+        with self.manifest.snapshot():  # the hits, the total and as_of: one committed state
+            seen = as_of if pin is not None else self.manifest.seq()
+            ids, total = lookups.ordered_ids(
+                self.manifest,
+                options.sort_key(),
+                where=options.where,
+                as_of=pin,
+                limit=options.top_k,
+                offset=options.offset,
+            )
+            hits = self._with_rows([{"response_id": i} for i in ids])
+        return self._result(None, "browse", hits, total, True, options, seen, None)
 
     # -- pieces --------------------------------------------------------------------------
     def _above(

@@ -106,8 +106,12 @@ class SavedThreshold:
         self.path = path
         self._seen: tuple[int, dict[str, Any]] | None = None
 
+    def stamp(self) -> int:
+        """When ``matcher.json`` was last written (nanoseconds)."""
+        return self.path.stat().st_mtime_ns
+
     def info(self) -> dict[str, Any]:
-        stamp = self.path.stat().st_mtime_ns
+        stamp = self.stamp()
         if self._seen is None or self._seen[0] != stamp:
             document = read_document(self.path)
             threshold = document.get("threshold") or {}

@@ -71,8 +71,6 @@ def plan(manifest: Manifest, scanned: Sequence[SourceItem]) -> Plan:
     scanned_keys = {s.record.key for s in scanned}
     gone = {key: row for key, row in stored.items() if key not in scanned_keys}
     metadata = manifest.metadata_of(k for k in scanned_keys if k in stored)
-    for key, fields in metadata.items():  # photo fields come from the file, not the source
-        metadata[key] = {k: v for k, v in fields.items() if k not in PHOTO_FIELDS}
     new: list[SourceItem] = []
     for entry in scanned:
         record = entry.record
@@ -97,8 +95,7 @@ def plan(manifest: Manifest, scanned: Sequence[SourceItem]) -> Plan:
             same_content = record.hash is None or record.hash == old.hash
         if same_content:
             record.hash = record.hash or old.hash
-            source_meta = {k: v for k, v in record.metadata.items() if k not in PHOTO_FIELDS}
-            changed_meta = metadata.get(record.key, {}) != source_meta
+            changed_meta = _source_changed(metadata.get(record.key, {}), record.metadata)
             if changed_meta or not same_stat or old.path != record.path:
                 out.relocate.append((old.id, record))
                 out.report.metadata_updated += changed_meta
@@ -126,6 +123,15 @@ def plan(manifest: Manifest, scanned: Sequence[SourceItem]) -> Plan:
     out.report.deleted = len(out.delete)
     out.forget_skipped = [key for key in skipped if key not in scanned_keys]
     return out
+
+
+def _source_changed(stored: dict[str, Any], source: dict[str, Any]) -> bool:
+    """Whether the source's metadata of an item differs from what is stored: a field it
+    gives has another value, or a stored field it no longer gives (photo fields, read
+    from the file, are the source's only when it gives them)."""
+    if any(stored.get(name) != value for name, value in source.items()):
+        return True
+    return any(name not in source and name not in PHOTO_FIELDS for name in stored)
 
 
 def backfill_photos(manifest: Manifest, batch: int = 500) -> int:

@@ -18,6 +18,7 @@ from mmsim.retrieval.query import QueryError
 
 MODES = ("vector", "keyword", "hybrid")
 MAX_OFFSET = 1_000_000
+MAX_RESULTS = 10_000_000  # top_k and window: more than any page or fusion needs
 DEFAULT_WINDOW = 100  # each ranking's depth in hybrid fusion, at least
 
 
@@ -54,16 +55,20 @@ class SearchOptions:
         return cls(**options)
 
     def __post_init__(self) -> None:
+        for name in ("sort", "mode"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise QueryError(f"{name} must be a text, got {value!r}")
         if self.mode is not None and self.mode not in MODES:
             raise QueryError(f"mode must be one of {MODES}, got {self.mode!r}")
-        _int("top_k", self.top_k, 1)
+        _int("top_k", self.top_k, 1, MAX_RESULTS)
         _int("offset", self.offset, 0)
         if self.offset > MAX_OFFSET:
             raise QueryError(f"offset must be at most {MAX_OFFSET}, got {self.offset}")
         if self.as_of is not None:
-            _int("as_of", self.as_of, 0)
+            _int("as_of", self.as_of, 0, 2**63 - 1)
         if self.window is not None:
-            _int("window", self.window, 1)
+            _int("window", self.window, 1, MAX_RESULTS)
         if self.min_probability is not None:
             p = _number("min_probability", self.min_probability)
             if not 0.0 <= p <= 1.0:
@@ -110,9 +115,9 @@ class SearchOptions:
         return (text[1:], True) if text.startswith("-") else (text.lstrip("+"), False)
 
 
-def _int(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise QueryError(f"{name} must be an integer of at least {low}, got {value!r}")
+def _int(name: str, value: Any, low: int, high: int = 2**62) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise QueryError(f"{name} must be an integer from {low} to {high}, got {value!r}")
     return value
 
 

@@ -170,6 +170,10 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
     def options(body: SearchBody) -> dict[str, Any]:
         """The checked search options of a request (limits of the service applied)."""
         top_k = engine.check_top_k(body.top_k)
+        if body.window is not None and not 1 <= body.window <= 10 * config.max_top_k:
+            raise RequestError(
+                422, f"window must be between 1 and {10 * config.max_top_k}, got {body.window}"
+            )
         if body.keywords is not None:
             engine.check_text(body.keywords, "keywords")
         return {
@@ -303,6 +307,7 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
         negative: list[str] = Form([]),
         mode: str | None = Form(None),
         keywords: str | None = Form(None),
+        sort: str | None = Form(None),
         offset: int | None = Form(None),
         page: int | None = Form(None),
         matches_only: bool = Form(False),

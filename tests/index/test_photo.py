@@ -214,3 +214,35 @@ def test_an_older_index_gains_keywords_and_photo_metadata_on_update(tmp_path: Pa
     assert old.search_page(keywords="jul_a").hits[0]["metadata"]["name"] == "jul_a.jpg"
     july = old.search_page(where="taken LIKE '2023-07-%'", top_k=50)
     assert july.total == 3 and old.info()["keyword_search"]
+
+
+def test_a_source_column_named_like_a_photo_field_wins_and_is_followed(tmp_path: Path) -> None:
+    import sqlite3
+
+    from mmsim import Matcher
+    from mmsim.index import Index
+
+    _album(tmp_path / "album")
+    table = tmp_path / "photos.csv"
+
+    def write(width: int) -> None:
+        rows = ["image,caption,width,camera_make"]
+        rows += [f"album/{n}.jpg,photo {n},{width},Leica" for n in ("jul_a", "jun")]
+        table.write_text("\n".join(rows) + "\n")
+
+    write(100)
+    index = Index.build(table, Matcher("toy"), tmp_path / "idx", column="image", progress=False)
+    first = index.search_page(sort="caption").hits[0]["metadata"]
+    assert (first["width"], first["camera_make"], first["height"]) == ("100", "Leica", 20)
+    assert first["taken"] == "2023-07-02 09:00:00"  # what the source does not give: the file's
+    write(200)
+    assert index.update(progress=False).metadata_updated == 2  # the change is seen
+    with sqlite3.connect(tmp_path / "idx" / "manifest.sqlite") as conn:  # an older index
+        conn.execute("DELETE FROM state WHERE key = 'photo_metadata'")
+    index.update(progress=False)  # reads the files again: fills in, never overwrites
+    again = index.search_page(sort="caption").hits[0]["metadata"]
+    assert (again["width"], again["camera_make"], again["taken"]) == (
+        "200",
+        "Leica",
+        first["taken"],
+    )

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from mmsim import Matcher
 from mmsim.index import Index
@@ -164,7 +165,11 @@ def test_cutoff_is_the_saved_calibrated_threshold(scenes, tmp_path):
     with pytest.raises(QueryError, match="no calibrated threshold"):
         index.search_page("a red circle", matches_only=True)
     assert "p_match" not in index.search_page("a red circle").hits[0]
+    server = Index.open(index.folder)  # another reader, its model already loaded
+    server.search_page("a red circle")
     index.calibrate(data / "pairs.csv", threshold="best_f1", holdout=0.0)
+    caption = index.items([5])[5]["metadata"]["caption"]
+    assert server.search_page(caption, matches_only=True).hits[0]["match"]  # it sees it
     reopened = Index.open(index.folder)  # what another process sees: it was saved
     assert reopened.info()["threshold"] == {"name": "best_f1", "calibrated": True}
     matcher = reopened.matcher
@@ -208,14 +213,19 @@ def test_command_line_calibrates_and_steers(scenes, tmp_path):
         "mode=hybrid", "top_k=4", "offset=4", f"as_of={result['as_of']}", cwd=tmp_path,
     )  # fmt: skip
     assert json.loads(again.stdout)[0]["hits"] == result["hits"]
+    fresh = Index.build(  # an index whose matcher names no pair columns yet
+        data / "captions.csv", Matcher("demo", progress=False), tmp_path / "fresh",
+        column="image", progress=False,
+    )  # fmt: skip
     calibrated = run_cli(
-        "index", "calibrate", str(index.folder), f"pairs={data / 'pairs.csv'}",
+        "index", "calibrate", str(fresh.folder), f"pairs={data / 'pairs.csv'}",
         "threshold=platt", cwd=tmp_path,
     )  # fmt: skip
-    assert calibrated.returncode == 0 and "calibrated and saved" in calibrated.stdout
-    caption = index.items([3])[3]["metadata"]["caption"]
+    assert calibrated.returncode == 0, calibrated.stderr
+    assert "calibrated and saved" in calibrated.stdout
+    caption = fresh.items([3])[3]["metadata"]["caption"]
     matches = run_cli(
-        "search", f"index={index.folder}", f"query={caption}", "matches_only=true",
+        "search", f"index={fresh.folder}", f"query={caption}", "matches_only=true",
         "top_k=100", cwd=tmp_path,
     )  # fmt: skip
     hits = json.loads(matches.stdout)[0]["hits"]
@@ -279,7 +289,14 @@ def keyword_rows(folder: Path) -> tuple[set[int], set[int]]:
 def test_keyword_rows_follow_every_update(tmp_path):
     photos = tmp_path / "photos"
     paths = write_images(photos / "trip", 5)
+    deep_folder = photos / "2023" / "07" / "harbour"
+    deep_folder.mkdir(parents=True)
+    Image.new("RGB", (30, 30), "navy").save(deep_folder / "night.png")
     index = Index.build(photos, Matcher("toy", progress=False), tmp_path / "idx", progress=False)
+    deep = index.search_page(keywords="2023", top_k=50).hits  # folders under the root, all
+    assert [h["metadata"]["folder"] for h in deep] == ["2023/07/harbour"]
+    assert index.search_page(keywords=tmp_path.name).total == 0  # not the folders above it
+    (deep_folder / "night.png").unlink()
     names = lambda: sorted(  # noqa: E731
         Path(h["path"]).name for h in index.search_page(keywords="trip", top_k=50).hits
     )
@@ -288,7 +305,7 @@ def test_keyword_rows_follow_every_update(tmp_path):
     paths[1].unlink()  # deleted
     write_images(photos / "extra", 1)[0].rename(photos / "trip" / "new_one.jpg")  # added
     report = index.update(progress=False)
-    assert (report.renamed, report.deleted, report.added) == (1, 1, 1)
+    assert (report.renamed, report.deleted, report.added) == (1, 2, 1)
     fts, live = keyword_rows(index.folder)
     assert fts == live and len(live) == 5
     assert (
@@ -372,3 +389,56 @@ def test_an_index_built_with_a_calibrated_matcher_has_its_cutoff(scenes, tmp_pat
         {"image": [h["path"] for h in hits], "caption": [caption] * 3}
     )[:, 1]
     np.testing.assert_allclose([h["p_match"] for h in hits], probabilities, atol=1e-5)
+
+
+def test_older_index_gains_its_keyword_table_and_open_readers_see_it(tmp_path):
+    texts = ["a red car", "a blue boat", "a green tree"]
+    Index.build(texts, Matcher("toy", progress=False), tmp_path / "idx", progress=False).close()
+    with sqlite3.connect(tmp_path / "idx" / "manifest.sqlite") as conn:  # as mmsim 0.x left it
+        conn.execute("DROP TABLE items_fts")
+        conn.execute("UPDATE state SET value = '1' WHERE key = 'schema_version'")
+    reader = Index.open(tmp_path / "idx")
+    with pytest.raises(QueryError, match="mmsim index update"):
+        reader.search_page(keywords="boat")
+    Index.open(tmp_path / "idx").update(texts, progress=False)  # another process upgrades
+    assert [h["text"] for h in reader.search_page(keywords="boat").hits] == ["a blue boat"]
+    fts, live = keyword_rows(tmp_path / "idx")
+    assert fts == live and len(live) == 3
+
+
+def test_hybrid_pages_cut_one_ranking_whatever_the_window(tmp_path):
+    rng = np.random.default_rng(3)
+    words = ["red", "car", "boat", "tree", "blue", "sky", "road", "sea"]
+    texts = [" ".join(rng.choice(words, 4)) + f" {i}" for i in range(60)]
+    index = Index.build(texts, Matcher("toy", progress=False), tmp_path / "i", progress=False)
+    seen, offset = [], 0
+    while offset is not None:
+        page = index.search_page("red car", mode="hybrid", window=5, top_k=7, offset=offset)
+        seen += [h["response_id"] for h in page.hits]
+        offset = page.next_offset
+    assert sorted(seen) == sorted(index.ids().tolist())  # every item once
+    whole = index.search_page("red car", mode="hybrid", window=5, top_k=60).hits
+    assert [h["response_id"] for h in whole] == seen
+
+
+def test_filters_cannot_leave_their_parentheses_and_odd_values_are_named(tmp_path):
+    index = Index.build(
+        ["secret one", "public two", "public three"], Matcher("toy", progress=False),
+        tmp_path / "i", progress=False,
+    )  # fmt: skip
+    index.update(["public two", "public three"], progress=False)  # "secret one" is deleted
+    for where in ("1) OR (1", "text = 'x') OR (1 = 1", "1 = 1 -- ", "1; SELECT 1"):
+        with pytest.raises(ValueError, match="not a valid filter"):
+            index.search_page(where=where)
+    listed = index.search_page(where="text LIKE '%(%' OR 1").hits  # a quoted ( is text
+    assert sorted(h["text"] for h in listed) == ["public three", "public two"]
+    for kwargs, words in [
+        (dict(keywords="public", top_k=2**70), "top_k must be an integer"),
+        (dict(where={"text": 2**70}), "not a valid filter"),
+        (dict(keywords="public", sort=5), "sort must be a text"),
+        (dict(query="public", window=0, mode="hybrid"), "window"),
+    ]:
+        with pytest.raises(ValueError, match=words):
+            index.search_page(**kwargs)
+    with pytest.raises(QueryError, match="None"):
+        index.search(["public", None], offset=0)

@@ -120,10 +120,12 @@ function options() {
 }
 
 function getRequest(base) {
-  // base: URLSearchParams of the query itself; paging adds offset and as_of
+  // base: URLSearchParams of the query itself; the options are fixed when the search
+  // starts, so the pager asks for more of the same ranking; paging adds offset and as_of
+  const fixed = options();
   return (offset, asOf) => {
     const q = new URLSearchParams(base);
-    for (const [k, v] of options()) q.append(k, v);
+    for (const [k, v] of fixed) q.append(k, v);
     if (offset) q.set("offset", String(offset));
     if (asOf !== null && asOf !== undefined) q.set("as_of", String(asOf));
     return [`api/search?${q}`, {}];
@@ -195,11 +197,12 @@ $("search-form").addEventListener("submit", (event) => {
 });
 
 function searchImage(file) {
+  const fixed = options();
+  const negative = $("negative").value.trim();
   const request = (offset, asOf) => {
     const form = new FormData();
     form.append("file", file);
-    for (const [k, v] of options()) form.append(k, v);
-    const negative = $("negative").value.trim();
+    for (const [k, v] of fixed) form.append(k, v);
     if (negative) form.append("negative", negative);
     if (offset) form.append("offset", String(offset));
     if (asOf !== null && asOf !== undefined) form.append("as_of", String(asOf));
