@@ -19,7 +19,7 @@ from mmsim.retrieval.query import QueryError
 MODES = ("vector", "keyword", "hybrid")
 MAX_OFFSET = 1_000_000
 MAX_RESULTS = 10_000_000  # top_k and window: more than any page or fusion needs
-DEFAULT_WINDOW = 100  # each ranking's depth in hybrid fusion, at least
+DEFAULT_WINDOW = 100  # each ranking's depth in hybrid fusion
 
 
 @dataclass(frozen=True)
