@@ -6,10 +6,10 @@ One search is one :class:`~mmsim.retrieval.query.Query` and its
 - **vector**: the query's combined vector against the stored embeddings (the ANN
   structure where there is one); ``score`` is the cosine.
 - **keyword**: the FTS5 table; ``score`` is the BM25 relevance (higher is better).
-- **hybrid**: both rankings, each to a depth of ``window`` (at least ``offset +
-  top_k``), fused by reciprocal rank; ``score`` is the fused score, and every hit keeps
-  its ``cosine``, its ``keyword_score`` where the keywords found it, and ``found_by``
-  (the rank each ranking gave it).
+- **hybrid**: both rankings, each to a depth of ``window``, fused by reciprocal rank,
+  then the items neither head held in vector order; ``score`` is the fused score, and
+  every hit keeps its ``cosine``, its ``keyword_score`` where the keywords found it,
+  and ``found_by`` (the rank each ranking gave it).
 - **browse**: no query: the items the filter keeps, in ``sort`` order (id by default).
 
 A cutoff (``matches_only``, ``min_probability``: the matcher's calibrated threshold;
