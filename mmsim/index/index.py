@@ -26,9 +26,7 @@ from mmsim.index.batches import MATCHER_DIR, BuildJob, Engine
 from mmsim.index.duplicates import find_groups
 from mmsim.index.engine import EngineChoice, engine_for
 from mmsim.index.errors import IndexSourceError
-from mmsim.index.exact import as_lists, exact_search
 from mmsim.index.lock import LOCK_FILE, WriteLock
-from mmsim.index.lookups import select_ids
 from mmsim.index.manifest import FILE as MANIFEST_FILE
 from mmsim.index.manifest import Manifest
 from mmsim.index.query_vectors import combined_vector, given_embeddings
@@ -340,26 +338,8 @@ class Index:
                 for q in listed
             ]
         vectors = self._query_vectors(queries, modality)
-        snapshot = self._view()
-        allowed = None if where is None else select_ids(self._manifest, where)
-        if snapshot.ann is not None and not exact:
-            hits = self._ann.search(snapshot, vectors, top_k, allowed)
-        else:
-            hits = exact_search(snapshot, vectors, top_k, allowed)
-        ranked = as_lists(hits)
-        rows = self._manifest.rows([i for hits_ in ranked for i, _ in hits_])
-        cutoff = self._cutoff()
-        out = []
-        for hits_ in ranked:
-            found = [{"response_id": i, "score": score, **rows[i]} for i, score in hits_]
-            if cutoff is not None and found:
-                cosines = np.array([score for _, score in hits_])
-                for hit, p, ok in zip(
-                    found, cutoff.proba(cosines), cutoff.decide(cosines), strict=True
-                ):
-                    hit["p_match"], hit["match"] = float(p), bool(ok)
-            out.append(found)
-        return out
+        options = SearchOptions(top_k=top_k, where=where, exact=exact)
+        return [page.hits for page in self._searcher.vector_pages(vectors, options)]
 
     def search_page(
         self,

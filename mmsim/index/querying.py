@@ -22,7 +22,7 @@ commit, so every page of a query ranks the same rows.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -248,11 +248,7 @@ class Searcher:
         as_of: int,
         cutoff: Cutoff | None,
     ) -> list[SearchPage]:
-        k = options.offset + options.top_k
-        if snapshot.ann is not None and not options.exact:
-            found = self.ann().search(snapshot, vectors, k, allowed)
-        else:
-            found = exact_search(snapshot, vectors, k, allowed)
+        ranked = self._ranked(snapshot, vectors, options.offset + options.top_k, options, allowed)
         total = snapshot.count if allowed is None else int(allowed.size)
         return [
             self._result(
@@ -265,8 +261,22 @@ class Searcher:
                 as_of,
                 cutoff,
             )
-            for query, ranked in zip(queries, as_lists(found), strict=True)
+            for query, ranked in zip(queries, ranked, strict=True)
         ]
+
+    def _ranked(
+        self,
+        snapshot: Snapshot,
+        vectors: np.ndarray,
+        k: int,
+        options: SearchOptions,
+        allowed: np.ndarray | None,
+    ) -> list[list[tuple[int, float]]]:
+        """Per query vector, its top ``k`` (id, cosine): the ANN structure where there is
+        one (and ``exact`` is not asked), else an exact scan."""
+        if snapshot.ann is not None and not options.exact:
+            return as_lists(self.ann().search(snapshot, vectors, k, allowed))
+        return as_lists(exact_search(snapshot, vectors, k, allowed))
 
     def _keyword(
         self, query: Query, match: str, options: SearchOptions, as_of: int, pin: int | None
@@ -325,16 +335,8 @@ class Searcher:
             vector_ranked = list(zip(ids.tolist(), scores.tolist(), strict=True))
             total = int(ids.size)  # a keyword hit that passes the cutoff is among these
         else:
-            (page,) = self._vector_pages(
-                [query],
-                vector[None],
-                snapshot,
-                replace(options, offset=0, top_k=depth if need <= depth else need + depth),
-                allowed,
-                as_of,
-                None,
-            )
-            vector_ranked = [(h["response_id"], h["score"]) for h in page.hits]
+            k = depth if need <= depth else need + depth
+            (vector_ranked,) = self._ranked(snapshot, vector[None], k, options, allowed)
             total = snapshot.count if allowed is None else int(allowed.size)
         keyword_ranked = lookups.keyword_search(
             self.manifest, match, limit=depth, where=options.where, as_of=pin

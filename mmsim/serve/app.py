@@ -283,14 +283,10 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
         rrf_k: float | None = None,
         window: int | None = None,
     ) -> dict[str, Any]:
-        body = SearchBody(
+        body = _search_body(
+            locals(),
             positive=[PartBody(text=t) for t in q],
             negative=[PartBody(text=t) for t in negative],
-            **{
-                k: v
-                for k, v in locals().items()
-                if k in SearchBody.model_fields and k not in ("positive", "negative")
-            },
         )
         label = " + ".join(q) if q else None
         return with_next(request, await search(body, label=label))
@@ -315,14 +311,7 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
         min_score: float | None = Form(None),
         as_of: int | None = Form(None),
     ) -> dict[str, Any]:
-        body = SearchBody(
-            negative=[PartBody(text=t) for t in negative if t.strip()],
-            **{
-                k: v
-                for k, v in locals().items()
-                if k in SearchBody.model_fields and k not in ("negative",)
-            },
-        )
+        body = _search_body(locals(), negative=[PartBody(text=t) for t in negative if t.strip()])
         options(body)  # refuse bad options before decoding the image
         image = engine.decode_upload(await _read(file, config), file.filename or "upload")
         return await search(body, images=[Part(image)], label=file.filename)
@@ -341,14 +330,10 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
         min_score: float | None = None,
         as_of: int | None = None,
     ) -> dict[str, Any]:
-        body = SearchBody(
+        body = _search_body(
+            locals(),
             positive=[PartBody(item=i) for i in id],
             negative=[PartBody(text=t) for t in negative],
-            **{
-                k: v
-                for k, v in locals().items()
-                if k in SearchBody.model_fields and k not in ("positive", "negative")
-            },
         )
         label = id[0] if len(id) == 1 else ", ".join(str(i) for i in id)
         return with_next(request, await search(body, label=label))  # type: ignore[arg-type]
@@ -404,6 +389,13 @@ async def _read(file: UploadFile, config: ServeConfig) -> bytes:
             "(max_upload_bytes)",
         )
     return data
+
+
+def _search_body(parameters: dict[str, Any], **parts: list[PartBody]) -> SearchBody:
+    """The search a GET or form route asks for: its parameters that are search options
+    (the route's ``locals()``; the others are ignored) and its query ``parts``."""
+    options = {k: v for k, v in parameters.items() if k in SearchBody.model_fields}
+    return SearchBody(**{**options, **parts})
 
 
 def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
