@@ -49,6 +49,21 @@ class DamagedFileError(MmsimError, ValueError):
         super().__init__(message)
 
 
+class DiskFullError(MmsimError, OSError):
+    """A write ran out of space (ENOSPC, EDQUOT, or a short write) on a file system.
+
+    Raised instead of the raw ``OSError`` so the user sees what was being written (the
+    index, the export, ...), which file system is full and what to do; ``path`` holds the
+    file being written and ``what`` the thing it belongs to, for programs (the service
+    answers 507 with them).
+    """
+
+    def __init__(self, path: object, what: str, message: str) -> None:
+        self.path = path
+        self.what = what
+        super().__init__(message)
+
+
 class MissingDependencyError(MmsimError, ImportError):
     """An optional package needed for this input (e.g. fsspec, s3fs) is not installed.
 
