@@ -1,19 +1,30 @@
-"""Files mmsim writes are whole; files it reads that are damaged are named.
+"""Files mmsim writes are whole; files it reads that are damaged are named; a full disk
+is said to be one.
 
 Writes go to a temporary file in the same folder, are fsynced and renamed over the
 target, so an interrupted run leaves the old file or the new one, never half of one.
 :func:`damage_in` finds which file of a folder is truncated or malformed, so a raw
 library error ("incomplete metadata", a JSONDecodeError at char 1810128) can be turned
-into one that names the file.
+into one that names the file. :func:`reporting_full_disk` does the same for a write
+that runs out of space: numpy's ``OSError: 6400 requested and 4064 written``, SQLite's
+"database or disk is full" or a plain ENOSPC become one :class:`DiskFullError` naming
+what was being written, the file system and what to do.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import re
+import sqlite3
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from mmsim.errors import DiskFullError
 
 _CHECKED_SUFFIXES = (".json", ".safetensors")
 
@@ -30,21 +41,108 @@ def digest_file(path: str | Path, algorithm: str = "blake2b") -> str:
 
 
 def write_atomic(path: str | Path, data: str | bytes) -> Path:
-    """Write ``data`` to ``path`` whole: temp file + fsync + rename."""
+    """Write ``data`` to ``path`` whole: temp file + fsync + rename. A full disk is a
+    :class:`DiskFullError` naming ``path`` (the old file, if any, is left as it was)."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
     payload = data.encode("utf-8") if isinstance(data, str) else data
-    handle, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(payload)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    with reporting_full_disk(str(target), target, then="files are written whole or not at all"):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(handle, "wb") as out:
+                out.write(payload)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temp, target)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
     return target
+
+
+# numpy's ndarray.tofile (what np.save uses on a real file) reports a short fwrite so
+_SHORT_WRITE = re.compile(r"\d+ requested and \d+ written")
+_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+# what libraries that wrap the OS error in their own (torch's stream writer, safetensors'
+# Rust IoError, SQLite) keep of it
+_FULL_WORDS = (
+    os.strerror(errno.ENOSPC),
+    os.strerror(errno.EDQUOT),
+    "StorageFull",
+    "database or disk is full",
+)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` says a write ran out of space: ENOSPC or EDQUOT, numpy's short
+    write, SQLite's SQLITE_FULL ("database or disk is full"), or a library's error that
+    carries one of those (torch's and safetensors' writers wrap the OS error)."""
+    if isinstance(exc, DiskFullError):
+        return True
+    if isinstance(exc, OSError) and exc.errno in _FULL_ERRNOS:
+        return True
+    if isinstance(exc, sqlite3.Error) and (getattr(exc, "sqlite_errorcode", 0) & 0xFF) == 13:
+        return True  # SQLITE_FULL, whatever the extended code
+    text = str(exc)
+    return bool(_SHORT_WRITE.search(text)) or any(word in text for word in _FULL_WORDS)
+
+
+def mount_point(path: str | Path) -> Path:
+    """The mount point of the file system that holds ``path`` (which may not exist yet:
+    its nearest existing folder decides)."""
+    current = Path(os.path.abspath(path))
+    while not current.exists() and current != current.parent:
+        current = current.parent
+    while not os.path.ismount(current):
+        current = current.parent
+    return current
+
+
+def free_bytes(path: str | Path) -> int:
+    """Bytes an unprivileged process may still write on the file system of ``path``."""
+    stats = os.statvfs(mount_point(path))
+    return stats.f_bavail * stats.f_frsize
+
+
+def disk_full_error(exc: BaseException, path: str | Path, what: str, then: str) -> DiskFullError:
+    """The :class:`DiskFullError` for ``exc``: ``path`` is the file being written unless
+    ``exc`` names one (an OSError's filename, or an earlier DiskFullError's path)."""
+    named = exc.path if isinstance(exc, DiskFullError) else getattr(exc, "filename", None)
+    file = Path(os.path.abspath(named or path))
+    mount = mount_point(file)
+    quota = isinstance(exc, OSError) and exc.errno == errno.EDQUOT
+    if quota:
+        state = f"the disk quota on {mount} is exceeded"
+        fix = f"free space (or raise the quota) on {mount}"
+    else:
+        state = f"the file system {mount} is full ({free_bytes(mount):,} bytes free)"
+        fix = f"free space on {mount}"
+    message = (
+        f"cannot write {what}{'' if str(file) in what else f' ({file})'}: {state}. "
+        f"{fix[0].upper()}{fix[1:]} and run the same command again: {then}"
+    )
+    return DiskFullError(file, what, message)
+
+
+@contextmanager
+def reporting_full_disk(
+    what: str, path: str | Path, *, then: str = "files are written whole or not at all"
+) -> Iterator[None]:
+    """Turn a write that runs out of space inside the block into a :class:`DiskFullError`.
+
+    ``what``: what is being written, as the user knows it (``"index /data/idx"``);
+    ``path``: the file or folder written when the error does not name its file;
+    ``then``: what state the run leaves and what running it again does. Blocks nest: the
+    outermost names ``what`` and ``then`` (it knows what the user asked for), the
+    innermost the file. Other errors pass unchanged.
+    """
+    try:
+        yield
+    except Exception as exc:
+        if not is_disk_full(exc):
+            raise
+        cause = exc.__cause__ if isinstance(exc, DiskFullError) else exc
+        raise disk_full_error(exc, path, what, then) from cause
 
 
 def json_problem(path: Path) -> str | None:

@@ -63,6 +63,7 @@ INDEX_COMMANDS = {
     "duplicates": "groups of near-duplicate items, as JSON or an HTML page",
     "calibrate": "fit the index's matcher's threshold on labelled pairs (matches_only=true)",
 }
+_AGAIN = "files are written whole or not at all"
 # index subcommands whose `threshold=` is not the matcher's threshold group but this option
 THRESHOLD_OPTION = {"duplicates": "min_similarity", "calibrate": "strategy"}
 USAGE = (
@@ -90,8 +91,10 @@ def _quiet_libraries(verbose: bool) -> None:
 
 
 def _guarded(command: str, task: Callable[[DictConfig], None], debug: bool) -> Callable:
-    """Print mmsim's own errors as one clear line instead of a traceback."""
+    """Print mmsim's own errors as one clear line instead of a traceback; a full disk
+    too, even from a write no command names (it becomes a DiskFullError here)."""
     from mmsim.errors import MmsimError
+    from mmsim.files import disk_full_error, is_disk_full
 
     def run(cfg: DictConfig) -> None:
         try:
@@ -101,6 +104,11 @@ def _guarded(command: str, task: Callable[[DictConfig], None], debug: bool) -> C
                 raise
             message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
             _fail(f"mmsim {command}: error: {message}")
+        except Exception as exc:
+            if debug or not is_disk_full(exc):
+                raise
+            full = disk_full_error(exc, os.getcwd(), f"the output of mmsim {command}", _AGAIN)
+            _fail(f"mmsim {command}: error: {full}")
 
     return run
 

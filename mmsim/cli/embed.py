@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 
 from mmsim.cli.common import as_list, build_matcher, output_path
 from mmsim.embedding.pipeline import EmbeddingResult
-from mmsim.files import write_atomic
+from mmsim.files import reporting_full_disk, write_atomic
 from mmsim.inputs.detect import detect_modality
 from mmsim.inputs.folders import image_files
 from mmsim.inputs.tables import read_lines
@@ -48,7 +48,6 @@ def run(cfg: DictConfig) -> None:
         indices=np.array(result.indices, dtype=np.int64),
         encoder=np.array(json.dumps(encoder_identity(matcher.spec), sort_keys=True)),
     )
-    write_atomic(out, buffer.getvalue())
     meta = {
         "encoder": encoder_identity(matcher.spec),
         "embedding_dim": int(result.embeddings.shape[1]),
@@ -60,7 +59,9 @@ def run(cfg: DictConfig) -> None:
         ],
     }
     meta_path = out.with_suffix(".meta.json")
-    write_atomic(meta_path, json.dumps(meta, indent=2) + "\n")
+    with reporting_full_disk(f"the embeddings {out}", out):
+        write_atomic(out, buffer.getvalue())
+        write_atomic(meta_path, json.dumps(meta, indent=2) + "\n")
     print(
         f"embedded {len(kept)} items ({meta['images']} images, {meta['texts']} texts) into "
         f"{meta['embedding_dim']} dims -> {out}"

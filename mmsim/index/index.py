@@ -15,12 +15,14 @@ from __future__ import annotations
 import shutil
 import warnings
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 import mmsim.index.optimize as opt
+from mmsim.files import reporting_full_disk
 from mmsim.index.ann_search import AnnSearch
 from mmsim.index.batches import MATCHER_DIR, BuildJob, Engine
 from mmsim.index.duplicates import find_groups
@@ -52,6 +54,9 @@ from mmsim.spec.document import FILE as MATCHER_FILE
 
 Hit = dict[str, Any]
 _INT64 = (-(2**63), 2**63 - 1)  # the ids a manifest row can have
+# what a write that runs out of space leaves (see docs/index.md, "A full disk")
+_RESUMES = "the items committed so far are kept and searchable, and it continues where it stopped"
+_SEARCHABLE = "the index stays searchable as it was"
 
 
 class Index:
@@ -128,20 +133,21 @@ class Index:
             modality=modality,
         )
         folder = Path(output).expanduser().resolve()
-        if (folder / "index.json").is_file():
-            index = cls.open(folder, matcher)
-            if src.rescannable and index.record["source"] != src.record():
-                raise IndexSourceError(
-                    f"index {folder} was built from {index.record['source']}, not from "
-                    f"{src.record()}; use a new output folder, or `mmsim index update` to "
-                    "bring it up to date with its own source"
-                )
-        else:
-            _init_folder(folder, matcher, src, dtype)
-            index = cls(folder, read_record(folder), matcher)
-        index.last_report = index.update(
-            src, commit_every=commit_every, progress=progress, engine=chosen
-        )
+        with _writing(folder, _RESUMES):
+            if (folder / "index.json").is_file():
+                index = cls.open(folder, matcher)
+                if src.rescannable and index.record["source"] != src.record():
+                    raise IndexSourceError(
+                        f"index {folder} was built from {index.record['source']}, not from "
+                        f"{src.record()}; use a new output folder, or `mmsim index update` "
+                        "to bring it up to date with its own source"
+                    )
+            else:
+                _init_folder(folder, matcher, src, dtype)
+                index = cls(folder, read_record(folder), matcher)
+            index.last_report = index.update(
+                src, commit_every=commit_every, progress=progress, engine=chosen
+            )
         return index
 
     # -- the matcher ------------------------------------------------------------------------
@@ -177,22 +183,24 @@ class Index:
             source_from_record(self.record["source"]) if source is None else resolve_source(source)
         )
         moved = src.rescannable and src.record() != self.record["source"]
-        with WriteLock(self.folder):
-            self._manifest.upgrade()  # an index of an older mmsim gains its keyword table
-            self._clean_orphans()
-            scanned = src.scan()
-            if not scanned and self._manifest.counts()["items"] == 0:
-                raise IndexSourceError(f"the source ({src.describe()}) holds no items to index")
-            todo = plan(self._manifest, scanned)
-            job = BuildJob(self.folder, self.dtype, src, lambda: self.matcher)
-            report = apply(
-                self._manifest, todo, chosen, job, commit_every=commit_every, progress=progress
-            )
-            backfill_photos(self._manifest)  # files indexed before photo metadata was read
-            if moved:  # the collection moved: later updates scan the new place
-                self.record = {**self.record, "source": src.record()}
-                write_record(self.folder, self.record)
-        self._snapshot = None
+        try:
+            with _writing(self.folder, _RESUMES), WriteLock(self.folder):
+                self._manifest.upgrade()  # an index of an older mmsim gains its keyword table
+                self._clean_orphans()
+                scanned = src.scan()
+                if not scanned and self._manifest.counts()["items"] == 0:
+                    raise IndexSourceError(f"the source ({src.describe()}) holds no items to index")
+                todo = plan(self._manifest, scanned)
+                job = BuildJob(self.folder, self.dtype, src, lambda: self.matcher)
+                report = apply(
+                    self._manifest, todo, chosen, job, commit_every=commit_every, progress=progress
+                )
+                backfill_photos(self._manifest)  # files indexed before photo metadata was read
+                if moved:  # the collection moved: later updates scan the new place
+                    self.record = {**self.record, "source": src.record()}
+                    write_record(self.folder, self.record)
+        finally:  # what was committed, even by a run that failed, is searched next
+            self._snapshot = None
         return report
 
     def optimize(
@@ -208,29 +216,31 @@ class Index:
         images or embeddings like the ones users will send), else generic text prompts
         for an image collection. ``ann=None`` removes the ANN structure."""
         report: dict[str, Any] = {}
-        with WriteLock(self.folder):
-            self._manifest.upgrade()
-            self._clean_orphans()
-            if compact:
-                report["compaction"] = opt.compact(
-                    self._manifest, self.folder, self.dim, self.dtype
-                )
+        try:
+            with _writing(self.folder, _SEARCHABLE), WriteLock(self.folder):
+                self._manifest.upgrade()
+                self._clean_orphans()
+                if compact:
+                    report["compaction"] = opt.compact(
+                        self._manifest, self.folder, self.dim, self.dtype
+                    )
+                self._snapshot = None
+                snapshot = self._view()
+                if ann is None:
+                    opt.drop_ann(self._manifest, self.folder)
+                elif snapshot.count == 0:
+                    raise IndexSourceError(f"index {self.folder} is empty: nothing to optimize")
+                else:
+                    spec = {"name": ann} if isinstance(ann, str) else dict(ann)
+                    if target_recall is not None:
+                        spec["target_recall"] = target_recall
+                    tune, source = self._tuning_queries(snapshot, queries)
+                    report["ann"] = opt.build_ann(
+                        self._manifest, self.folder, snapshot, spec, tune, source
+                    )
+        finally:
             self._snapshot = None
-            snapshot = self._view()
-            if ann is None:
-                opt.drop_ann(self._manifest, self.folder)
-            elif snapshot.count == 0:
-                raise IndexSourceError(f"index {self.folder} is empty: nothing to optimize")
-            else:
-                spec = {"name": ann} if isinstance(ann, str) else dict(ann)
-                if target_recall is not None:
-                    spec["target_recall"] = target_recall
-                tune, source = self._tuning_queries(snapshot, queries)
-                report["ann"] = opt.build_ann(
-                    self._manifest, self.folder, snapshot, spec, tune, source
-                )
-        self._snapshot = None
-        self._ann = AnnSearch(self.folder)
+            self._ann = AnnSearch(self.folder)
         return report
 
     def _tuning_queries(self, snapshot: Snapshot, queries: Any) -> tuple[np.ndarray, str]:
@@ -433,7 +443,8 @@ class Index:
         ``P(match)``. ``threshold``: the strategy to fit (default: the matcher's own if
         it learns, else ``platt``). ``query`` / ``response``: the pair columns (default:
         the matcher's own, else ``image`` and ``caption`` as ``mmsim synthetic`` writes)."""
-        with WriteLock(self.folder):
+        then = "the index's matcher was left as it was"
+        with _writing(self.folder, then), WriteLock(self.folder):
             matcher = self.matcher
             matcher.query = query or matcher.query or "image"
             matcher.response = response or matcher.response or "caption"
@@ -562,6 +573,11 @@ def _engine_argument(engine: EngineChoice, runner: Engine | None) -> EngineChoic
         stacklevel=3,
     )
     return runner
+
+
+def _writing(folder: Path, then: str) -> AbstractContextManager[None]:
+    """A full disk while writing the index at ``folder`` as one DiskFullError naming it."""
+    return reporting_full_disk(f"index {folder}", folder, then=then)
 
 
 def _init_folder(folder: Path, matcher: Matcher, source: Source, dtype: str) -> None:

@@ -1,7 +1,9 @@
 """One writer at a time: an advisory ``flock`` on ``<index>/write.lock``.
 
 The kernel drops the lock when the holder dies, even by SIGKILL, so a killed build
-never leaves a stale lock behind; the file records the holder's PID for the error.
+never leaves a stale lock behind; the file records the holder's PID for the error
+(when there is room for it: taking the lock must not need space, so that a writer on
+a full disk reaches the write that reports it, after deleting what it can).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import os
 from pathlib import Path
 from types import TracebackType
 
+from mmsim.files import is_disk_full
 from mmsim.index.errors import IndexLockedError
 
 LOCK_FILE = "write.lock"
@@ -35,7 +38,12 @@ class WriteLock:
                 "running); wait for it to finish, or stop that process"
             ) from None
         os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        try:
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+        except OSError as exc:  # a full disk: the lock holds without the PID
+            if not is_disk_full(exc):
+                os.close(fd)
+                raise
         self._fd = fd
         return self
 

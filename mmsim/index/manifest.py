@@ -18,11 +18,19 @@ keyword index can never drift from the vectors, whatever was killed when.
 Photo metadata (:data:`~mmsim.index.photo.PHOTO_FIELDS`) is stored in metadata
 columns like the source's own fields, but it is read from the file, not the source:
 an :class:`ItemRecord` whose ``photo`` is None leaves the stored photo fields alone.
+
+Reading needs no space: opening a WAL database normally creates its ``-shm`` and
+``-wal`` files, which fails on a full (or read-only) file system. When the ``-wal``
+file is absent or empty every commit is in the main file, so :meth:`Manifest.open`
+then reads it as an immutable file instead (a frozen view: it does not see later
+commits until opened again); the first write reconnects normally.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -32,6 +40,8 @@ from typing import Any
 
 import numpy as np
 
+from mmsim.errors import DiskFullError
+from mmsim.files import free_bytes, mount_point, reporting_full_disk
 from mmsim.index.errors import IndexCorruptError
 from mmsim.index.photo import PHOTO_FIELDS
 
@@ -85,6 +95,16 @@ CREATE VIRTUAL TABLE IF NOT EXISTS items_fts USING fts5(
 );
 """
 FTS_COLUMNS = ("text", "path", "metadata")
+# why opening normally fails on a full or read-only file system (no -shm or -wal file):
+# SQLite's error names (Python 3.11+), and its messages for them (3.10)
+_CANNOT_WRITE_BESIDE = ("SQLITE_IOERR", "SQLITE_CANTOPEN", "SQLITE_READONLY", "SQLITE_FULL")
+_CANNOT_WRITE_BESIDE_TEXT = (
+    "disk I/O error",
+    "unable to open database file",
+    "attempt to write a readonly database",
+    "database or disk is full",
+)
+_SHM_ROOM = 1 << 16  # the -shm file's first 32 KiB, and a WAL page or two
 
 
 @dataclass
@@ -144,19 +164,33 @@ def quote(name: str) -> str:
 class Manifest:
     """A connection to an index's manifest."""
 
-    def __init__(self, path: Path, conn: sqlite3.Connection, version: int = SCHEMA_VERSION):
+    def __init__(
+        self,
+        path: Path,
+        conn: sqlite3.Connection,
+        version: int = SCHEMA_VERSION,
+        frozen: bool = False,
+    ):
         self.path = path
         self.conn = conn
         self.version = version
+        self.frozen = frozen  # read as an immutable file: see the module docstring
 
     # -- opening ------------------------------------------------------------------------
     @classmethod
     def create(cls, path: Path) -> Manifest:
-        manifest = cls._connect(path)
-        manifest.conn.executescript(_SCHEMA + _FTS_SCHEMA)
-        manifest.set_state("schema_version", SCHEMA_VERSION)
-        manifest.set_state("seq", 0)
-        manifest.set_state("photo_metadata", 1)  # nothing indexed yet lacks it
+        try:
+            manifest = cls._connect(path)
+        except sqlite3.OperationalError as exc:
+            full = _space_error(exc, path)
+            if full is None:
+                raise
+            raise full from exc
+        with reporting_full_disk(f"manifest {path}", path):
+            manifest.conn.executescript(_SCHEMA + _FTS_SCHEMA)
+            manifest.set_state("schema_version", SCHEMA_VERSION)
+            manifest.set_state("seq", 0)
+            manifest.set_state("photo_metadata", 1)  # nothing indexed yet lacks it
         return manifest
 
     @classmethod
@@ -166,7 +200,10 @@ class Manifest:
                 f"manifest {path} is missing; this folder is not a complete mmsim index "
                 "(build one with `mmsim index build`)"
             )
-        manifest = cls._connect(path)
+        try:
+            manifest = cls._connect(path)
+        except sqlite3.OperationalError as exc:
+            manifest = cls(path, _frozen_connection(path, exc), frozen=True)
         try:
             version = manifest.get_state("schema_version")
             manifest.conn.execute("SELECT id, key, shard, row, seq, deleted FROM items LIMIT 1")
@@ -214,32 +251,56 @@ class Manifest:
 
     @classmethod
     def _connect(cls, path: Path) -> Manifest:
+        """A normal (WAL, read-write) connection. An OperationalError is left to the
+        caller: a full disk or a read-only folder raises one too."""
+        conn = sqlite3.connect(
+            str(path), isolation_level=None, timeout=30.0, check_same_thread=False
+        )
         try:
-            conn = sqlite3.connect(
-                str(path), isolation_level=None, timeout=30.0, check_same_thread=False
-            )
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")  # a commit survives power loss
+        except sqlite3.OperationalError:
+            conn.close()
+            raise
         except sqlite3.DatabaseError as exc:
+            conn.close()
             raise IndexCorruptError(
                 f"manifest {path} is not a readable SQLite database ({exc}); rebuild the "
                 "index into a new folder or restore it from a backup"
             ) from None
         return cls(path, conn)
 
+    def _thaw(self) -> None:
+        """Reconnect a frozen manifest normally, to write; on a file system still full,
+        an ENOSPC naming the ``-shm`` file SQLite could not create."""
+        try:
+            fresh = self._connect(self.path)
+        except sqlite3.OperationalError as exc:
+            full = _space_error(exc, self.path)
+            if full is None:
+                raise
+            raise full from exc
+        self.conn.close()
+        self.conn, self.frozen = fresh.conn, False
+
     def close(self) -> None:
         self.conn.close()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE ... COMMIT, rolled back on any error."""
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+        """BEGIN IMMEDIATE ... COMMIT, rolled back on any error: a COMMIT that fails (a
+        full disk: SQLITE_FULL) too, so the connection stays usable for the next one."""
+        with reporting_full_disk(f"manifest {self.path}", self.path):  # SQLite names no file
+            if self.frozen:
+                self._thaw()
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+                self.conn.execute("COMMIT")
+            except BaseException:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
 
     @contextmanager
     def snapshot(self) -> Iterator[sqlite3.Connection]:
@@ -482,6 +543,53 @@ class Manifest:
 
     def forget_skipped(self, keys: Iterable[str]) -> None:
         self.conn.executemany("DELETE FROM skipped WHERE key = ?", ((k,) for k in keys))
+
+
+def _cannot_write_beside(exc: sqlite3.OperationalError) -> bool:
+    name = getattr(exc, "sqlite_errorname", "")
+    return name.startswith(_CANNOT_WRITE_BESIDE) or str(exc) in _CANNOT_WRITE_BESIDE_TEXT
+
+
+def _space_error(exc: sqlite3.OperationalError, path: Path) -> OSError | None:
+    """The ENOSPC that ``exc`` stands for when SQLite could not create the ``-shm`` or
+    ``-wal`` file of ``path`` on a full file system (it reports a disk I/O error)."""
+    if _cannot_write_beside(exc) and free_bytes(path) < _SHM_ROOM:
+        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), f"{path}-shm")
+    return None
+
+
+def _frozen_connection(path: Path, exc: sqlite3.OperationalError) -> sqlite3.Connection:
+    """``path`` opened as an immutable file after opening it normally failed with
+    ``exc``: right when the ``-wal`` file holds no commits, so the main file has them
+    all. Otherwise a full file system is a DiskFullError (the commits in the ``-wal``
+    need a ``-shm`` file to be read) and anything else a damaged manifest."""
+    wal = path.with_name(f"{path.name}-wal")
+    if _cannot_write_beside(exc) and (not wal.exists() or wal.stat().st_size == 0):
+        conn = sqlite3.connect(
+            f"{path.resolve().as_uri()}?immutable=1",
+            uri=True,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        try:
+            conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            return conn
+        except sqlite3.DatabaseError:
+            conn.close()
+    if _space_error(exc, path) is not None:
+        mount, free = mount_point(path), free_bytes(path)
+        raise DiskFullError(
+            path,
+            f"index {path.parent}",
+            f"index {path.parent} cannot be read while {mount} is full ({free:,} bytes "
+            f"free): {wal.name} holds commits that SQLite needs a {path.name}-shm file to "
+            f"read, and it cannot create one. Free space on {mount} and run the same "
+            "command again: the index is intact",
+        ) from exc
+    raise IndexCorruptError(
+        f"manifest {path} is not a readable SQLite database ({exc}); rebuild the "
+        "index into a new folder or restore it from a backup"
+    ) from None
 
 
 def searchable_path(path: str | None, key: str | None = None) -> str:

@@ -39,22 +39,27 @@ def compact(manifest: Manifest, folder: Path, dim: int, dtype: str) -> dict[str,
     if len(old) <= 1 and dead == 0 and _in_id_order(snapshot):
         return {"shards_before": len(old), "shards_after": len(old), "purged": 0}
     ids = snapshot.live.ids
-    written = []
-    for start in range(0, ids.size, COMPACT_ROWS):
-        part = ids[start : start + COMPACT_ROWS]
-        file = f"{uuid.uuid4().hex[:16]}.npy"
-        checksum = write_shard(folder / SHARDS_DIR / file, snapshot.vectors(part).astype(dtype))
-        written.append((file, part, checksum))
-    with manifest.transaction():
-        seq = manifest.next_seq()
-        manifest.conn.execute("DELETE FROM items WHERE deleted = 1")
-        manifest.conn.execute("DELETE FROM shards")
-        for file, part, checksum in written:
-            shard = manifest.add_shard(file, part.size, dtype, checksum, seq)
-            manifest.conn.executemany(
-                "UPDATE items SET shard = ?, row = ? WHERE id = ?",
-                ((shard, row, int(i)) for row, i in enumerate(part)),
-            )
+    written: list[tuple[str, np.ndarray, str]] = []
+    try:
+        for start in range(0, ids.size, COMPACT_ROWS):
+            part = ids[start : start + COMPACT_ROWS]
+            file = f"{uuid.uuid4().hex[:16]}.npy"
+            vectors = snapshot.vectors(part).astype(dtype)
+            written.append((file, part, write_shard(folder / SHARDS_DIR / file, vectors)))
+        with manifest.transaction():
+            seq = manifest.next_seq()
+            manifest.conn.execute("DELETE FROM items WHERE deleted = 1")
+            manifest.conn.execute("DELETE FROM shards")
+            for file, part, checksum in written:
+                shard = manifest.add_shard(file, part.size, dtype, checksum, seq)
+                manifest.conn.executemany(
+                    "UPDATE items SET shard = ?, row = ? WHERE id = ?",
+                    ((shard, row, int(i)) for row, i in enumerate(part)),
+                )
+    except BaseException:  # (a full disk) the old shards stay in use: drop the new ones
+        for file, _, _ in written:
+            (folder / SHARDS_DIR / file).unlink(missing_ok=True)
+        raise
     for record in old:
         (folder / SHARDS_DIR / record.file).unlink(missing_ok=True)
     fsync_dir(folder / SHARDS_DIR)
@@ -115,16 +120,24 @@ def build_ann(
     }
     tmp = folder / ANN_DIR / f".tmp-{name}"
     tmp.mkdir(parents=True)
-    backend.save(tmp)
-    np.save(tmp / "ids.npy", ids)
-    write_atomic(tmp / "ann.json", json.dumps(state, indent=2) + "\n")
-    fsync_files(tmp)
+    try:
+        backend.save(tmp)
+        np.save(tmp / "ids.npy", ids)
+        write_atomic(tmp / "ann.json", json.dumps(state, indent=2) + "\n")
+        fsync_files(tmp)
+    except BaseException:  # (a full disk) nothing names it: free its space at once
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     tmp.rename(folder / ANN_DIR / name)
     fsync_dir(folder / ANN_DIR)
     previous = manifest.get_state("ann")
-    with manifest.transaction():
-        manifest.set_state("ann", state)
-        manifest.next_seq()
+    try:
+        with manifest.transaction():
+            manifest.set_state("ann", state)
+            manifest.next_seq()
+    except BaseException:
+        shutil.rmtree(folder / ANN_DIR / name, ignore_errors=True)
+        raise
     if previous and previous.get("dir") != name:
         shutil.rmtree(folder / ANN_DIR / previous["dir"], ignore_errors=True)
     return state

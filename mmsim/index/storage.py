@@ -14,7 +14,7 @@ from typing import IO
 
 import numpy as np
 
-from mmsim.files import digest_file
+from mmsim.files import digest_file, reporting_full_disk
 from mmsim.index.errors import IndexCorruptError
 
 TMP_PREFIX = ".tmp-"
@@ -41,17 +41,19 @@ def stream_atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     """Create or replace ``path`` with what ``write(handle)`` writes, all or nothing.
 
     Streams (a shard can be gigabytes); small text files use :func:`mmsim.files.write_atomic`.
+    A full disk is a :class:`~mmsim.errors.DiskFullError` naming ``path``.
     """
     tmp = path.with_name(f"{TMP_PREFIX}{uuid.uuid4().hex[:12]}-{path.name}")
-    try:
-        with tmp.open("wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with reporting_full_disk(str(path), path):  # numpy reports "6400 requested and 4064 written"
+        try:
+            with tmp.open("wb") as handle:
+                write(handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
     fsync_dir(path.parent)
 
 

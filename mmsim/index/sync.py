@@ -192,7 +192,12 @@ def apply(
         total=len(todo.embed), desc="indexing", unit="item", disable=not progress or not todo.embed
     )
     for chunk, embedded in engine.run(chunks_of(todo.embed, commit_every), job):
-        report.skipped += commit_chunk(manifest, chunk, embedded, job.dtype)
+        try:
+            report.skipped += commit_chunk(manifest, chunk, embedded, job.dtype)
+        except BaseException:  # its shard is an orphan now: free its space at once
+            if embedded.file is not None:
+                (job.shards / embedded.file).unlink(missing_ok=True)
+            raise
         bar.update(len(chunk))
     bar.close()
     failed_changes = {r["key"] for r in report.skipped}
