@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,10 +22,10 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from mmsim.errors import ConfigError, MmsimError
+from mmsim.errors import ConfigError, ItemError, MmsimError
 from mmsim.index import Index
 from mmsim.inputs.images import load_image
-from mmsim.retrieval.query import MissingItemError, Query
+from mmsim.retrieval.query import MissingItemError, Part, Query
 from mmsim.serve.config import ServeConfig
 
 
@@ -47,6 +48,17 @@ class TextSearch:
     as_of: int | None = None
 
 
+class Observer:
+    """What the engine reports as it works: model calls and update runs. This one
+    ignores them; the service's metrics (:mod:`mmsim.serve.metrics`) count them."""
+
+    def embedded(self, modality: str, count: int, seconds: float) -> None:
+        """A model call embedded ``count`` inputs of ``modality`` in ``seconds``."""
+
+    def updated(self, seconds: float, failed: bool) -> None:
+        """An update run (``POST /api/update``) ended after ``seconds``."""
+
+
 class Engine:
     """The index and its matcher, and the operations the routes need."""
 
@@ -54,6 +66,7 @@ class Engine:
         self.index = index
         self.config = config
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmsim-infer")
+        self.observer = Observer()
         source = index.record["source"]
         self._root = os.path.realpath(source["root"]) if source.get("kind") == "folder" else None
 
@@ -137,12 +150,18 @@ class Engine:
             raise RequestError(422, f"upload {name!r} could not be decoded: {exc}") from None
 
     # -- inference-thread work -----------------------------------------------------------
+    def _embed(self, inputs: list[Any], modality: str) -> np.ndarray:
+        """One model call, timed for the observer (every embedding the service makes
+        goes through here, so the metrics see model time apart from request time)."""
+        start = time.perf_counter()
+        vectors = self.index.matcher.extract_embedding(inputs, modality=modality, progress=False)
+        self.observer.embedded(modality, len(inputs), time.perf_counter() - start)
+        return vectors
+
     def text_searches(self, jobs: Sequence[TextSearch]) -> list[Any]:
         """Embed every query of a batch at once, then search per (filter, offset,
         as_of) group in one pass over the shards; each result is a page (a dict)."""
-        vectors = self.index.matcher.extract_embedding(
-            [job.query for job in jobs], modality="text", progress=False
-        )
+        vectors = self._embed([job.query for job in jobs], "text")
         results: list[Any] = [None] * len(jobs)
         groups: dict[tuple[str | None, int, int | None], list[int]] = {}
         for i, job in enumerate(jobs):
@@ -167,6 +186,7 @@ class Engine:
     def steered_search(self, query: Query | None, options: dict[str, Any]) -> dict[str, Any]:
         """Any search (compound, keyword, hybrid, cut, sorted, paged, browse) as a page."""
         try:
+            query = self._images_embedded(query)
             return self.index.search_page(query, **options).as_dict()
         except MissingItemError as exc:
             raise RequestError(404, str(exc)) from None
@@ -188,6 +208,21 @@ class Engine:
             )
         return value
 
+    def _images_embedded(self, query: Query | None) -> Query | None:
+        """``query`` with its uploaded images replaced by their embeddings (the same
+        vectors the index would compute), so image model time is observed too."""
+        if query is None:
+            return None
+        sides = {"positive": list(query.positive), "negative": list(query.negative)}
+        for side, parts in sides.items():
+            for pos, part in enumerate(parts):
+                if isinstance(part.value, Image.Image):
+                    try:
+                        parts[pos] = Part(self.embed_image(part.value), part.weight)
+                    except ItemError as exc:
+                        raise RequestError(422, f"{side}[{pos}] (image): {exc.reason}") from None
+        return Query(sides["positive"], sides["negative"], keywords=query.keywords)
+
     def search_vector(self, vector: np.ndarray, top_k: int, where: str | None) -> list[Any]:
         try:
             return self.index.search(vector[None], top_k=top_k, where=where)[0]
@@ -195,10 +230,10 @@ class Engine:
             raise RequestError(422, str(exc)) from None
 
     def embed_image(self, image: Image.Image) -> np.ndarray:
-        return self.index.matcher.extract_embedding([image], modality="image", progress=False)[0]
+        return self._embed([image], "image")[0]
 
     def embed_texts(self, texts: list[str]) -> np.ndarray:
-        return self.index.matcher.extract_embedding(texts, modality="text", progress=False)
+        return self._embed(texts, "text")
 
     def item_vector(self, item_id: int) -> np.ndarray:
         try:
@@ -255,5 +290,11 @@ class Engine:
         return info
 
     def update(self) -> dict[str, Any]:
-        report = self.index.update(progress=False)
+        start = time.perf_counter()
+        try:
+            report = self.index.update(progress=False)
+        except BaseException:
+            self.observer.updated(time.perf_counter() - start, failed=True)
+            raise
+        self.observer.updated(time.perf_counter() - start, failed=False)
         return {"summary": report.summary(), "skipped": report.skipped}
