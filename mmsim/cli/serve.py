@@ -16,6 +16,7 @@ def run(cfg: DictConfig) -> None:
         import uvicorn
 
         from mmsim.serve.config import ServeConfig
+        from mmsim.serve.metrics import multiprocess_folder
     except ImportError:
         raise ValueError("mmsim serve needs the serve extra: pip install 'mmsim[serve]'") from None
     config = ServeConfig(**{f.name: cfg[f.name] for f in fields(ServeConfig)}).validate()
@@ -29,14 +30,17 @@ def run(cfg: DictConfig) -> None:
         {"index": str(index), "matcher": cfg.matcher, "config": asdict(config)}
     )
     print(f"mmsim serve: http://{config.host}:{config.port}/  (API docs at /docs)")
-    uvicorn.run(
-        "mmsim.cli.serve:app_from_environment",
-        factory=True,
-        host=config.host,
-        port=config.port,
-        workers=config.workers,
-        log_level="warning",
-    )
+    with multiprocess_folder(config.workers):  # /metrics adds up the workers' counts
+        uvicorn.run(
+            "mmsim.cli.serve:app_from_environment",
+            factory=True,
+            host=config.host,
+            port=config.port,
+            workers=config.workers,
+            log_level="warning",
+            access_log=False,  # the service writes its own JSON access log (access_log=)
+            timeout_graceful_shutdown=config.timeout_graceful_shutdown,
+        )
 
 
 def app_from_environment():  # type: ignore[no-untyped-def]

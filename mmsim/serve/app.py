@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 
 from mmsim.index import Index
 from mmsim.retrieval.query import MAX_PARTS, Item, Part, Query
+from mmsim.serve import access_log, metrics
 from mmsim.serve.batching import MicroBatcher
 from mmsim.serve.config import ServeConfig
 from mmsim.serve.engine import Engine, RequestError, TextSearch
@@ -370,6 +371,8 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
             raise RequestError(403, "the service is read-only; start it with read_only=false")
         return await run(engine.update)
 
+    metrics.install(app)  # GET /metrics; counts what the guard refuses
+    access_log.install(app, config)  # outermost: logs every request with its X-Request-ID
     if config.host not in ("127.0.0.1", "localhost", "::1"):
         warnings.warn(
             f"serving on {config.host}: other machines can reach this service"

@@ -33,6 +33,7 @@ class MicroBatcher:
         self._queue: asyncio.Queue[tuple[Any, asyncio.Future[Any]]] | None = None
         self._worker: asyncio.Task[None] | None = None
         self.batches = 0  # how many model calls were made (for tests and metrics)
+        self.on_batch: Callable[[int], None] = lambda size: None  # the metrics' batch sizes
 
     async def submit(self, job: Any) -> Any:
         if self._queue is None:
@@ -64,6 +65,7 @@ class MicroBatcher:
             if not live:
                 continue
             self.batches += 1
+            self.on_batch(len(live))
             try:
                 results = await loop.run_in_executor(
                     self._executor, self._run, [job for job, _ in live]

@@ -19,7 +19,10 @@ class ServeConfig:
     ``batch_max`` (``batch_max=1`` turns micro-batching off); ``batch_wait_ms`` > 0
     also holds a batch's first query that long for company (latency for throughput). ``token``: when
     set, every route needs ``Authorization: Bearer <token>`` (or ``?token=`` for links
-    and images). ``read_only=False`` enables ``POST /api/update``.
+    and images). ``read_only=False`` enables ``POST /api/update``. ``access_log``: where
+    the JSON access log goes (``stderr``, ``off`` or a file, appended to).
+    ``timeout_graceful_shutdown``: seconds a SIGTERM waits for in-flight requests before
+    cancelling them (uvicorn's option of that name).
     """
 
     host: str = "127.0.0.1"
@@ -37,6 +40,8 @@ class ServeConfig:
     batch_max: int = 32
     batch_wait_ms: float = 0.0
     thumbnail_size: int = 256
+    access_log: str = "stderr"
+    timeout_graceful_shutdown: int = 30
 
     def validate(self) -> ServeConfig:
         for name in (
@@ -57,4 +62,15 @@ class ServeConfig:
                 raise ValueError(f"serve option {name} must be a positive integer, got {value!r}")
         if self.batch_wait_ms < 0:
             raise ValueError(f"batch_wait_ms must be >= 0, got {self.batch_wait_ms}")
+        grace = self.timeout_graceful_shutdown
+        if not isinstance(grace, int) or isinstance(grace, bool) or grace < 0:
+            raise ValueError(
+                f"serve option timeout_graceful_shutdown must be a whole number of seconds "
+                f">= 0, got {grace!r}"
+            )
+        if not isinstance(self.access_log, str) or not self.access_log.strip():
+            raise ValueError(
+                f"serve option access_log must be stderr, off or a file path, got "
+                f"{self.access_log!r}"
+            )
         return self

@@ -1,0 +1,213 @@
+"""JSON access logs with a request id: one JSON object per request.
+
+Each line holds ``time``, ``method``, ``route`` (the route template, e.g.
+``/api/items/{item_id}``), ``path``, ``status``, ``duration_ms``, ``request_id``,
+``client`` and ``pid`` (which worker answered, with ``workers=N``), and for answers of
+400 and above the ``error`` message the client got. The request id comes from the
+client's ``X-Request-ID`` when it is sane (1 to 128 visible ASCII characters), so a
+proxy's id follows the request through; otherwise it is generated. Either way it is
+sent back in the ``X-Request-ID`` response header, so a user's report of a failed
+request finds its log line.
+
+An exception no handler turned into an answer is logged here (its traceback under
+``traceback``) and answered with a JSON 500 that carries the request id, instead of
+reaching the server's plain-text 500 without one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import re
+import sys
+import time
+import traceback
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime, timezone
+from typing import Any
+
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mmsim.serve.config import ServeConfig
+
+HEADER = "x-request-id"
+SANE_ID = re.compile(r"[\x21-\x7e]{1,128}")
+ERROR_BODY_BYTES = 4096  # how much of an error answer is read for its message
+UNWIND_S = 2.0  # how long shutdown waits for cancelled requests to log their line
+CANCELLED = 499  # logged for a request cancelled before its answer (nginx's convention)
+
+
+class JsonLines(logging.Formatter):
+    """A record's ``fields`` as one JSON line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps(getattr(record, "fields", {"message": record.getMessage()}))
+
+
+def open_log(destination: str) -> logging.Logger | None:
+    """The logger that writes the access log to ``destination`` (``stderr``, ``off`` or a
+    file path). Its own logger, outside logging's tree: apps in one process keep their
+    own destinations, and the application's root logging config does not reformat it."""
+    if destination == "off":
+        return None
+    handler: logging.Handler
+    if destination == "stderr":
+        handler = logging.StreamHandler(sys.stderr)
+    else:  # appended to; reopened when logrotate moves it
+        from logging.handlers import WatchedFileHandler
+
+        handler = WatchedFileHandler(destination, encoding="utf-8")
+    handler.setFormatter(JsonLines())
+    logger = logging.Logger("mmsim.serve.access", logging.INFO)
+    logger.addHandler(handler)
+    return logger
+
+
+def route_template(scope: Scope, routes: list[Any]) -> str:
+    """The template of the route that handled (or would handle) the request, so metric
+    labels and log lines group requests by route, not by raw path (ids, files)."""
+    route = scope.get("route")
+    if route is None:  # answered before routing (a middleware refused it)
+        route = next((r for r in routes if r.matches(scope)[0] != Match.NONE), None)
+    if route is None:
+        return "<unmatched>"
+    path = getattr(route, "path", "")
+    return path + "/{path}" if hasattr(route, "routes") else path or "/"
+
+
+def request_id(scope: Scope) -> str:
+    """The client's ``X-Request-ID`` when sane, otherwise a new one."""
+    for name, value in scope.get("headers", ()):
+        if name == HEADER.encode():
+            given = value.decode("latin-1")
+            if SANE_ID.fullmatch(given):
+                return given
+            break
+    return uuid.uuid4().hex
+
+
+class AccessLog:
+    """ASGI middleware: the request id header and one log line per HTTP request."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        logger: logging.Logger | None,
+        routes: list[Any],
+        in_flight: set[asyncio.Task[Any]],
+    ) -> None:
+        self.app = app
+        self.logger = logger
+        self.routes = routes
+        self.in_flight = in_flight
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = request_id(scope)
+        scope.setdefault("state", {})["request_id"] = rid
+        task = asyncio.current_task()
+        if task is not None:
+            self.in_flight.add(task)
+        started, start = time.time(), time.perf_counter()
+        status = 0
+        error_body = bytearray()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = [(k, v) for k, v in message.get("headers", ()) if k != HEADER.encode()]
+                message = {**message, "headers": [*headers, (HEADER.encode(), rid.encode())]}
+            elif message["type"] == "http.response.body" and status >= 400:
+                error_body.extend(message.get("body", b"")[: ERROR_BODY_BYTES - len(error_body)])
+            await send(message)
+
+        fields: dict[str, Any] = {}
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            fields["error"] = f"{type(exc).__name__}: {exc}"
+            fields["traceback"] = traceback.format_exc()
+            if status or self.logger is None:  # too late to answer, or no log to hold it
+                raise
+            status = 500
+            message = f"internal error (request id {rid}; see the service's log)"
+            body = json.dumps({"error": message, "status": 500}).encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 500,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                        (HEADER.encode(), rid.encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+        finally:
+            if self.logger is not None:
+                if not status:  # cancelled: the client went away or shutdown ran out of time
+                    status = CANCELLED
+                    fields.setdefault("error", "cancelled before it was answered")
+                if status >= 400 and "error" not in fields:
+                    fields["error"] = _error_message(bytes(error_body))
+                line = self._line(scope, rid, status, started, time.perf_counter() - start)
+                self.logger.info("", extra={"fields": {**line, **fields}})
+            self.in_flight.discard(task)  # type: ignore[arg-type]
+
+    def _line(
+        self, scope: Scope, rid: str, status: int, started: float, seconds: float
+    ) -> dict[str, Any]:
+        client = scope.get("client")
+        return {
+            "time": datetime.fromtimestamp(started, timezone.utc).isoformat("T", "milliseconds"),
+            "method": scope["method"],
+            "route": route_template(scope, self.routes),
+            "path": scope["path"],
+            "status": status,
+            "duration_ms": round(1e3 * seconds, 2),
+            "request_id": rid,
+            "client": f"{client[0]}:{client[1]}" if client else None,
+            "pid": os.getpid(),
+        }
+
+
+def _error_message(body: bytes) -> str | None:
+    """The ``error`` (or FastAPI's ``detail``) of a JSON error answer, else None."""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return None
+    if isinstance(document, dict):
+        message = document.get("error", document.get("detail"))
+        return message if isinstance(message, str) else json.dumps(message)
+    return None
+
+
+def install(app: Any, config: ServeConfig) -> None:
+    """Log every request of ``app`` as JSON to ``config.access_log`` and give every answer
+    an ``X-Request-ID``. Install it last: it must wrap the app's other middleware, so
+    their refusals (401, 413) are logged too."""
+    in_flight: set[asyncio.Task[Any]] = set()
+    logger = open_log(config.access_log)
+    app.add_middleware(AccessLog, logger=logger, routes=app.router.routes, in_flight=in_flight)
+    serving = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[Any]:
+        async with serving(app) as state:
+            yield state
+            # requests the server cancelled (timeout_graceful_shutdown ran out) unwind
+            # in a few turns of the loop: let them log before the process ends
+            if in_flight:
+                await asyncio.wait(list(in_flight), timeout=UNWIND_S)
+
+    app.router.lifespan_context = lifespan

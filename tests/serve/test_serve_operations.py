@@ -1,0 +1,331 @@
+"""Operating the service: Prometheus metrics, JSON access logs with request ids, several
+worker processes over one index, graceful shutdown on a real SIGTERM. The in-process
+tests use the real app; the process tests run ``mmsim serve`` and talk HTTP to it."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+from prometheus_client.parser import text_string_to_metric_families
+
+from mmsim import Matcher
+from mmsim.index import Index
+from mmsim.plugin.testing import MMSIM, cli_env, write_collection
+from mmsim.serve import ServeConfig, create_app
+
+# after a graceful shutdown uvicorn re-raises the signal it caught: the exit status
+# says what stopped the service
+STOPPED = (0, -signal.SIGTERM)
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+def write_tiles(folder: Path, count: int, seed: int) -> None:
+    """``count`` small distinct PNGs (an index's worth of new files for an update)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        pixels = (rng.random((24, 24, 3)) * 255).astype(np.uint8)
+        Image.fromarray(pixels).save(folder / f"tile{seed}_{i}.png")
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """A Prometheus text page as {(sample name, sorted labels): value}."""
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def sample(page: dict, name: str, **labels: str) -> float:
+    return page.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def fetch(url: str, headers: dict[str, str] | None = None, timeout: float = 60) -> Any:
+    request = urllib.request.Request(url, headers=headers or {})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        body = response.read()
+        kind = response.headers.get("content-type", "")
+        return json.loads(body) if kind.startswith("application/json") else body.decode()
+
+
+@contextmanager
+def serving(index: Path, *options: str) -> Iterator[tuple[subprocess.Popen, str]]:
+    """``mmsim serve`` over ``index`` in its own process group; yields the process and
+    its URL once ``/metrics`` answers (bounded wait), and stops it afterwards."""
+    port = free_port()
+    process = subprocess.Popen(
+        [*MMSIM, "serve", f"index={index}", f"port={port}", *options],
+        env=cli_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            fetch(f"{url}/metrics", timeout=2)
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError(process.communicate()[1].decode()[-3000:]) from None
+            time.sleep(0.2)
+    try:
+        yield process, url
+    finally:
+        if process.poll() is None:
+            process.terminate()
+        process.communicate(timeout=30)
+
+
+def wait_in_progress(url: str, route: str) -> None:
+    """Until the service reports a request to ``route`` in progress (bounded)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        page = samples(fetch(f"{url}/metrics"))
+        if sample(page, "mmsim_http_requests_in_progress", method="GET", route=route) >= 1:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"no request to {route} in progress within 30 s")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("operations")
+    write_collection(root / "photos")
+    Index.build(root / "photos", Matcher("toy", progress=False), root / "idx", progress=False)
+    return root
+
+
+# -- metrics ----------------------------------------------------------------------------------
+
+
+def test_metrics_count_routes_batches_model_calls_updates_and_read_the_index(tmp_path):
+    photos = tmp_path / "photos"
+    write_collection(photos)
+    Index.build(photos, Matcher("toy", progress=False), tmp_path / "idx", progress=False)
+    config = ServeConfig(read_only=False, batch_wait_ms=100, access_log="off")
+    with TestClient(create_app(tmp_path / "idx", config), raise_server_exceptions=False) as c:
+        queries = [f"a photo number {i}" for i in range(6)]
+        with ThreadPoolExecutor(6) as pool:  # concurrent plain text searches: micro-batched
+            answers = list(pool.map(lambda q: c.get("/api/search", params={"q": q}), queries))
+        assert all(a.status_code == 200 for a in answers)
+        image = (photos / "city" / "c1.png").read_bytes()
+        assert c.post("/api/search/image", files={"file": ("c1.png", image)}).status_code == 200
+        assert c.get("/api/items/123456").status_code == 404
+        assert c.get("/api/items/654321").status_code == 404
+
+        page = samples(c.get("/metrics").text)
+        # one series per route template and status, never per raw path
+        by_route = {"method": "GET", "route": "/api/items/{item_id}", "status": "404"}
+        assert sample(page, "mmsim_http_requests_total", **by_route) == 2
+        assert sample(page, "mmsim_http_request_duration_seconds_count", **by_route) == 2
+        assert not any("123456" in str(labels) for _, labels in page)
+        searched = {"method": "GET", "route": "/api/search", "status": "200"}
+        assert sample(page, "mmsim_http_requests_total", **searched) == 6
+        # the six plain searches ran in fewer model calls, and every one was counted
+        assert sample(page, "mmsim_batch_size_sum") == 6
+        assert 1 <= sample(page, "mmsim_batch_size_count") < 6
+        assert sample(page, "mmsim_embedded_inputs_total", modality="text") == 6
+        assert sample(page, "mmsim_embedding_seconds_count", modality="image") == 1
+        assert sample(page, "mmsim_embedding_seconds_sum", modality="image") > 0
+        assert sample(page, "mmsim_index_items") == 8
+        assert sample(page, "mmsim_index_ann_built", backend="none") == 0
+
+        write_tiles(photos / "new", 1, seed=5)
+        assert c.post("/api/update").status_code == 200
+        Index.open(tmp_path / "idx").optimize()  # another writer builds the ANN structure
+        page = samples(c.get("/metrics").text)
+        assert sample(page, "mmsim_index_items") == 9  # read from the index at scrape time
+        assert sample(page, "mmsim_index_ann_built", backend="faiss_hnsw") == 1
+        assert sample(page, "mmsim_index_ann_rows") == 9
+        assert sample(page, "mmsim_update_runs_total") == 1
+        assert sample(page, "mmsim_update_duration_seconds_count") == 1
+
+        shutil.move(photos, tmp_path / "moved")  # the source is gone: the update fails
+        assert c.post("/api/update").status_code >= 400
+        page = samples(c.get("/metrics").text)
+        assert sample(page, "mmsim_update_runs_total") == 2
+        assert sample(page, "mmsim_update_failures_total") == 1
+        assert sample(page, "mmsim_update_duration_seconds_count") == 2
+
+        scrape = c.app.openapi()["paths"]["/metrics"]["get"]  # type: ignore[attr-defined]
+        assert list(scrape["responses"]["200"]["content"]) == ["text/plain"]
+
+
+# -- access log -------------------------------------------------------------------------------
+
+
+def test_access_log_is_one_json_line_per_request_with_its_request_id(built, tmp_path):
+    log = tmp_path / "access.jsonl"
+    app = create_app(built / "idx", ServeConfig(access_log=str(log), token="s3cret"))
+
+    @app.get("/api/fault", include_in_schema=False)
+    async def fault() -> None:  # an error no handler answers: a bug the log must catch
+        raise RuntimeError("the fault under test")
+
+    auth = {"Authorization": "Bearer s3cret"}
+    with TestClient(app) as c:
+        sent = [
+            c.get("/api/items/1", headers={**auth, "X-Request-ID": "proxy-42.a/b"}),
+            c.get("/api/items/987654", headers={**auth, "X-Request-ID": "x" * 129}),
+            c.get("/api/info", headers={"X-Request-ID": "tab\there"}),  # no token: 401
+            c.get("/api/search", params={"q": "a red car", "token": "s3cret"}),
+            c.get("/api/fault", headers=auth),
+        ]
+    ids = [r.headers["x-request-id"] for r in sent]
+    assert ids[0] == "proxy-42.a/b"  # a sane id from the client (or its proxy) is kept
+    assert all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids[1:])  # others are generated
+    assert len(set(ids)) == len(ids)
+    assert [r.status_code for r in sent] == [200, 404, 401, 200, 500]
+    assert ids[4] in sent[4].json()["error"]  # the user can quote it
+
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [line["request_id"] for line in lines] == ids
+    first = lines[0]
+    assert set(first) == {
+        "time",
+        "method",
+        "route",
+        "path",
+        "status",
+        "duration_ms",
+        "request_id",
+        "client",
+        "pid",
+    }
+    assert (first["method"], first["route"], first["path"]) == (
+        "GET",
+        "/api/items/{item_id}",
+        "/api/items/1",
+    )
+    assert first["status"] == 200 and first["duration_ms"] > 0 and first["client"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", first["time"])
+    assert lines[1]["status"] == 404 and "987654" in lines[1]["error"]
+    assert lines[2]["status"] == 401 and "token" in lines[2]["error"]
+    assert lines[2]["route"] == "/api/info"  # refused before routing, still by route
+    assert lines[3]["route"] == "/api/search" and "error" not in lines[3]
+    assert lines[4]["status"] == 500 and "the fault under test" in lines[4]["error"]
+    assert "RuntimeError" in lines[4]["traceback"]
+
+
+# -- workers ----------------------------------------------------------------------------------
+
+
+def test_two_workers_serve_one_index_consistently_while_another_process_updates_it(tmp_path):
+    photos = tmp_path / "photos"
+    write_tiles(photos, 40, seed=1)
+    Index.build(photos, Matcher("toy", progress=False), tmp_path / "idx", progress=False)
+    write_tiles(photos / "more", 160, seed=2)  # what the update will find
+    log = tmp_path / "access.jsonl"
+    answers: list[dict] = []
+    stop = threading.Event()
+    with serving(tmp_path / "idx", "workers=2", f"access_log={log}") as (_, url):
+
+        def search(client: int) -> None:
+            for n in range(200):  # bounded; stopped once the update has landed
+                if stop.is_set():
+                    return
+                rid = f"client{client}-{n}"
+                page = fetch(f"{url}/api/search?q=x&top_k=5", {"X-Request-ID": rid})
+                answers.append(page)
+
+        def answered(count: int) -> None:  # bounded wait for the clients' progress
+            deadline = time.monotonic() + 60
+            while len(answers) < count and time.monotonic() < deadline:
+                time.sleep(0.02)
+
+        with ThreadPoolExecutor(6) as pool:
+            clients = [pool.submit(search, i) for i in range(6)]
+            answered(12)
+            Index.open(tmp_path / "idx").update(commit_every=16, progress=False)
+            answered(len(answers) + 12)
+            stop.set()
+            for client in clients:
+                client.result()
+        scrapes = [samples(fetch(f"{url}/metrics")) for _ in range(4)]
+
+    # every answer is the index as of one commit: equal to searching that commit now
+    index = Index.open(tmp_path / "idx")
+    commits = {page["as_of"] for page in answers}
+    assert len(commits) >= 3, commits  # searches ran while the update's commits landed
+    for page in answers:
+        want = index.search_page("x", top_k=5, as_of=page["as_of"])
+        assert [h["response_id"] for h in page["hits"]] == [h["response_id"] for h in want.hits]
+        assert page["total"] == want.total
+    assert {page["total"] for page in answers} >= {40, 200}
+
+    # both processes answered searches, and every scrape counts the service's total
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len({line["pid"] for line in lines if line["route"] == "/api/search"}) == 2
+    searched = {"method": "GET", "route": "/api/search", "status": "200"}
+    for page in scrapes:
+        assert sample(page, "mmsim_http_requests_total", **searched) == len(answers)
+        assert sample(page, "mmsim_index_items") == 200
+
+
+# -- graceful shutdown ------------------------------------------------------------------------
+
+
+def test_sigterm_lets_in_flight_requests_finish_within_the_timeout(built, tmp_path):
+    log = tmp_path / "access.jsonl"
+    # a lone text search waits batch_wait_ms for company: a request that is really in flight
+    patient = ("batch_wait_ms=3000", "timeout_graceful_shutdown=20", f"access_log={log}")
+    hasty = ("batch_wait_ms=60000", "timeout_graceful_shutdown=1", f"access_log={log}")
+    with (
+        serving(built / "idx", *patient) as (process, url),
+        serving(built / "idx", *hasty) as (cut, cut_url),
+        ThreadPoolExecutor(2) as pool,
+    ):
+        finishing = pool.submit(fetch, f"{url}/api/search?q=a+red+car&top_k=3")
+        cancelled = pool.submit(fetch, f"{cut_url}/api/search?q=a+red+car&top_k=3")
+        wait_in_progress(url, "/api/search")
+        wait_in_progress(cut_url, "/api/search")
+        signalled = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        cut.send_signal(signal.SIGTERM)
+
+        # over its timeout: the request is cancelled and the process ends soon after
+        assert cut.wait(timeout=30) in STOPPED
+        assert time.monotonic() - signalled < 15
+        with pytest.raises((OSError, urllib.error.HTTPError)):
+            cancelled.result(timeout=30)
+        # within its timeout: no new connections, the in-flight request gets its answer
+        with pytest.raises(OSError):
+            for _ in range(50):  # bounded: the listener closes as soon as the signal lands
+                fetch(f"{url}/metrics", timeout=2)
+                time.sleep(0.05)
+        page = finishing.result(timeout=30)
+        assert len(page["hits"]) == 3
+        assert process.wait(timeout=30) in STOPPED
+
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    searches = [line for line in lines if line["route"] == "/api/search"]
+    assert sorted(line["status"] for line in searches) == [200, 499]
+    assert "cancelled" in next(line for line in searches if line["status"] == 499)["error"]
