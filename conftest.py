@@ -8,6 +8,8 @@ any test module.
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -115,3 +117,30 @@ def labelled_pairs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list]:
             response.append(copies[j])
             label.append(int(i == j))
     return {"query": query, "response": response, "label": label}
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real small file system (tmpfs: 4 MiB, 256 files) mounted for one test, for the
+    disk-full tests to fill (:func:`mmsim.plugin.testing.fill_disk`); unmounted after.
+    Skipped, with the reason, only where mounting is not permitted."""
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root: run the suite as root to include this test")
+    options = "size=4m,nr_inodes=256"
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        reason = mounted.stderr.strip()
+        if "permission denied" in reason.lower() or "not permitted" in reason.lower():
+            pytest.skip(f"mounting a tmpfs is not permitted here: {reason}")
+        pytest.fail(f"mount -t tmpfs failed: {reason}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "--lazy", str(folder)], check=True)

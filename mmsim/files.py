@@ -45,7 +45,7 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
     :class:`DiskFullError` naming ``path`` (the old file, if any, is left as it was)."""
     target = Path(path)
     payload = data.encode("utf-8") if isinstance(data, str) else data
-    with reporting_full_disk(str(target), target, then="files are written whole or not at all"):
+    with reporting_full_disk(str(target), target, exact=True):
         target.parent.mkdir(parents=True, exist_ok=True)
         handle, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
         try:
@@ -104,19 +104,28 @@ def free_bytes(path: str | Path) -> int:
     return stats.f_bavail * stats.f_frsize
 
 
-def disk_full_error(exc: BaseException, path: str | Path, what: str, then: str) -> DiskFullError:
+def disk_full_error(
+    exc: BaseException, path: str | Path, what: str, then: str, *, exact: bool = False
+) -> DiskFullError:
     """The :class:`DiskFullError` for ``exc``: ``path`` is the file being written unless
-    ``exc`` names one (an OSError's filename, or an earlier DiskFullError's path)."""
+    ``exc`` names one (an OSError's filename, or an earlier DiskFullError's path) and
+    ``exact`` is false (with it, ``path`` is named even where the OS error names the
+    temporary file written beside it)."""
     named = exc.path if isinstance(exc, DiskFullError) else getattr(exc, "filename", None)
-    file = Path(os.path.abspath(named or path))
+    file = Path(os.path.abspath(path if exact else named or path))
     mount = mount_point(file)
-    quota = isinstance(exc, OSError) and exc.errno == errno.EDQUOT
-    if quota:
-        state = f"the disk quota on {mount} is exceeded"
+    original = exc.__cause__ if isinstance(exc, DiskFullError) else exc
+    stats = os.statvfs(mount)
+    free = f"{stats.f_bavail * stats.f_frsize:,} bytes free"
+    fix = f"free space on {mount}"
+    if isinstance(original, OSError) and original.errno == errno.EDQUOT:
+        state = f"the disk quota on {mount} is exceeded ({free})"
         fix = f"free space (or raise the quota) on {mount}"
+    elif stats.f_files and not stats.f_favail:  # out of inodes: no new file, whatever its size
+        state = f"the file system {mount} has no free inodes left ({free})"
+        fix = f"delete files on {mount}"
     else:
-        state = f"the file system {mount} is full ({free_bytes(mount):,} bytes free)"
-        fix = f"free space on {mount}"
+        state = f"the file system {mount} is full ({free})"
     message = (
         f"cannot write {what}{'' if str(file) in what else f' ({file})'}: {state}. "
         f"{fix[0].upper()}{fix[1:]} and run the same command again: {then}"
@@ -126,12 +135,17 @@ def disk_full_error(exc: BaseException, path: str | Path, what: str, then: str) 
 
 @contextmanager
 def reporting_full_disk(
-    what: str, path: str | Path, *, then: str = "files are written whole or not at all"
+    what: str,
+    path: str | Path,
+    *,
+    then: str = "files are written whole or not at all",
+    exact: bool = False,
 ) -> Iterator[None]:
     """Turn a write that runs out of space inside the block into a :class:`DiskFullError`.
 
     ``what``: what is being written, as the user knows it (``"index /data/idx"``);
-    ``path``: the file or folder written when the error does not name its file;
+    ``path``: the file or folder written when the error does not name its file (and
+    whatever it names with ``exact``: a temporary file is not what the user knows);
     ``then``: what state the run leaves and what running it again does. Blocks nest: the
     outermost names ``what`` and ``then`` (it knows what the user asked for), the
     innermost the file. Other errors pass unchanged.
@@ -142,7 +156,7 @@ def reporting_full_disk(
         if not is_disk_full(exc):
             raise
         cause = exc.__cause__ if isinstance(exc, DiskFullError) else exc
-        raise disk_full_error(exc, path, what, then) from cause
+        raise disk_full_error(exc, path, what, then, exact=exact) from cause
 
 
 def json_problem(path: Path) -> str | None:

@@ -44,7 +44,9 @@ def stream_atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     A full disk is a :class:`~mmsim.errors.DiskFullError` naming ``path``.
     """
     tmp = path.with_name(f"{TMP_PREFIX}{uuid.uuid4().hex[:12]}-{path.name}")
-    with reporting_full_disk(str(path), path):  # numpy reports "6400 requested and 4064 written"
+    with reporting_full_disk(
+        str(path), path, exact=True
+    ):  # numpy: "6400 requested and 4064 written"
         try:
             with tmp.open("wb") as handle:
                 write(handle)

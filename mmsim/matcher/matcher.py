@@ -19,6 +19,7 @@ import numpy as np
 
 from mmsim.embedding.results import EmbeddingResult, ErrorPolicy
 from mmsim.errors import ConfigError, choice, positive_int
+from mmsim.files import reporting_full_disk
 from mmsim.inputs.detect import (
     MODALITIES,
     Modality,
@@ -363,8 +364,11 @@ class Matcher:
 
     # -- persistence and export ----------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
-        """Write the matcher (encoders, strategies, fitted parameters, columns) as JSON."""
-        return save_spec(self.spec, directory)
+        """Write the matcher (encoders, strategies, fitted parameters, columns) as JSON;
+        on a full disk a DiskFullError, and a matcher saved there before is kept."""
+        then = "a matcher saved there before is left as it was"
+        with reporting_full_disk(f"the matcher {directory}", directory, then=then):
+            return save_spec(self.spec, directory)
 
     @classmethod
     def load(cls, directory: str | Path, **overrides: Any) -> Matcher:

@@ -79,6 +79,8 @@ _PUBLIC = {
     "AnnBackend": "mmsim.index.ann",
     # files a plugin writes whole and reads with a named error
     "write_atomic": "mmsim.files",
+    "reporting_full_disk": "mmsim.files",
+    "is_disk_full": "mmsim.files",
     "digest_file": "mmsim.files",
     "json_problem": "mmsim.files",
     # errors a plugin raises
@@ -86,6 +88,7 @@ _PUBLIC = {
     "ConfigError": "mmsim.errors",
     "CheckpointNotFoundError": "mmsim.errors",
     "DamagedFileError": "mmsim.errors",
+    "DiskFullError": "mmsim.errors",
     "MissingDependencyError": "mmsim.errors",
     "ItemError": "mmsim.errors",
 }

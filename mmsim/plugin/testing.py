@@ -126,6 +126,26 @@ def hub_cache(cache: Path, repo: str, files_from: Path) -> Path:
     return cache
 
 
+def fill_disk(disk: Path, leave: int = 0) -> Path:
+    """Fill the file system at ``disk`` (a small test mount) so that ``leave`` bytes stay
+    free, with files in ``disk/ballast`` (delete that folder to free the space again).
+    ``leave=0`` also takes every free inode, so no file at all can be created."""
+    ballast = disk / "ballast"
+    ballast.mkdir(exist_ok=True)
+    stats = os.statvfs(disk)
+    size = stats.f_bavail * stats.f_frsize - leave
+    if size > 0:
+        with (ballast / "space").open("wb") as handle:
+            os.posix_fallocate(handle.fileno(), 0, size)
+    if leave == 0:
+        for n in range(stats.f_favail + 1):
+            try:
+                (ballast / f"inode{n}").touch()
+            except OSError:
+                break
+    return ballast
+
+
 def committed_rows(index_dir: Path) -> int:
     """Rows a running build has committed so far (0 before its manifest exists); what
     kill-and-resume tests poll to choose the moment to kill."""

@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from mmsim.embedding.loader import prefetched
 from mmsim.embedding.results import ErrorPolicy, TruncationWarning
 from mmsim.errors import ConfigError
+from mmsim.files import reporting_full_disk
 from mmsim.inputs.pairs import Pairs, read_pairs
 from mmsim.retrieval.evaluation import aligned_retrieval
 from mmsim.spec.assembly import Assembly
@@ -50,6 +51,8 @@ from mmsim.training.parameters import (
 )
 
 MAX_LOGIT_SCALE = math.log(100.0)  # CLIP's clamp: a hotter softmax only destabilises training
+# what a fit that ran out of space leaves: a fit does not resume
+_FIT_AGAIN = "it trains again from the start"
 
 
 @dataclass
@@ -274,7 +277,11 @@ class _Run:
                 folder = self.output_dir / ("checkpoint" if shared else f"{side}_checkpoint")
                 if folder.exists():
                     shutil.rmtree(folder)
-                options = owner.save(folder)
+                try:
+                    options = owner.save(folder)
+                except BaseException:  # (a full disk) half a checkpoint loads as nothing
+                    shutil.rmtree(folder, ignore_errors=True)
+                    raise
                 folders[side] = folder
             self.encoders[side] = self.assembly.spec.encoder(side).with_options(**options)
         self.saved = (self.best_epoch, {"model": folders["image"]} if shared else folders)
@@ -305,7 +312,22 @@ def fit(
     on_epoch: Callable[[dict[str, Any], bool], None] | None = None,
 ) -> FitResult:
     """Implementation of :meth:`mmsim.Matcher.fit`; ``on_epoch(row, is_best)`` hears of
-    each validated epoch (the command line prints a line per epoch with it).
+    each validated epoch (the command line prints a line per epoch with it). A full disk
+    while writing the checkpoints, the log or the spec is a DiskFullError naming them."""
+    out = Path(output_dir).expanduser()
+    with reporting_full_disk(f"the fit output {out}", out, then=_FIT_AGAIN):
+        return _fit(assembly, data, validation, out, options, on_epoch)
+
+
+def _fit(
+    assembly: Assembly,
+    data: Any,
+    validation: Any,
+    out: Path,
+    options: FitConfig,
+    on_epoch: Callable[[dict[str, Any], bool], None] | None,
+) -> FitResult:
+    """:func:`fit` itself.
 
     Trains the weights of ``assembly``'s models in place (they are the plugin's, handed
     over as a Trainable for that), keeps the best epoch's, and returns the new spec.
@@ -313,7 +335,6 @@ def fit(
     check_options(options, assembly)
     if validation is not None and options.validation_split:
         raise ConfigError("fit: give validation pairs or a validation_split, not both")
-    out = Path(output_dir).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(options.seed)
     torch.manual_seed(options.seed)

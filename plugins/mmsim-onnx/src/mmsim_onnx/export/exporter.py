@@ -22,7 +22,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from mmsim.plugin import ExportError, Tower, TowerExport, logit_params, write_atomic
+from mmsim.plugin import (
+    ExportError,
+    Tower,
+    TowerExport,
+    is_disk_full,
+    logit_params,
+    reporting_full_disk,
+    write_atomic,
+)
 from mmsim.plugin.exporters import (
     MATCHER_FILE,
     Report,
@@ -236,6 +244,21 @@ def export(
     if target.exists() and not target.is_dir():
         raise ExportError(f"output '{directory}' is a file, not a folder")
     target.parent.mkdir(parents=True, exist_ok=True)
+    then = "an export already there is left as it was"
+    with reporting_full_disk(f"the export {target}", target, then=then):
+        return _export(matcher, target, quantize, opset, min_cosine, report)
+
+
+def _export(
+    matcher: Any,
+    target: Path,
+    quantize: str | None,
+    opset: int,
+    min_cosine: float,
+    report: Callable[[str], None],
+) -> Path:
+    """:func:`export` itself: everything is written in a temporary folder beside
+    ``target``, moved into place at the end and removed if anything fails."""
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
     tmp.chmod(0o755)  # mkdtemp's 0700 would hide the export from other users
     try:
@@ -290,6 +313,8 @@ def _export_tower(
     try:
         _export_graph(spec, feeds, path, opset)
     except Exception as exc:
+        if is_disk_full(exc):  # reported as a full disk by export(), not as a bad graph
+            raise
         raise ExportError(
             f"torch.onnx.export failed for the {tower.modality} tower of '{tower.name}': {exc}"
         ) from exc
