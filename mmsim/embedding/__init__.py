@@ -4,6 +4,8 @@
 - :mod:`~mmsim.embedding.pipeline`: load and encode in one pass (:func:`~.pipeline.embed`);
 - :mod:`~mmsim.embedding.loader`: image batches decoded ahead in a loader thread;
 - :mod:`~mmsim.embedding.texts`: texts tokenised once in length-sorted batches;
+- :mod:`~mmsim.embedding.encoding`: around each ``encode``: inference mode where torch
+  is loaded, outputs as numpy, unit rows;
 - :mod:`~mmsim.embedding.results`: :class:`~.results.EmbeddingResult`,
   :class:`~.results.SkippedItem` and the :class:`~.results.ErrorPolicy` (raise or skip).
 """

@@ -9,13 +9,13 @@ goes on. Fine-tuning reads its batches through the same loader (with augmentatio
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 from PIL import Image
 
 from mmsim.embedding.results import SkippedItem
@@ -116,9 +116,12 @@ def _single_threaded_torch() -> None:
 
     The model already uses every core; a loader that also fanned out would
     oversubscribe them and stall the model's matrix multiplies. The setting is
-    per thread, so the model's own thread count is unchanged.
+    per thread, so the model's own thread count is unchanged. Towers that run
+    without torch have not imported it, and it is not imported for them.
     """
-    torch.set_num_threads(1)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
 
 
 def _preprocess(
@@ -160,10 +163,11 @@ def collate(parts: list[Any]) -> Any:
     """Batch-first model inputs of single images joined along the batch axis: tensors,
     numpy arrays, or dicts of them (what image towers' ``preprocess`` returns)."""
     first = parts[0]
-    if isinstance(first, torch.Tensor):
-        return torch.cat(parts)
     if isinstance(first, np.ndarray):
         return np.concatenate(parts)
     if isinstance(first, dict):
         return {key: collate([part[key] for part in parts]) for key in first}
+    torch = sys.modules.get("torch")  # a tensor means torch is loaded already
+    if torch is not None and isinstance(first, torch.Tensor):
+        return torch.cat(parts)
     raise TypeError(f"cannot join preprocessed inputs of type {type(first).__name__}")

@@ -3,7 +3,9 @@
 Every caller that turns items into embeddings (the Matcher, pair scoring, evaluation,
 zero-shot, the index, the service) comes through :func:`embed`, so batching, the
 loader thread, error handling and the output policy (float32, L2-normalised, on the
-CPU, rows in input order) are the same everywhere. The pass goes:
+CPU, rows in input order) are the same everywhere. The result is a numpy array
+whatever the towers return (tensors or arrays), so a pipeline over towers that run
+without torch (the onnx encoder's) never imports it. The pass goes:
 
 1. texts are tokenised (all of them, once), so every bad text is known first;
 2. images are decoded and encoded batch by batch in input order, the next batch
@@ -21,11 +23,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-import torch.nn.functional as F
+import numpy as np
 from tqdm.auto import tqdm
 
 from mmsim.embedding.batch import ItemBatch
+from mmsim.embedding.encoding import inference, to_numpy, unit_rows
 from mmsim.embedding.loader import prefetched
 from mmsim.embedding.results import EmbeddingResult, ErrorPolicy, SkippedItem
 from mmsim.embedding.texts import Tokenized, encode_texts, tokenize_texts
@@ -80,7 +82,7 @@ def embed(
             tower, [batch.items[i] for i in text_positions], text_positions, batch_size
         )
         skipped += bad
-    chunks: list[torch.Tensor] = []
+    chunks: list[np.ndarray] = []
     rows: list[int] = []
     image_positions = before_failure(batch.images)
     if image_positions:
@@ -112,7 +114,7 @@ def _images(
     batch: ItemBatch,
     positions: list[int],
     skipped: list[SkippedItem],
-    chunks: list[torch.Tensor],
+    chunks: list[np.ndarray],
     rows: list[int],
     *,
     raising: bool,
@@ -131,8 +133,8 @@ def _images(
             if raising and prepared.failures:
                 return
             if prepared.positions and encoding:
-                with torch.inference_mode():
-                    chunks.append(tower.encode(prepared.inputs).float())
+                with inference():
+                    chunks.append(to_numpy(tower.encode(prepared.inputs)))
                 rows += prepared.positions
             bar.update(len(prepared.positions) + len(prepared.failures))
     finally:
@@ -144,13 +146,13 @@ def _bar(total: int, enabled: bool, desc: str, batch_size: int) -> tqdm:
 
 
 def _result(
-    chunks: list[torch.Tensor], rows: list[int], skipped: list[SkippedItem], dim: int
+    chunks: list[np.ndarray], rows: list[int], skipped: list[SkippedItem], dim: int
 ) -> EmbeddingResult:
     """Normalised float32 rows in input order."""
     skipped.sort(key=lambda s: s.index)
     if not chunks:
-        return EmbeddingResult(torch.empty((0, dim), dtype=torch.float32), [], skipped)
-    out = F.normalize(torch.cat(chunks).float(), dim=-1).cpu()
+        return EmbeddingResult(np.empty((0, dim), dtype=np.float32), [], skipped)
+    out = unit_rows(np.concatenate(chunks))
     order = sorted(range(len(rows)), key=rows.__getitem__)
     if order != list(range(len(rows))):
         out = out[order]

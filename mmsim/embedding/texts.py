@@ -15,8 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import torch
+import numpy as np
 
+from mmsim.embedding.encoding import inference, to_numpy
 from mmsim.embedding.loader import reason_of
 from mmsim.embedding.results import SkippedItem, TruncationWarning
 from mmsim.inputs.detect import text_problem
@@ -88,18 +89,18 @@ def _tokenize_batch(
 
 def encode_texts(
     tower: TextTower, batches: list[Tokenized], bar: Any
-) -> tuple[list[torch.Tensor], list[int]]:
+) -> tuple[list[np.ndarray], list[int]]:
     """Encode tokenised batches; (raw embedding chunks, the positions of their rows).
 
     Texts the tokenizer truncated are reported with one :class:`TruncationWarning`.
     """
-    chunks: list[torch.Tensor] = []
+    chunks: list[np.ndarray] = []
     positions: list[int] = []
     truncated: list[int] = []
     for batch in batches:
         truncated += [batch.positions[t] for t in batch.tokens.truncated]
-        with torch.inference_mode():
-            chunks.append(tower.encode(batch.tokens).float())
+        with inference():
+            chunks.append(to_numpy(tower.encode(batch.tokens)))
         positions += batch.positions
         bar.update(len(batch.positions))
     if truncated:

@@ -3,7 +3,8 @@
 Shards are scanned in row chunks (a query chunk x row chunk score block at most
 ``BLOCK_ELEMENTS`` floats); each block's top-k is merged into a running top-k, so RAM
 use does not grow with the collection. Ties are broken by the lower item id, as in
-:func:`mmsim.semantic_search`, whatever shard a row sits in.
+:func:`mmsim.semantic_search` (the same ranking, :mod:`mmsim.scoring.ranking`), whatever
+shard a row sits in; an id of -1 in a hit list is no hit.
 """
 
 from __future__ import annotations
@@ -12,16 +13,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-import torch
 
 from mmsim.index.snapshot import Snapshot
+from mmsim.scoring.ranking import Hits, merge, top_k_of
 
 BLOCK_ELEMENTS = 1 << 25  # 128 MiB of float32 scores per block
 MAX_ROWS_PER_BLOCK = 1 << 18
 # a filter that keeps at most this share of the rows is searched by gathering its rows
 SUBSET_SHARE = 0.1
-
-Hits = tuple[np.ndarray, np.ndarray]  # (scores, ids), each (queries, k); id -1 = no hit
 
 
 def exact_search(
@@ -48,7 +47,7 @@ def exact_search(
             scores = queries @ block.T
             if not valid.all():
                 scores[:, ~valid] = -np.inf
-            best = merge(best, block_top_k(scores, ids, k), k)
+            best = merge(best, top_k_of(scores, k, ids), k)
     return best
 
 
@@ -58,31 +57,8 @@ def search_matrix(vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray, k: 
     step = max(1, min(MAX_ROWS_PER_BLOCK, BLOCK_ELEMENTS // max(queries.shape[0], 1)))
     for start in range(0, vectors.shape[0], step):
         scores = queries @ vectors[start : start + step].T
-        best = merge(best, block_top_k(scores, ids[start : start + step], k), k)
+        best = merge(best, top_k_of(scores, k, ids[start : start + step]), k)
     return best
-
-
-def block_top_k(scores: np.ndarray, ids: np.ndarray, k: int) -> Hits:
-    """Top-k of each row of a score block whose columns are ``ids``, ties by lower id."""
-    k = min(k, scores.shape[1])
-    values, cols = torch.topk(torch.from_numpy(scores), k, dim=1)
-    values, cols = values.numpy(), cols.numpy()
-    kth = values[:, -1:]
-    tied = np.flatnonzero((scores >= kth).sum(axis=1) > k)
-    for row in tied:  # more candidates than places at the k-th score: take the lower ids
-        candidates = np.flatnonzero(scores[row] >= kth[row, 0])
-        order = np.lexsort((ids[candidates], -scores[row, candidates]))[:k]
-        cols[row] = candidates[order]
-        values[row] = scores[row, cols[row]]
-    return values, ids[cols]
-
-
-def merge(a: Hits, b: Hits, k: int) -> Hits:
-    """The top-k of two hit lists per query, by score then lower id."""
-    values = np.concatenate([a[0], b[0]], axis=1)
-    ids = np.concatenate([a[1], b[1]], axis=1)
-    order = np.lexsort((ids, -values), axis=-1)[:, :k]
-    return np.take_along_axis(values, order, 1), np.take_along_axis(ids, order, 1)
 
 
 def _empty(rows: int, k: int) -> Hits:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -39,9 +39,9 @@ from mmsim.scoring.thresholds import ThresholdStrategy
 from mmsim.spec.assembly import Assembly
 from mmsim.spec.document import read_spec, save_spec
 from mmsim.spec.matcher_spec import Choice, ComponentSpec, MatcherSpec
-from mmsim.training.options import FitConfig, fit_options
-from mmsim.training.trainer import FitResult
-from mmsim.training.trainer import fit as run_fit
+
+if TYPE_CHECKING:
+    from mmsim.training.trainer import FitResult
 
 
 class Matcher:
@@ -231,7 +231,7 @@ class Matcher:
             batch_size=batch_size,
             progress=progress,
         )
-        out = result.embeddings if as_tensor else result.embeddings.numpy()
+        out = _as_tensor(result.embeddings) if as_tensor else result.embeddings
         if policy is ErrorPolicy.SKIP:
             return EmbeddingResult(out, result.indices, result.skipped)
         return out
@@ -350,13 +350,16 @@ class Matcher:
         change with the weights: calibrate again). ``on_epoch(row, is_best)`` is called
         after each validated epoch.
         """
-        config: FitConfig = fit_options(options)
+        # imported here, as torch is: only training needs them
+        from mmsim.training.options import fit_options
+        from mmsim.training.trainer import fit as run_fit
+
         result = run_fit(
-            self._assembly,
+            self._assembly.native(),
             data,
             validation=validation,
             output_dir=output_dir,
-            options=config,
+            options=fit_options(options),
             on_epoch=on_epoch,
         )
         self._become(result.spec, rebuild=True)
@@ -390,7 +393,9 @@ class Matcher:
         # for every matcher that never exports
         from mmsim.plugin.exporters import export
 
-        return export(self, directory, exporter, **options)
+        native = Matcher.__new__(Matcher)  # the towers in their training framework
+        native._assembly = self._assembly.native()
+        return export(native, directory, exporter, **options)
 
     def export_onnx(
         self, directory: str | Path, *, quantize: str | None = None, **options: Any
@@ -450,3 +455,10 @@ class Matcher:
         return classify(
             self._assembly, as_item_list(images), class_names, templates, labels, on_error
         )
+
+
+def _as_tensor(embeddings: np.ndarray) -> Any:
+    """Embeddings as a CPU tensor (``as_tensor=True``); torch is imported only for it."""
+    import torch
+
+    return torch.from_numpy(embeddings)

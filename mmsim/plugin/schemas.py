@@ -10,6 +10,7 @@ the same schema.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from omegaconf import MISSING
 
@@ -22,11 +23,22 @@ class EncoderConfig:
     plugin understands (a hub id, an ``arch/tag`` pair, a local directory or file).
     ``space`` optionally declares the embedding space the towers live in; towers whose
     declared spaces differ are refused when a matcher combines them.
+
+    Two class attributes let an encoder run one model more than one way (the ``demo``
+    encoder runs its shipped ONNX graphs, or the same weights on torch):
+    ``run_options`` names the options that choose how the model runs, not which model;
+    they are left out of the encoder's identity (what an index or an .npz records of
+    the model that made its embeddings), so what one way embedded the other searches.
+    ``native_options`` are the option values that build the towers in the model's
+    training framework, which fine-tuning and export need.
     """
 
     name: str = MISSING
     checkpoint: str = MISSING
     space: str | None = None
+
+    run_options: ClassVar[tuple[str, ...]] = ()
+    native_options: ClassVar[dict[str, Any]] = {}
 
 
 @dataclass

@@ -18,43 +18,67 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import torch
 from PIL import Image
 
 from mmsim.errors import ConfigError, IncompatibleTowersError
 from mmsim.inputs.detect import Modality
 from mmsim.plugin.schemas import DTYPES
-from mmsim.plugin.trainable import Trainable
 
 if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
     from mmsim.plugin.exportable import TowerExport
+    from mmsim.plugin.trainable import Trainable
 
 
 @dataclass(frozen=True)
 class Runtime:
-    """Device and compute dtype an encoder factory must build its towers for."""
+    """Device and compute dtype an encoder factory must build its towers for.
 
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-    dtype: torch.dtype = torch.float32
+    Held as names (``"cpu"``, ``"float32"``) so that towers which never run torch (the
+    onnx encoder's) are built without importing it; :attr:`device` and :attr:`dtype`
+    give the torch objects to the towers that do.
+    """
+
+    device_name: str = "cpu"
+    dtype_name: str = "float32"
 
     @classmethod
     def create(cls, device: str | torch.device = "cpu", dtype: str | torch.dtype = "float32"):
         """Parse user-facing strings; ``device="auto"`` picks CUDA when available."""
-        if isinstance(device, str) and device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        dev = torch.device(device)
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise ConfigError(f"device '{device}' was requested but CUDA is not available")
-        if isinstance(dtype, torch.dtype):
-            dt = dtype
-        else:
+        name = str(device)
+        if name != "cpu":  # the CPU needs no torch to say so; anything else asks it
+            import torch
+
+            if name == "auto":
+                name = "cuda" if torch.cuda.is_available() else "cpu"
             try:
-                dt = getattr(torch, DTYPES[str(dtype).lower()])
-            except KeyError:
-                raise ConfigError(
-                    f"unknown dtype '{dtype}'; use one of {', '.join(sorted(DTYPES))}"
-                ) from None
-        return cls(dev, dt)
+                kind = torch.device(name).type
+            except RuntimeError as exc:
+                raise ConfigError(f"unknown device '{device}': {exc}") from None
+            if kind == "cuda" and not torch.cuda.is_available():
+                raise ConfigError(f"device '{device}' was requested but CUDA is not available")
+        dtype_key = str(dtype).removeprefix("torch.").lower()
+        try:
+            dtype_name = DTYPES[dtype_key]
+        except KeyError:
+            raise ConfigError(
+                f"unknown dtype '{dtype}'; use one of {', '.join(sorted(DTYPES))}"
+            ) from None
+        return cls(name, dtype_name)
+
+    @property
+    def device(self) -> torch.device:
+        import torch
+
+        return torch.device(self.device_name)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        import torch
+
+        return getattr(torch, self.dtype_name)
 
 
 class Tower(ABC):
@@ -102,7 +126,7 @@ class Tower(ABC):
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(name={self.name!r}, dim={self.embedding_dim}, "
-            f"device={self.runtime.device}, dtype={self.runtime.dtype})"
+            f"device={self.runtime.device_name}, dtype={self.runtime.dtype_name})"
         )
 
 
@@ -116,8 +140,9 @@ class ImageTower(Tower):
         """Model inputs for a batch of RGB images (runs in a loader thread)."""
 
     @abstractmethod
-    def encode(self, inputs: Any) -> torch.Tensor:
-        """Raw (un-normalised) embeddings, shape (batch, embedding_dim)."""
+    def encode(self, inputs: Any) -> torch.Tensor | np.ndarray:
+        """Raw (un-normalised) embeddings, shape (batch, embedding_dim): a tensor, or a
+        numpy array from towers that run without torch."""
 
 
 @dataclass
@@ -146,8 +171,9 @@ class TextTower(Tower):
         """Tokens for a batch of texts, truncated to ``max_length`` with a record of it."""
 
     @abstractmethod
-    def encode(self, batch: TextBatch) -> torch.Tensor:
-        """Raw (un-normalised) embeddings, shape (batch, embedding_dim)."""
+    def encode(self, batch: TextBatch) -> torch.Tensor | np.ndarray:
+        """Raw (un-normalised) embeddings, shape (batch, embedding_dim): a tensor, or a
+        numpy array from towers that run without torch."""
 
 
 @dataclass(frozen=True)

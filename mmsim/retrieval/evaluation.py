@@ -11,7 +11,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import torch
 
 from mmsim.inputs.detect import column
 from mmsim.inputs.identity import item_key
@@ -24,17 +23,17 @@ Qrels = Sequence[Mapping[int, float]]  # per query: response id -> relevance gra
 
 
 def relevant_ranks(
-    queries: torch.Tensor,
-    responses: torch.Tensor,
+    queries: np.ndarray,
+    responses: np.ndarray,
     qrels: Qrels,
     similarity: SimilarityStrategy,
     chunk_size: int = 64,
 ) -> list[dict[int, int]]:
     """1-based rank of each relevant response, per query."""
     out: list[dict[int, int]] = []
-    ids = torch.arange(responses.shape[0])
+    ids = np.arange(responses.shape[0])
     for start in range(0, queries.shape[0], chunk_size):
-        block = similarity.matrix(queries[start : start + chunk_size], responses)
+        block = np.asarray(similarity.matrix(queries[start : start + chunk_size], responses))
         for row, scores in enumerate(block):
             judged = qrels[start + row]
             ranks = {}
@@ -146,7 +145,7 @@ def aligned_retrieval(
     keys: tuple[Sequence[Any], Sequence[Any]] | None = None,
     names: tuple[str, str] = ("query_to_response", "response_to_query"),
     progress: bool | None = None,
-) -> tuple[dict[str, Any], tuple[torch.Tensor, torch.Tensor, list[tuple[int, int]]]]:
+) -> tuple[dict[str, Any], tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]]:
     """Both search directions over aligned pairs, each distinct item embedded once.
 
     ``keys`` (per side) say which items are the same one, for items that cannot be
@@ -205,8 +204,8 @@ def evaluate(
         assembly, q_items, r_items, (labels == 1).tolist(), cutoffs, keys=keys
     )
     if label:
-        qi, ri = (torch.tensor(side) for side in zip(*rows, strict=True))
-        scores = assembly.similarity.pairwise(q_emb[qi], r_emb[ri]).numpy().astype(np.float64)
+        qi, ri = (np.asarray(side) for side in zip(*rows, strict=True))
+        scores = np.asarray(assembly.similarity.pairwise(q_emb[qi], r_emb[ri]), dtype=np.float64)
         counts = confusion(labels, assembly.threshold.decide(scores))
         report["pairs"] = {
             "roc_auc": roc_auc(labels, scores),

@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 import numpy as np
-import torch
 
 from mmsim.errors import positive_int
+from mmsim.scoring.ranking import merge, top_k_of
 from mmsim.scoring.schemas import CosineConfig
 from mmsim.scoring.similarity import CosineSimilarity, SimilarityStrategy
 
@@ -26,21 +26,25 @@ class Embedder(Protocol):
     @property
     def similarity(self) -> SimilarityStrategy: ...
 
-    def extract_embedding(self, data: Any, *, as_tensor: bool = ...) -> Any: ...
+    def extract_embedding(self, data: Any) -> Any: ...
 
 
-def _as_2d(name: str, value: Any) -> torch.Tensor:
+def _as_2d(name: str, value: Any) -> np.ndarray:
     if value is None:
         raise ValueError(f"{name} is required")
-    tensor = torch.as_tensor(np.asarray(value) if not torch.is_tensor(value) else value)
-    if tensor.ndim == 1:
-        tensor = tensor[None, :]
-    if tensor.ndim != 2:
-        raise ValueError(f"{name} must be (N, D) or (D,), got shape {tuple(tensor.shape)}")
-    if not tensor.is_floating_point():
-        raise ValueError(f"{name} must hold floating-point embeddings, got {tensor.dtype}")
-    tensor = tensor.detach().to("cpu", torch.float32)
-    bad = (~torch.isfinite(tensor)).any(dim=1).nonzero().flatten().tolist()
+    if hasattr(value, "detach"):  # a tensor, on any device and in any dtype
+        if not value.is_floating_point():
+            raise ValueError(f"{name} must hold floating-point embeddings, got {value.dtype}")
+        value = value.detach().float().cpu().numpy()
+    array = np.asarray(value)
+    if array.ndim == 1:
+        array = array[None, :]
+    if array.ndim != 2:
+        raise ValueError(f"{name} must be (N, D) or (D,), got shape {tuple(array.shape)}")
+    if not np.issubdtype(array.dtype, np.floating):
+        raise ValueError(f"{name} must hold floating-point embeddings, got {array.dtype}")
+    array = np.ascontiguousarray(array, dtype=np.float32)
+    bad = np.flatnonzero(~np.isfinite(array).all(axis=1)).tolist()
     if bad:
         shown = ", ".join(str(i) for i in bad[:10]) + (" ..." if len(bad) > 10 else "")
         raise ValueError(
@@ -48,41 +52,7 @@ def _as_2d(name: str, value: Any) -> torch.Tensor:
             "drop or re-embed them (extract_embedding with on_error='skip' leaves bad "
             "items out instead of keeping a NaN row)"
         )
-    return tensor
-
-
-def top_k_indices(
-    scores: torch.Tensor, k: int, offset: int = 0
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-k of each row of ``scores`` with ties broken by the lower column.
-
-    ``torch.topk`` picks arbitrarily among equal scores at the k-th place; rows where
-    such a tie exists are redone with a stable sort. Returns (values, column ids +
-    offset), each (rows, k), ordered by score then id. NaN scores rank last (torch
-    would rank them first).
-    """
-    k = min(k, scores.shape[1])
-    ranked = _nan_last(scores)
-    values, ids = torch.topk(ranked, k, dim=1)
-    kth = values[:, -1:]
-    tied_rows = ((ranked >= kth).sum(dim=1) > k).nonzero().flatten()
-    for row in tied_rows.tolist():
-        ids[row] = torch.sort(ranked[row], descending=True, stable=True).indices[:k]
-    return _order(scores.gather(1, ids), ids + offset)
-
-
-def _nan_last(scores: torch.Tensor) -> torch.Tensor:
-    """``scores`` with NaN as -inf, for ranking; the tensor itself when it has no NaN."""
-    nan = scores.isnan()
-    return scores.masked_fill(nan, float("-inf")) if bool(nan.any()) else scores
-
-
-def _order(values: torch.Tensor, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sort each row by score descending (NaN last), then id ascending."""
-    by_id = torch.argsort(ids, dim=1)
-    values, ids = values.gather(1, by_id), ids.gather(1, by_id)
-    by_score = torch.sort(_nan_last(values), dim=1, descending=True, stable=True).indices
-    return values.gather(1, by_score), ids.gather(1, by_score)
+    return array
 
 
 def semantic_search(
@@ -129,13 +99,12 @@ def semantic_search(
         return [[] for _ in range(queries.shape[0])]
     for q_start in range(0, queries.shape[0], query_chunk_size):
         q = queries[q_start : q_start + query_chunk_size]
-        best_v = torch.empty((q.shape[0], 0))
-        best_i = torch.empty((q.shape[0], 0), dtype=torch.long)
+        best = (np.empty((q.shape[0], 0), np.float32), np.empty((q.shape[0], 0), np.int64))
         for r_start in range(0, corpus.shape[0], corpus_chunk_size):
             block = similarity.matrix(q, corpus[r_start : r_start + corpus_chunk_size])
-            v, i = top_k_indices(block, top_k, offset=r_start)
-            best_v, best_i = _order(torch.cat([best_v, v], 1), torch.cat([best_i, i], 1))
-            best_v, best_i = best_v[:, :top_k], best_i[:, :top_k]
+            ids = np.arange(r_start, r_start + block.shape[1])
+            best = merge(best, top_k_of(np.asarray(block), top_k, ids), top_k)
+        best_v, best_i = best
         for values, ids in zip(best_v.tolist(), best_i.tolist(), strict=True):
             hits.append([{"response_id": i, "score": v} for v, i in zip(values, ids, strict=True)])
     return hits
@@ -144,4 +113,4 @@ def semantic_search(
 def _embed(matcher: Embedder | None, data: Any, name: str) -> Any:
     if matcher is None:
         raise ValueError(f"{name} needs a matcher to embed it")
-    return matcher.extract_embedding(data, as_tensor=True)
+    return matcher.extract_embedding(data)

@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
+from mmsim.embedding.encoding import unit_rows
 from mmsim.embedding.results import ErrorPolicy
 from mmsim.errors import ConfigError
 from mmsim.plugin.towers import logit_params
@@ -40,7 +39,7 @@ class ZeroShotResult:
 
 def class_embeddings(
     assembly: Assembly, class_names: Sequence[str], templates: Sequence[str]
-) -> torch.Tensor:
+) -> np.ndarray:
     """(C, D): mean of each class's normalised prompt embeddings, re-normalised."""
     if not class_names:
         raise ConfigError("zero-shot classification needs at least one class name")
@@ -51,8 +50,8 @@ def class_embeddings(
         )
     prompts = [t.format(name) for name in class_names for t in templates]
     emb = assembly.embeddings(prompts, modality="text")
-    per_class = emb.reshape(len(class_names), len(templates), -1).mean(dim=1)
-    return F.normalize(per_class, dim=-1)
+    per_class = emb.reshape(len(class_names), len(templates), -1).mean(axis=1)
+    return unit_rows(per_class)
 
 
 def classify(
@@ -69,8 +68,9 @@ def classify(
     result = assembly.embed(list(images), modality="image", policy=on_error)
     embeddings, kept = result.embeddings, result.indices
     scale, _ = logit_params(assembly.tower("image"), assembly.tower("text"))
-    probabilities = torch.softmax((scale or _DEFAULT_SCALE) * embeddings @ classes.T, dim=-1)
-    out = ZeroShotResult(list(class_names), probabilities.numpy().astype(np.float64), kept)
+    logits = ((scale or _DEFAULT_SCALE) * embeddings @ classes.T).astype(np.float64)
+    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+    out = ZeroShotResult(list(class_names), exp / exp.sum(axis=1, keepdims=True), kept)
     if labels is not None:
         if len(labels) != len(images):
             raise ValueError(f"{len(labels)} labels for {len(images)} images")

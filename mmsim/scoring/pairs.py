@@ -13,7 +13,6 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import torch
 
 from mmsim.embedding.results import EmbeddingResult
 from mmsim.errors import ConfigError, ItemError
@@ -69,9 +68,9 @@ def score_pairs(
         except ItemError as exc:
             row = representatives[exc.index]
             raise ItemError(row, exc.item, f"column '{name}': {exc.reason}") from None
-        unique = torch.full((len(representatives), dim), float("nan"))
+        unique = np.full((len(representatives), dim), np.nan, dtype=np.float32)
         unique[result.indices] = result.embeddings
-        sides.append(unique[torch.tensor(where, dtype=torch.long)])
+        sides.append(unique[np.asarray(where, dtype=np.int64)])
         failed = {s.index: s.reason for s in result.skipped}
         problems += [
             f"row {row} column '{name}': {failed[u]}" for row, u in enumerate(where) if u in failed
@@ -84,4 +83,4 @@ def score_pairs(
             SkippedPairsWarning,
             stacklevel=3,
         )
-    return similarity.pairwise(sides[0], sides[1]).numpy().astype(np.float64)
+    return np.asarray(similarity.pairwise(sides[0], sides[1]), dtype=np.float64)

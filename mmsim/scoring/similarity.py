@@ -2,16 +2,21 @@
 
 A strategy is bound to the matcher's towers before use, so that strategies that need
 the model's own parameters (a logit scale and bias) can read them from the towers.
+
+Scores come out as the embeddings came in: numpy arrays (what the embedding pipeline
+hands back, so searching and pair scoring never import torch) or torch tensors (what
+callers holding tensors pass). The built-in strategies use only operations both
+share, and :func:`unit` for the normalisation.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
+from mmsim.embedding.encoding import unit_rows
 from mmsim.errors import ConfigError
 from mmsim.plugin.schemas import SimilarityConfig
 from mmsim.plugin.towers import Tower, logit_params
@@ -28,32 +33,48 @@ class SimilarityStrategy(ABC):
         """Read what the strategy needs from the towers; most strategies need nothing."""
 
     @abstractmethod
-    def pairwise(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        """Scores of rows ``a[i]`` against ``b[i]``: shape (N,)."""
+    def pairwise(self, a: Any, b: Any) -> Any:
+        """Scores of rows ``a[i]`` against ``b[i]``: shape (N,); numpy arrays in, numpy
+        out, tensors in, tensors out."""
 
     @abstractmethod
-    def matrix(self, queries: torch.Tensor, responses: torch.Tensor) -> torch.Tensor:
-        """Scores of every query against every response: shape (Q, R)."""
+    def matrix(self, queries: Any, responses: Any) -> Any:
+        """Scores of every query against every response: shape (Q, R); numpy arrays
+        in, numpy out, tensors in, tensors out."""
 
     def of_cosines(self, cosines: np.ndarray) -> np.ndarray:
         """The scores of unit vectors at these cosines: what an index, which keeps only
         cosines, needs to apply the matcher's threshold to its hits. This default scores
         2-D unit pairs at those angles, which is right for any strategy that depends on
         the two embeddings only through their directions; override it to be faster."""
-        c = torch.as_tensor(np.clip(np.asarray(cosines, dtype=np.float64), -1.0, 1.0))
-        a = torch.stack([torch.ones_like(c), torch.zeros_like(c)], dim=-1)
-        b = torch.stack([c, torch.sqrt(1.0 - c * c)], dim=-1)
-        return self.pairwise(a, b).double().numpy()
+        c = np.clip(np.asarray(cosines, dtype=np.float64), -1.0, 1.0)
+        a = np.stack([np.ones_like(c), np.zeros_like(c)], axis=-1)
+        b = np.stack([c, np.sqrt(1.0 - c * c)], axis=-1)
+        return np.asarray(self.pairwise(a, b), dtype=np.float64)
+
+
+def as_float(x: Any) -> Any:
+    """float32 of an array or a tensor, as the same kind."""
+    return x.astype(np.float32, copy=False) if isinstance(x, np.ndarray) else x.float()
+
+
+def unit(x: Any) -> Any:
+    """Rows of an array or a tensor scaled to unit length (float32, the same kind)."""
+    if isinstance(x, np.ndarray):
+        return unit_rows(x)
+    import torch.nn.functional as F  # a tensor: torch is loaded already
+
+    return F.normalize(x.float(), dim=-1)
 
 
 class CosineSimilarity(SimilarityStrategy):
     """Cosine similarity in [-1, 1]. Inputs need not be normalised."""
 
-    def pairwise(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return (F.normalize(a.float(), dim=-1) * F.normalize(b.float(), dim=-1)).sum(-1)
+    def pairwise(self, a: Any, b: Any) -> Any:
+        return (unit(a) * unit(b)).sum(-1)
 
-    def matrix(self, queries: torch.Tensor, responses: torch.Tensor) -> torch.Tensor:
-        return F.normalize(queries.float(), dim=-1) @ F.normalize(responses.float(), dim=-1).T
+    def matrix(self, queries: Any, responses: Any) -> Any:
+        return unit(queries) @ unit(responses).T
 
     def of_cosines(self, cosines: np.ndarray) -> np.ndarray:
         return np.asarray(cosines, dtype=np.float64)
@@ -66,11 +87,11 @@ class DotProduct(SimilarityStrategy):
     for embeddings supplied from elsewhere (e.g. to ``semantic_search``).
     """
 
-    def pairwise(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return (a.float() * b.float()).sum(-1)
+    def pairwise(self, a: Any, b: Any) -> Any:
+        return (as_float(a) * as_float(b)).sum(-1)
 
-    def matrix(self, queries: torch.Tensor, responses: torch.Tensor) -> torch.Tensor:
-        return queries.float() @ responses.float().T
+    def matrix(self, queries: Any, responses: Any) -> Any:
+        return as_float(queries) @ as_float(responses).T
 
     def of_cosines(self, cosines: np.ndarray) -> np.ndarray:
         return np.asarray(cosines, dtype=np.float64)  # unit vectors: the dot is the cosine
@@ -95,10 +116,10 @@ class ModelLogit(CosineSimilarity):
                 "similarity.scale"
             )
 
-    def pairwise(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    def pairwise(self, a: Any, b: Any) -> Any:
         return self.scale * super().pairwise(a, b) + self.bias
 
-    def matrix(self, queries: torch.Tensor, responses: torch.Tensor) -> torch.Tensor:
+    def matrix(self, queries: Any, responses: Any) -> Any:
         return self.scale * super().matrix(queries, responses) + self.bias
 
     def of_cosines(self, cosines: np.ndarray) -> np.ndarray:

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from PIL import Image, UnidentifiedImageError
 
 from mmsim.errors import ConfigError, ItemError, MmsimError
@@ -243,9 +242,9 @@ class Engine:
 
     def match(self, image: Image.Image, caption: str) -> dict[str, Any]:
         matcher = self.index.matcher
-        image_vec = torch.from_numpy(self.embed_image(image))[None]
-        text_vec = torch.from_numpy(self.embed_texts([caption]))
-        score = matcher.similarity.pairwise(image_vec, text_vec).numpy().astype(np.float64)
+        image_vec = self.embed_image(image)[None]
+        text_vec = self.embed_texts([caption])
+        score = np.asarray(matcher.similarity.pairwise(image_vec, text_vec), dtype=np.float64)
         return {
             "score": float(score[0]),
             "p_match": float(matcher.threshold.proba(score)[0]),

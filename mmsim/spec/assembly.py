@@ -11,11 +11,12 @@ and runtime did not change, so a new threshold costs no model load).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import torch
+import numpy as np
 
 from mmsim.embedding.batch import ItemBatch
 from mmsim.embedding.pipeline import EmbeddingTowers, embed
@@ -47,8 +48,6 @@ class Assembly:
     def build(cls, spec: MatcherSpec, *, reuse: Assembly | None = None) -> Assembly:
         """Build the towers (or take them from ``reuse`` where its encoder and runtime
         are the same) and the strategies of ``spec``."""
-        if spec.runtime.num_threads:
-            torch.set_num_threads(spec.runtime.num_threads)
         runtime = Runtime.create(spec.runtime.device, spec.runtime.dtype)
         built: dict[ComponentSpec, Towers] = {}
         if reuse is not None and reuse.runtime == runtime:
@@ -61,6 +60,9 @@ class Assembly:
                 factory = get_registry().get("encoder", encoder.name).factory
                 built[encoder] = factory(encoder.config(), runtime)
             sources[side] = built[encoder]
+        torch = sys.modules.get("torch")  # loaded by towers that run on it, and only then
+        if spec.runtime.num_threads and torch is not None:
+            torch.set_num_threads(spec.runtime.num_threads)
         image, text = sources["image"].image, sources["text"].text
         if image is None and text is None:
             raise ConfigError("the chosen encoders provide neither an image nor a text tower")
@@ -77,6 +79,19 @@ class Assembly:
     def with_spec(self, spec: MatcherSpec) -> Assembly:
         """The assembly of a new spec, reusing the towers that did not change."""
         return Assembly.build(spec, reuse=self)
+
+    def native(self) -> Assembly:
+        """This assembly with its towers in the model's training framework, which
+        fine-tuning and export need: encoders that run the model another way by
+        default (the ``demo`` encoder's shipped ONNX graphs) are built again with their
+        schema's ``native_options``; the assembly itself where none does."""
+        changes = {}
+        for side in MODALITIES:
+            encoder = self.spec.encoder(side)
+            wanted = getattr(encoder.config(), "native_options", {})
+            if any(encoder.options.get(k) != v for k, v in wanted.items()):
+                changes[f"{side}_encoder"] = encoder.with_options(**wanted)
+        return self.with_spec(self.spec.replace(**changes)) if changes else self
 
     # -- towers -------------------------------------------------------------------------
     @property
@@ -122,8 +137,8 @@ class Assembly:
             progress=runtime.progress if progress is None else progress,
         )
 
-    def embeddings(self, items: list[Any], **options: Any) -> torch.Tensor:
-        """Raise-mode embeddings of ``items`` as a tensor (rows in input order)."""
+    def embeddings(self, items: list[Any], **options: Any) -> np.ndarray:
+        """Raise-mode embeddings of ``items`` (float32 rows in input order)."""
         return self.embed(items, policy=ErrorPolicy.RAISE, **options).embeddings
 
     def fresh_threshold(self, kind: ComponentSpec | None = None) -> ThresholdStrategy:

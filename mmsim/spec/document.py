@@ -56,11 +56,17 @@ def portable_options(options: dict[str, Any], folder: Path | None) -> dict[str, 
 def encoder_identity(spec: MatcherSpec) -> dict[str, dict[str, Any]]:
     """Both towers' encoder options in the portable form (absolute local paths, a
     shipped model by its encoder name): what decides the embeddings, compared when
-    embeddings made at another time (an index, an .npz) are searched with a matcher."""
-    return {
-        side: portable_options(spec.encoder(side.removesuffix("_encoder")).as_dict(), None)
-        for side in ("image_encoder", "text_encoder")
-    }
+    embeddings made at another time (an index, an .npz) are searched with a matcher.
+    Options that say only how the model runs (its schema's ``run_options``) are left out."""
+    out = {}
+    for side in ("image_encoder", "text_encoder"):
+        encoder = spec.encoder(side.removesuffix("_encoder"))
+        options = portable_options(encoder.as_dict(), None)
+        schema = get_registry().get("encoder", encoder.name).schema
+        for key in getattr(schema, "run_options", ()):
+            options.pop(key, None)
+        out[side] = options
+    return out
 
 
 def local_options(options: dict[str, Any], folder: Path) -> dict[str, Any]:

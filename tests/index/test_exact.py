@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mmsim.index.exact import as_lists, block_top_k, exact_search, merge, search_matrix
+from mmsim.index.exact import as_lists, exact_search, search_matrix
 from mmsim.index.manifest import LiveRows
 from mmsim.index.snapshot import ShardView, Snapshot
+from mmsim.scoring.ranking import merge, top_k_of
 
 
 def _snapshot(shards: list[tuple[np.ndarray, np.ndarray]]) -> Snapshot:
@@ -33,10 +34,10 @@ def _brute_force(snapshot: Snapshot, queries: np.ndarray, k: int, allowed=None):
     return out
 
 
-def test_block_top_k_breaks_ties_by_the_lower_id_not_the_column():
+def test_top_k_breaks_ties_by_the_lower_id_not_the_column():
     scores = np.array([[0.5, 0.75, 0.5, 0.5, 0.25]], dtype=np.float32)
     ids = np.array([40, 10, 30, 20, 0])
-    values, chosen = block_top_k(scores, ids, 3)
+    values, chosen = top_k_of(scores, 3, ids)
     assert chosen.tolist() == [[10, 20, 30]] and values.tolist() == [[0.75, 0.5, 0.5]]
 
 

@@ -81,7 +81,13 @@ def test_compound_query_is_the_weighted_sum_of_extract_embedding_results(scenes)
     # "item:ID" is the same part as Item(ID): "more like these"
     like = index.search_page(Query(["item:3", "item:9"]), top_k=5, exact=True)
     both = unit(unit(index.vectors([3])[0]) + unit(index.vectors([9])[0]))
-    assert [h["response_id"] for h in like.hits] == [i for i, _ in exact_ranking(index, both)[:5]]
+    # 3 and 9 tie exactly (the mean of two unit vectors is as close to each): rounding
+    # orders them, so they are compared as a pair
+    ids, expected_ids = (
+        [h["response_id"] for h in like.hits],
+        [i for i, _ in exact_ranking(index, both)[:5]],
+    )
+    assert set(ids[:2]) == set(expected_ids[:2]) == {3, 9} and ids[2:] == expected_ids[2:]
 
 
 def test_a_negative_part_removes_the_unwanted_kind(scenes):

@@ -18,7 +18,8 @@ from mmsim.errors import ConfigError, DamagedFileError, ItemError, MissingDepend
 from mmsim.inputs.detect import PathLikeTextWarning, detect_modality
 from mmsim.inputs.images import load_image
 from mmsim.inputs.tables import read_table
-from mmsim.retrieval.search import semantic_search, top_k_indices
+from mmsim.retrieval.search import semantic_search
+from mmsim.scoring.ranking import top_k_of
 
 
 @pytest.fixture(scope="module")
@@ -253,9 +254,9 @@ def test_nan_rows_are_refused_by_row_and_rank_last_in_scores():
     corpus[2] = np.nan
     with pytest.raises(ValueError, match=r"response_embeddings row\(s\) 2 hold NaN"):
         semantic_search(query_embeddings=np.ones((1, 4)), response_embeddings=corpus)
-    scores = torch.tensor([[0.1, float("nan"), 0.3, 0.2]])
-    values, ids = top_k_indices(scores, 4)
-    assert ids.tolist() == [[2, 3, 0, 1]] and torch.isnan(values[0, -1])
+    scores = np.array([[0.1, np.nan, 0.3, 0.2]], dtype=np.float32)
+    values, ids = top_k_of(scores, 4)
+    assert ids.tolist() == [[2, 3, 0, 1]] and np.isnan(values[0, -1])
 
 
 # -- damaged files ----------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """Image and text towers whose forward pass runs in onnxruntime.
 
 Preprocessing and tokenisation follow the export manifest (see
-:mod:`mmsim_onnx.preprocess` and :mod:`mmsim_onnx.tokenize`), so neither transformers
-nor open_clip is imported. Graphs output raw embeddings; mmsim normalises them.
+:mod:`mmsim_onnx.preprocess` and :mod:`mmsim_onnx.tokenize`), so neither torch,
+transformers nor open_clip is imported. Graphs output raw embeddings as numpy arrays;
+mmsim normalises them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from typing import Any
 
 import numpy as np
 import onnxruntime as ort
-import torch
 from PIL import Image
 
 from mmsim.plugin import (
@@ -67,8 +67,8 @@ class _Session:
     def __init__(self, graph: ort.InferenceSession) -> None:
         self.graph = graph
 
-    def run(self, feeds: dict[str, np.ndarray]) -> torch.Tensor:
-        return torch.from_numpy(self.graph.run([OUTPUT], feeds)[0])
+    def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        return self.graph.run([OUTPUT], feeds)[0]
 
 
 class OnnxImageTower(ImageTower):
@@ -83,7 +83,7 @@ class OnnxImageTower(ImageTower):
     def preprocess(self, images: Sequence[Image.Image]) -> np.ndarray:
         return preprocess(images, self.spec)
 
-    def encode(self, inputs: np.ndarray) -> torch.Tensor:
+    def encode(self, inputs: np.ndarray) -> np.ndarray:
         return self.session.run({self.input_name: inputs})
 
 
@@ -99,7 +99,7 @@ class OnnxTextTower(TextTower):
         feeds, truncated = self.tokenizer(texts)
         return TextBatch(feeds, truncated)
 
-    def encode(self, batch: TextBatch) -> torch.Tensor:
+    def encode(self, batch: TextBatch) -> np.ndarray:
         return self.session.run(batch.inputs)
 
 
