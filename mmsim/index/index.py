@@ -185,6 +185,7 @@ class Index:
         moved = src.rescannable and src.record() != self.record["source"]
         try:
             with _writing(self.folder, _RESUMES), WriteLock(self.folder):
+                self._manifest.writable()  # opened while the disk was full: not any more
                 self._manifest.upgrade()  # an index of an older mmsim gains its keyword table
                 self._clean_orphans()
                 scanned = src.scan()
@@ -218,6 +219,7 @@ class Index:
         report: dict[str, Any] = {}
         try:
             with _writing(self.folder, _SEARCHABLE), WriteLock(self.folder):
+                self._manifest.writable()
                 self._manifest.upgrade()
                 self._clean_orphans()
                 if compact:

@@ -23,15 +23,18 @@ Reading needs no space: opening a WAL database normally creates its ``-shm`` and
 ``-wal`` files, which fails on a full (or read-only) file system. When the ``-wal``
 file is absent or empty every commit is in the main file, so :meth:`Manifest.open`
 then reads it as an immutable file instead (a frozen view: it does not see later
-commits until opened again); the first write reconnects normally.
+commits until it can reconnect normally: it tries every few seconds, and a writer
+reconnects before it reads anything).
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -105,6 +108,7 @@ _CANNOT_WRITE_BESIDE_TEXT = (
     "database or disk is full",
 )
 _SHM_ROOM = 1 << 16  # the -shm file's first 32 KiB, and a WAL page or two
+_THAW_EVERY = 5.0  # seconds between a frozen reader's tries to reconnect normally
 
 
 @dataclass
@@ -175,6 +179,7 @@ class Manifest:
         self.conn = conn
         self.version = version
         self.frozen = frozen  # read as an immutable file: see the module docstring
+        self._next_thaw = time.monotonic() + _THAW_EVERY
 
     # -- opening ------------------------------------------------------------------------
     @classmethod
@@ -270,9 +275,12 @@ class Manifest:
             ) from None
         return cls(path, conn)
 
-    def _thaw(self) -> None:
-        """Reconnect a frozen manifest normally, to write; on a file system still full,
-        an ENOSPC naming the ``-shm`` file SQLite could not create."""
+    def writable(self) -> None:
+        """Reconnect a frozen manifest normally; on a file system still full, an ENOSPC
+        naming the ``-shm`` file SQLite could not create. A writer calls it before it
+        reads anything, so that it never decides from the frozen view."""
+        if not self.frozen:
+            return
         try:
             fresh = self._connect(self.path)
         except sqlite3.OperationalError as exc:
@@ -283,6 +291,15 @@ class Manifest:
         self.conn.close()
         self.conn, self.frozen = fresh.conn, False
 
+    def _thaw_when_possible(self) -> None:
+        """A frozen reader goes back to a normal connection (and sees new commits) once
+        there is room again; tried at most every few seconds."""
+        if not self.frozen or time.monotonic() < self._next_thaw:
+            return
+        self._next_thaw = time.monotonic() + _THAW_EVERY
+        with contextlib.suppress(OSError, sqlite3.Error):
+            self.writable()
+
     def close(self) -> None:
         self.conn.close()
 
@@ -291,8 +308,7 @@ class Manifest:
         """BEGIN IMMEDIATE ... COMMIT, rolled back on any error: a COMMIT that fails (a
         full disk: SQLITE_FULL) too, so the connection stays usable for the next one."""
         with reporting_full_disk(f"manifest {self.path}", self.path):  # SQLite names no file
-            if self.frozen:
-                self._thaw()
+            self.writable()
             self.conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self.conn
@@ -305,6 +321,7 @@ class Manifest:
     @contextmanager
     def snapshot(self) -> Iterator[sqlite3.Connection]:
         """A read transaction: every query inside sees the same committed state."""
+        self._thaw_when_possible()
         self.conn.execute("BEGIN")
         try:
             yield self.conn
@@ -324,6 +341,8 @@ class Manifest:
         )
 
     def seq(self) -> int:
+        """The last commit's number (what a reader checks before each search)."""
+        self._thaw_when_possible()
         return int(self.get_state("seq", 0))
 
     # -- reading ------------------------------------------------------------------------
