@@ -4,6 +4,7 @@ tests use the real app; the process tests run ``mmsim serve`` and talk HTTP to i
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import shutil
@@ -30,6 +31,7 @@ from mmsim import Matcher
 from mmsim.index import Index
 from mmsim.plugin.testing import MMSIM, cli_env, write_collection
 from mmsim.serve import ServeConfig, create_app
+from mmsim.serve.batching import MicroBatcher
 
 # after a graceful shutdown uvicorn re-raises the signal it caught: the exit status
 # says what stopped the service
@@ -329,3 +331,32 @@ def test_sigterm_lets_in_flight_requests_finish_within_the_timeout(built, tmp_pa
     searches = [line for line in lines if line["route"] == "/api/search"]
     assert sorted(line["status"] for line in searches) == [200, 499]
     assert "cancelled" in next(line for line in searches if line["status"] == 499)["error"]
+
+
+# -- micro-batching ---------------------------------------------------------------------------
+
+
+def test_a_busy_batcher_waits_for_the_clients_it_just_answered():
+    """Clients that send their next query a few ms after an answer (a page, a client
+    library in a loop) come back to one full batch each round, not to alternating
+    partial ones that each pay a whole pass over the index."""
+    sizes: list[int] = []
+
+    def run(jobs):  # a model call and an index pass of 200 ms, on the inference thread
+        time.sleep(0.2)
+        return [f"answer {job}" for job in jobs]
+
+    async def clients() -> None:
+        batcher = MicroBatcher(run, ThreadPoolExecutor(1), max_batch=32, wait_ms=0)
+        batcher.on_batch = sizes.append
+
+        async def client(i: int) -> None:
+            for n in range(4):
+                assert await batcher.submit((i, n)) == f"answer {(i, n)}"
+                await asyncio.sleep(0.001 * (i + 1))  # staggered: 1 to 6 ms
+
+        await asyncio.gather(*(client(i) for i in range(6)))
+        await batcher.close()
+
+    asyncio.run(clients())
+    assert sizes == [6, 6, 6, 6]
