@@ -5,6 +5,7 @@ same command run again after freeing space gives the clean build."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -37,6 +38,14 @@ def assert_same_rows(got: dict, expected: dict) -> None:
 def assert_one_line_naming(message: str, index: Path, disk: Path) -> None:
     assert f"index {index}" in message and f"the file system {disk}" in message
     assert f"space on {disk} and {AGAIN}" in message or f"files on {disk} and {AGAIN}" in message
+
+
+def assert_no_stray_shards(folder: Path) -> None:
+    """The shard files are the manifest's: none half-written, none written and not
+    committed (a failed write deletes what it made)."""
+    with sqlite3.connect(folder / "manifest.sqlite") as conn:
+        known = {row[0] for row in conn.execute("SELECT file FROM shards")}
+    assert {p.name for p in (folder / "shards").iterdir()} == known
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +85,7 @@ def test_a_build_that_fills_the_disk_says_so_keeps_its_rows_and_resumes(
     assert "committed so far are kept" in failed.stderr
     committed = committed_rows(out)
     assert 0 < committed < len(clean)
+    assert_no_stray_shards(out)
 
     fill_disk(small_disk)  # not a byte nor a file more: reading must not need either
     index = Index.open(out)
@@ -95,6 +105,7 @@ def test_a_build_that_fills_the_disk_says_so_keeps_its_rows_and_resumes(
     assert "stays searchable" in str(optimize.value)
     assert_same_rows(content(index), kept)  # the same object, after both failures
     assert not list(out.glob("ann/*"))  # the ANN files it could write were removed
+    assert_no_stray_shards(out)
     with pytest.raises(DiskFullError):  # --debug: the traceback, not the line
         run_cli("index", "update", str(out), "--debug", cwd=tmp_path)
 
@@ -126,11 +137,20 @@ def test_an_update_that_fills_the_disk_keeps_the_index_usable(
     partial = content(index)
     assert all(partial[path][0] == item_id for path, (item_id, _) in before.items())
     assert len(before) < len(partial) < len(clean)  # the chunks committed are kept
-    with sqlite3.connect(index.folder / "manifest.sqlite") as conn:
-        known = {row[0] for row in conn.execute("SELECT file FROM shards")}
-    assert {p.name for p in (index.folder / "shards").iterdir()} == known  # nothing half-made
+    assert_no_stray_shards(index.folder)
 
     shutil.rmtree(ballast)
     assert index.update(commit_every=2, progress=False).added == len(clean) - len(partial)
     moved = {str(source / Path(p).relative_to(collection)): row for p, row in clean.items()}
     assert_same_rows(content(index), moved)  # ids too: the same order of commits
+
+    ballast = fill_disk(small_disk, leave=8192)  # the compacted shard runs out part-way
+    with pytest.raises(DiskFullError) as short:
+        index.optimize(ann=None)
+    assert re.fullmatch(r"\d+ requested and \d+ written", str(short.value.__cause__))
+    assert_one_line_naming(str(short.value), index.folder, small_disk)
+    assert_no_stray_shards(index.folder)
+    assert_same_rows(content(index), moved)
+    shutil.rmtree(ballast)
+    index.optimize(ann=None)
+    assert_same_rows(content(index), moved)
