@@ -30,9 +30,7 @@ reconnects before it reads anything).
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
-import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -43,9 +41,9 @@ from typing import Any
 
 import numpy as np
 
-from mmsim.errors import DiskFullError
-from mmsim.files import free_bytes, mount_point, reporting_full_disk
+from mmsim.files import reporting_full_disk
 from mmsim.index.errors import IndexCorruptError
+from mmsim.index.frozen import frozen_connection, space_error
 from mmsim.index.photo import PHOTO_FIELDS
 
 FILE = "manifest.sqlite"
@@ -98,16 +96,6 @@ CREATE VIRTUAL TABLE IF NOT EXISTS items_fts USING fts5(
 );
 """
 FTS_COLUMNS = ("text", "path", "metadata")
-# why opening normally fails on a full or read-only file system (no -shm or -wal file):
-# SQLite's error names (Python 3.11+), and its messages for them (3.10)
-_CANNOT_WRITE_BESIDE = ("SQLITE_IOERR", "SQLITE_CANTOPEN", "SQLITE_READONLY", "SQLITE_FULL")
-_CANNOT_WRITE_BESIDE_TEXT = (
-    "disk I/O error",
-    "unable to open database file",
-    "attempt to write a readonly database",
-    "database or disk is full",
-)
-_SHM_ROOM = 1 << 16  # the -shm file's first 32 KiB, and a WAL page or two
 _THAW_EVERY = 5.0  # seconds between a frozen reader's tries to reconnect normally
 
 
@@ -187,7 +175,7 @@ class Manifest:
         try:
             manifest = cls._connect(path)
         except sqlite3.OperationalError as exc:
-            full = _space_error(exc, path)
+            full = space_error(exc, path)
             if full is None:
                 raise
             raise full from exc
@@ -208,7 +196,7 @@ class Manifest:
         try:
             manifest = cls._connect(path)
         except sqlite3.OperationalError as exc:
-            manifest = cls(path, _frozen_connection(path, exc), frozen=True)
+            manifest = cls(path, frozen_connection(path, exc), frozen=True)
         try:
             version = manifest.get_state("schema_version")
             manifest.conn.execute("SELECT id, key, shard, row, seq, deleted FROM items LIMIT 1")
@@ -284,7 +272,7 @@ class Manifest:
         try:
             fresh = self._connect(self.path)
         except sqlite3.OperationalError as exc:
-            full = _space_error(exc, self.path)
+            full = space_error(exc, self.path)
             if full is None:
                 raise
             raise full from exc
@@ -562,53 +550,6 @@ class Manifest:
 
     def forget_skipped(self, keys: Iterable[str]) -> None:
         self.conn.executemany("DELETE FROM skipped WHERE key = ?", ((k,) for k in keys))
-
-
-def _cannot_write_beside(exc: sqlite3.OperationalError) -> bool:
-    name = getattr(exc, "sqlite_errorname", "")
-    return name.startswith(_CANNOT_WRITE_BESIDE) or str(exc) in _CANNOT_WRITE_BESIDE_TEXT
-
-
-def _space_error(exc: sqlite3.OperationalError, path: Path) -> OSError | None:
-    """The ENOSPC that ``exc`` stands for when SQLite could not create the ``-shm`` or
-    ``-wal`` file of ``path`` on a full file system (it reports a disk I/O error)."""
-    if _cannot_write_beside(exc) and free_bytes(path) < _SHM_ROOM:
-        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), f"{path}-shm")
-    return None
-
-
-def _frozen_connection(path: Path, exc: sqlite3.OperationalError) -> sqlite3.Connection:
-    """``path`` opened as an immutable file after opening it normally failed with
-    ``exc``: right when the ``-wal`` file holds no commits, so the main file has them
-    all. Otherwise a full file system is a DiskFullError (the commits in the ``-wal``
-    need a ``-shm`` file to be read) and anything else a damaged manifest."""
-    wal = path.with_name(f"{path.name}-wal")
-    if _cannot_write_beside(exc) and (not wal.exists() or wal.stat().st_size == 0):
-        conn = sqlite3.connect(
-            f"{path.resolve().as_uri()}?immutable=1",
-            uri=True,
-            isolation_level=None,
-            check_same_thread=False,
-        )
-        try:
-            conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
-            return conn
-        except sqlite3.DatabaseError:
-            conn.close()
-    if _space_error(exc, path) is not None:
-        mount, free = mount_point(path), free_bytes(path)
-        raise DiskFullError(
-            path,
-            f"index {path.parent}",
-            f"index {path.parent} cannot be read while {mount} is full ({free:,} bytes "
-            f"free): {wal.name} holds commits that SQLite needs a {path.name}-shm file to "
-            f"read, and it cannot create one. Free space on {mount} and run the same "
-            "command again: the index is intact",
-        ) from exc
-    raise IndexCorruptError(
-        f"manifest {path} is not a readable SQLite database ({exc}); rebuild the "
-        "index into a new folder or restore it from a backup"
-    ) from None
 
 
 def searchable_path(path: str | None, key: str | None = None) -> str:
