@@ -1,12 +1,16 @@
 """The FastAPI application: JSON API under ``/api``, the web page at ``/``.
 
-Errors are JSON ``{"error": message, "status": code}``. Inference runs on the
-engine's single worker thread, never on the event loop; text searches go through the
-micro-batcher. OpenAPI docs are at ``/docs``.
+Every request and response has a pydantic model (:mod:`mmsim.serve.schemas`), and every
+route declares the statuses it answers, so ``/openapi.json`` tells the truth. Errors are
+JSON ``{"error": message, "status": code}``. Inference runs on the engine's single
+worker thread, never on the event loop; text searches go through the micro-batcher. The
+model and the index load in the background after start-up: ``/api/health/live``
+answers at once, ``/api/health/ready`` once they are loaded. OpenAPI docs are at
+``/docs``.
 """
 
-from __future__ import annotations
-
+# no `from __future__ import annotations`: FastAPI reads the routes' annotations at run
+# time, and the request models they name are built per app inside create_app
 import asyncio
 import hmac
 import warnings
@@ -17,9 +21,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import mmsim.serve.access_log as access_log
+import mmsim.serve.metrics as metrics
+from mmsim.errors import DiskFullError
 from mmsim.index import Index
 from mmsim.retrieval.query import MAX_PARTS, Item, Part, Query
-from mmsim.serve import access_log, metrics
 from mmsim.serve.batching import MicroBatcher
 from mmsim.serve.config import ServeConfig
 from mmsim.serve.engine import Engine, RequestError, TextSearch
@@ -28,55 +34,41 @@ try:
     from fastapi import FastAPI, File, Form, Request, UploadFile
     from fastapi import Query as Query_
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import FileResponse, JSONResponse, Response
+    from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
     from fastapi.staticfiles import StaticFiles
-    from pydantic import BaseModel, Field
+    from pydantic import BaseModel
     from starlette.exceptions import HTTPException as StarletteHTTPException
     from starlette.routing import Match
+
+    import mmsim.serve.schemas as schemas
+    from mmsim.serve.uploads import decode_upload, read_upload
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError(
         "mmsim.serve needs FastAPI, uvicorn and python-multipart: pip install 'mmsim[serve]'"
     ) from exc
 
 STATIC = files("mmsim.serve") / "static"
+IMAGE_FILE: dict[str, Any] = {
+    "description": "an image (JPEG, PNG, WebP, ...)",
+    "json_schema_extra": {"minLength": 1},  # an empty upload is no image
+}
+
+# what each error status means on this service (the descriptions in /openapi.json)
+STATUSES = {
+    400: "the body is not valid JSON or multipart form data",
+    401: "a token is needed (the service was started with token=...)",
+    403: "refused: the service is read-only, or the file is a link out of the collection",
+    404: "no such item, commit or page",
+    413: "too large: the request body, an upload, its pixels or a text (max_* limits)",
+    422: "invalid: a parameter out of its range, an empty text, a bad filter, an image "
+    "that cannot be decoded, parameters that do not go together",
+    503: "not ready: the model and the index are still loading",
+    507: "the index's file system is full: free space, then update again",
+}
 
 
-class PartBody(BaseModel):
-    """One part of a compound query: exactly one of a text, an indexed item's id or an
-    embedding, and its weight."""
-
-    text: str | None = None
-    item: int | None = None
-    embedding: list[float] | None = None
-    weight: float = 1.0
-
-
-class SearchBody(BaseModel):
-    """A search: ``query`` (one text) and/or ``positive`` / ``negative`` parts, or
-    ``keywords`` alone, or nothing (browse); the options as in ``GET /api/search``."""
-
-    query: str | None = None
-    positive: list[PartBody] = Field(default_factory=list, max_length=MAX_PARTS)
-    negative: list[PartBody] = Field(default_factory=list, max_length=MAX_PARTS)
-    keywords: str | None = None
-    keyword_syntax: str = "plain"
-    mode: str | None = None
-    top_k: int | None = None
-    offset: int | None = None
-    page: int | None = None
-    where: str | None = None
-    sort: str | None = None
-    matches_only: bool = False
-    min_probability: float | None = None
-    min_score: float | None = None
-    as_of: int | None = None
-    rrf_k: float | None = None
-    fusion_weights: dict[str, float] | None = None
-    window: int | None = None
-
-
-class EmbedBody(BaseModel):
-    texts: list[str] = Field(min_length=1, max_length=256)
+class JPEGResponse(Response):
+    media_type = "image/jpeg"
 
 
 class ServiceWarning(UserWarning):
@@ -91,19 +83,37 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
     batcher = MicroBatcher(
         engine.text_searches, engine.executor, config.batch_max, config.batch_wait_ms
     )
+    limits = schemas.Limits.of(config, opened.dim, _sortable(opened))
+    bodies = schemas.request_models(limits)
+    SearchBody, EmbedBody, PartBody = bodies.search, bodies.embed, bodies.part
+
+    def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+        """The error statuses a route answers (401 too where a token is set)."""
+        wanted = sorted({*codes, *([401] if config.token else [])})
+        return {c: {"model": schemas.ErrorBody, "description": STATUSES[c]} for c in wanted}
+
+    def json_errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+        """:func:`errors` of a route whose own answer is not JSON (FastAPI would give
+        the errors the route's media type): the JSON routes define ``ErrorBody``."""
+        body = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+        return {c: {"description": STATUSES[c], "content": body} for c in errors(*codes)}
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        # load the model and the index's view before the first request, not during it
-        await asyncio.get_running_loop().run_in_executor(engine.executor, engine.warm_up)
+        # load the model and the index's view in the background: /api/health/live
+        # answers at once, /api/health/ready once this is done, and requests that come
+        # earlier wait for it in the worker's queue
+        warm = asyncio.get_running_loop().run_in_executor(engine.executor, engine.warm_up)
+        app.state.warm_up = warm
         yield
+        warm.cancel()  # (a warm-up still running ends on its own, unheard)
         await batcher.close()
         engine.executor.shutdown(wait=False)
 
     app = FastAPI(
         title="mmsim search",
         description="Search an mmsim index with text or images; check image-caption pairs.",
-        version="1",
+        version=schemas.API_VERSION,
         lifespan=lifespan,
     )
     app.state.engine = engine
@@ -134,11 +144,13 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
     async def request_error(_: Request, exc: RequestError) -> JSONResponse:
         return _error(exc.status, str(exc))
 
+    @app.exception_handler(DiskFullError)
+    async def disk_full(_: Request, exc: DiskFullError) -> JSONResponse:
+        return _error(507, str(exc))
+
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}" for e in exc.errors()
-        )
+        problems = "; ".join(_problem(e, limits) for e in exc.errors())
         return _error(422, f"invalid request: {problems}")
 
     @app.exception_handler(StarletteHTTPException)
@@ -153,30 +165,44 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
         return _error(exc.status_code, str(exc.detail), headers)
 
     # -- page --------------------------------------------------------------------------
-    @app.get("/", include_in_schema=False)
+    @app.get("/", response_class=HTMLResponse, responses=json_errors(), summary="The search page")
     async def page() -> FileResponse:
         return FileResponse(str(STATIC / "index.html"), media_type="text/html")
 
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
 
-    # -- API ---------------------------------------------------------------------------
-    @app.get("/api/health")
-    async def health() -> dict[str, Any]:
-        return {"status": "ok", "items": await run(len, engine.index)}
+    # -- health ------------------------------------------------------------------------
+    @app.get("/api/health", responses=errors())
+    async def health() -> schemas.Health:
+        """Answers once the model and the index are loaded (waits for them)."""
+        return schemas.Health(status="ok", items=await run(len, engine.index))
 
-    @app.get("/api/info")
-    async def info() -> dict[str, Any]:
-        return await run(engine.info)
+    @app.get("/api/health/live", responses=errors())
+    async def live() -> schemas.Liveness:
+        """The process answers; the model may still be loading."""
+        return schemas.Liveness(status="live")
 
-    def options(body: SearchBody) -> dict[str, Any]:
+    @app.get("/api/health/ready", responses=errors(503))
+    async def ready() -> schemas.Readiness:
+        """503 until the model and the index are loaded, then the number of items."""
+        warm = app.state.warm_up
+        if not warm.done():
+            raise RequestError(503, "not ready: the model and the index are still loading")
+        if warm.exception() is not None:
+            raise RequestError(503, f"not ready: loading the model failed: {warm.exception()}")
+        return schemas.Readiness(status="ready", items=await run(len, engine.index))
+
+    @app.get("/api/info", responses=errors())
+    async def info() -> schemas.Info:
+        return schemas.Info.model_validate(await run(engine.info))
+
+    # -- search ------------------------------------------------------------------------
+    def options(body: Any) -> dict[str, Any]:
         """The checked search options of a request (limits of the service applied)."""
         top_k = engine.check_top_k(body.top_k)
-        if body.window is not None and not 1 <= body.window <= 10 * config.max_top_k:
-            raise RequestError(
-                422, f"window must be between 1 and {10 * config.max_top_k}, got {body.window}"
-            )
         if body.keywords is not None:
             engine.check_text(body.keywords, "keywords")
+        weights = body.fusion_weights
         return {
             "top_k": top_k,
             "offset": engine.check_offset(body.offset, body.page, top_k),
@@ -190,25 +216,20 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
             "min_score": body.min_score,
             "as_of": body.as_of,
             "rrf_k": body.rrf_k,
-            "fusion_weights": body.fusion_weights,
+            "fusion_weights": weights.model_dump() if weights else None,
             "window": body.window,
             # a string part is a text, never a path the server would read from its disk
             "modality": "text",
         }
 
-    def part(spec: PartBody, where: str) -> Part:
-        given = [k for k in ("text", "item", "embedding") if getattr(spec, k) is not None]
-        if len(given) != 1:
-            raise RequestError(
-                422, f"{where} needs exactly one of text, item or embedding, got {given or 'none'}"
-            )
+    def part(spec: Any, where: str) -> Part:
         if spec.text is not None:
             return Part(engine.check_text(spec.text, where), spec.weight)
         if spec.item is not None:
             return Part(Item(spec.item), spec.weight)
         return Part(engine.check_embedding(spec.embedding or [], where), spec.weight)
 
-    def is_plain(body: SearchBody, query: Query | None) -> bool:
+    def is_plain(body: Any, query: Query | None) -> bool:
         """A lone text in relevance order, no cutoff: embedded in a micro-batch."""
         return (
             query is not None
@@ -224,7 +245,7 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
         )
 
     async def search(
-        body: SearchBody, images: list[Any] | None = None, label: str | None = None
+        body: Any, images: list[Any] | None = None, label: str | None = None
     ) -> dict[str, Any]:
         chosen = options(body)
         positive = [*(images or [])]
@@ -248,12 +269,11 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
             result = await batcher.submit(job)
         else:
             result = await run(engine.steered_search, query, chosen)
-        if label is not None:
-            result["query"] = label
+        result["query"] = label if label is not None else result["query"] or None
         return result
 
-    def with_next(request: Request, result: dict[str, Any]) -> dict[str, Any]:
-        """The result with ``next``: the link to the next page of the same ranking."""
+    def with_next(request: Request, result: dict[str, Any]) -> schemas.LinkedSearchPage:
+        """The page with ``next``: the link to the next page of the same ranking."""
         nxt = result.get("next_offset")
         params = [(k, v) for k, v in request.query_params.multi_items() if k != "page"]
         params = [(k, v) for k, v in params if k not in ("offset", "as_of", "token")]
@@ -262,29 +282,62 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
             result["next"] = f"{request.url.path}?{urlencode(params)}"
         else:
             result["next"] = None
-        return result
+        return schemas.LinkedSearchPage.model_validate(result)
 
-    @app.get("/api/search")
+    text_query = limits.text  # the schema keywords of a text parameter
+    form = schemas.form_field
+    texts_query = {"maxLength": config.max_query_chars, "pattern": schemas.NON_BLANK}
+    search_errors = errors(404, 413, 422)  # and 400 where there is a body
+    search_rules = (
+        "Rules the schema cannot state: `negative` needs a positive part (`q`, `id`, an "
+        f"image); a query has at most {MAX_PARTS} parts in all, and they may not cancel "
+        "out (a weighted sum of zero); `offset` and `page` go one at a time and stay "
+        "within `max_offset`; a page past the end is 422; `where` is an SQL expression "
+        "over the index's columns (422 if it is not); `mode=vector` needs a query, "
+        "`mode=keyword` words (`keywords` or a text); cutoffs need a query and are not "
+        "for keyword mode; `sort` is not for hybrid mode, and sorts vector results only "
+        "with a cutoff; the fusion weights may not both "
+        "be 0; `as_of` is a commit the index has made (the `as_of` of a first page); an "
+        "item id the index does not hold is 404."
+    )
+
+    @app.get(
+        "/api/search",
+        response_model_exclude_unset=True,
+        responses=search_errors,
+        description=search_rules,
+    )
     async def search_get(
         request: Request,
-        q: list[str] = Query_([], description="query texts (or item:ID): the positive parts"),
-        negative: list[str] = Query_([], description="texts (or item:ID) to move away from"),
-        keywords: str | None = None,
-        keyword_syntax: str = "plain",
-        mode: str | None = Query_(None, description="vector, keyword or hybrid"),
-        top_k: int | None = None,
-        offset: int | None = None,
-        page: int | None = None,
-        where: str | None = None,
-        sort: str | None = None,
+        q: list[str] = Query_(
+            [],
+            max_length=MAX_PARTS,
+            description="query texts (or item:ID): the positive parts",
+            json_schema_extra={"items": {"type": "string", **texts_query}},
+        ),
+        negative: list[str] = Query_(
+            [],
+            max_length=MAX_PARTS,
+            description="texts (or item:ID) to move away from",
+            json_schema_extra={"items": {"type": "string", **texts_query}},
+        ),
+        keywords: str | None = Query_(None, **text_query("words to find (full-text search)")),
+        keyword_syntax: schemas.KEYWORD_SYNTAXES = "plain",
+        mode: schemas.MODES | None = Query_(None, description="vector, keyword or hybrid"),
+        top_k: int | None = Query_(None, ge=1, le=config.max_top_k),
+        offset: int | None = Query_(None, ge=0, le=config.max_offset),
+        page: int | None = Query_(None, ge=1, le=limits.max_page),
+        where: str | None = Query_(None, **limits.where()),
+        sort: str | None = Query_(None, pattern=limits.sort_pattern()),
         matches_only: bool = False,
-        min_probability: float | None = None,
-        min_score: float | None = None,
-        as_of: int | None = None,
-        rrf_k: float | None = None,
-        window: int | None = None,
-    ) -> dict[str, Any]:
+        min_probability: float | None = Query_(None, ge=0, le=1, allow_inf_nan=False),
+        min_score: float | None = Query_(None, allow_inf_nan=False),
+        as_of: int | None = Query_(None, ge=0, le=2**63 - 1),
+        rrf_k: float | None = Query_(None, gt=0, allow_inf_nan=False),
+        window: int | None = Query_(None, ge=1, le=limits.max_window),
+    ) -> schemas.LinkedSearchPage:
         body = _search_body(
+            SearchBody,
             locals(),
             positive=[PartBody(text=t) for t in q],
             negative=[PartBody(text=t) for t in negative],
@@ -292,86 +345,142 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
         label = " + ".join(q) if q else None
         return with_next(request, await search(body, label=label))
 
-    @app.post("/api/search")
-    async def search_post(body: SearchBody) -> dict[str, Any]:
-        return await search(body, label=body.query)
+    @app.post(
+        "/api/search",
+        response_model_exclude_unset=True,
+        responses=errors(400, 404, 413, 422),
+        description=search_rules,
+    )
+    async def search_post(body: SearchBody) -> schemas.SearchPage:  # type: ignore[valid-type]
+        page = await search(body, label=body.query)
+        return schemas.SearchPage.model_validate(page)
 
-    @app.post("/api/search/image")
+    @app.post(
+        "/api/search/image",
+        response_model_exclude_unset=True,
+        responses=errors(400, 404, 413, 422),
+        description="Search with an uploaded image. " + search_rules,
+    )
     async def search_image(
-        file: UploadFile = File(...),
-        top_k: int | None = Form(None),
-        where: str | None = Form(None),
-        negative: list[str] = Form([]),
-        mode: str | None = Form(None),
-        keywords: str | None = Form(None),
-        sort: str | None = Form(None),
-        offset: int | None = Form(None),
-        page: int | None = Form(None),
+        file: UploadFile = File(..., **IMAGE_FILE),
+        top_k: form(int, ge=1, le=config.max_top_k) = Form(None),
+        where: form(str, **limits.where()) = Form(None),
+        negative: list[str] = Form(
+            [],
+            max_length=MAX_PARTS,
+            description="texts to move away from (blank ones are ignored)",
+            json_schema_extra={"items": {"type": "string", "maxLength": config.max_query_chars}},
+        ),
+        mode: form(schemas.MODES) = Form(None),
+        keywords: form(str, **text_query("words to find (full-text search)")) = Form(None),
+        sort: form(str, pattern=limits.sort_pattern()) = Form(None),
+        offset: form(int, ge=0, le=config.max_offset) = Form(None),
+        page: form(int, ge=1, le=limits.max_page) = Form(None),
         matches_only: bool = Form(False),
-        min_probability: float | None = Form(None),
-        min_score: float | None = Form(None),
-        as_of: int | None = Form(None),
-    ) -> dict[str, Any]:
-        body = _search_body(locals(), negative=[PartBody(text=t) for t in negative if t.strip()])
+        min_probability: form(float, ge=0, le=1, allow_inf_nan=False) = Form(None),
+        min_score: form(float, allow_inf_nan=False) = Form(None),
+        as_of: form(int, ge=0, le=2**63 - 1) = Form(None),
+    ) -> schemas.SearchPage:
+        body = _search_body(
+            SearchBody,
+            locals(),
+            negative=[PartBody(text=t) for t in negative if t.strip()],
+        )
         options(body)  # refuse bad options before decoding the image
-        image = engine.decode_upload(await _read(file, config), file.filename or "upload")
-        return await search(body, images=[Part(image)], label=file.filename)
+        image = decode_upload(await read_upload(file, config), file.filename or "upload", config)
+        page = await search(body, images=[Part(image)], label=file.filename)
+        return schemas.SearchPage.model_validate(page)
 
-    @app.get("/api/search/similar")
+    @app.get(
+        "/api/search/similar",
+        response_model_exclude_unset=True,
+        responses=search_errors,
+        description="More like the given items (their stored embeddings). " + search_rules,
+    )
     async def search_similar(
         request: Request,
-        id: list[int] = Query_(..., description="the items to find more like (one or more)"),
-        negative: list[str] = Query_([], description="texts (or item:ID) to move away from"),
-        top_k: int | None = None,
-        offset: int | None = None,
-        page: int | None = None,
-        where: str | None = None,
+        id: list[int] = Query_(
+            ..., max_length=MAX_PARTS, description="the items to find more like (one or more)"
+        ),
+        negative: list[str] = Query_(
+            [],
+            max_length=MAX_PARTS,
+            description="texts (or item:ID) to move away from",
+            json_schema_extra={"items": {"type": "string", **texts_query}},
+        ),
+        top_k: int | None = Query_(None, ge=1, le=config.max_top_k),
+        offset: int | None = Query_(None, ge=0, le=config.max_offset),
+        page: int | None = Query_(None, ge=1, le=limits.max_page),
+        where: str | None = Query_(None, **limits.where()),
         matches_only: bool = False,
-        min_probability: float | None = None,
-        min_score: float | None = None,
-        as_of: int | None = None,
-    ) -> dict[str, Any]:
+        min_probability: float | None = Query_(None, ge=0, le=1, allow_inf_nan=False),
+        min_score: float | None = Query_(None, allow_inf_nan=False),
+        as_of: int | None = Query_(None, ge=0, le=2**63 - 1),
+    ) -> schemas.LinkedSearchPage:
         body = _search_body(
+            SearchBody,
             locals(),
             positive=[PartBody(item=i) for i in id],
             negative=[PartBody(text=t) for t in negative],
         )
-        label = id[0] if len(id) == 1 else ", ".join(str(i) for i in id)
-        return with_next(request, await search(body, label=label))  # type: ignore[arg-type]
+        label = ", ".join(str(i) for i in id)
+        return with_next(request, await search(body, label=label))
 
-    @app.post("/api/embed/text")
-    async def embed_text(body: EmbedBody) -> dict[str, Any]:
+    # -- embeddings and matching ---------------------------------------------------------
+    @app.post("/api/embed/text", responses=errors(400, 413, 422))
+    async def embed_text(body: EmbedBody) -> schemas.TextEmbeddings:  # type: ignore[valid-type]
         texts = [engine.check_text(t, f"texts[{i}]") for i, t in enumerate(body.texts)]
-        return {"embeddings": (await run(engine.embed_texts, texts)).tolist()}
+        return schemas.TextEmbeddings(embeddings=(await run(engine.embed_texts, texts)).tolist())
 
-    @app.post("/api/embed/image")
-    async def embed_image(file: UploadFile = File(...)) -> dict[str, Any]:
-        image = engine.decode_upload(await _read(file, config), file.filename or "upload")
-        return {"embedding": (await run(engine.embed_image, image)).tolist()}
+    @app.post("/api/embed/image", responses=errors(400, 413, 422))
+    async def embed_image(
+        file: UploadFile = File(..., **IMAGE_FILE),
+    ) -> schemas.ImageEmbedding:
+        image = decode_upload(await read_upload(file, config), file.filename or "upload", config)
+        return schemas.ImageEmbedding(embedding=(await run(engine.embed_image, image)).tolist())
 
-    @app.post("/api/match")
-    async def match(file: UploadFile = File(...), caption: str = Form(...)) -> dict[str, Any]:
+    @app.post("/api/match", responses=errors(400, 413, 422))
+    async def match(
+        file: UploadFile = File(..., **IMAGE_FILE),
+        caption: str = Form(..., **text_query("the caption to check against the image")),
+    ) -> schemas.MatchVerdict:
         caption = engine.check_text(caption, "caption")
-        image = engine.decode_upload(await _read(file, config), file.filename or "upload")
-        return await run(engine.match, image, caption)
+        image = decode_upload(await read_upload(file, config), file.filename or "upload", config)
+        return schemas.MatchVerdict.model_validate(await run(engine.match, image, caption))
 
-    @app.get("/api/items/{item_id}")
-    async def item(item_id: int) -> dict[str, Any]:
-        return await run(engine.item, item_id)
+    # -- items -------------------------------------------------------------------------
+    @app.get("/api/items/{item_id}", response_model_exclude_unset=True, responses=errors(404, 422))
+    async def item(item_id: int) -> schemas.Item:
+        return schemas.Item.model_validate(await run(engine.item, item_id))
 
-    @app.get("/api/items/{item_id}/thumbnail")
-    async def thumbnail(item_id: int, size: int | None = None) -> Response:
+    @app.get(
+        "/api/items/{item_id}/thumbnail",
+        response_class=JPEGResponse,
+        responses={
+            200: {"content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}},
+            **json_errors(403, 404, 422),
+        },
+    )
+    async def thumbnail(
+        item_id: int,
+        size: int | None = Query_(
+            None, description=f"the longest side, kept between 16 and {config.thumbnail_size}"
+        ),
+    ) -> JPEGResponse:
+        """A JPEG of an indexed image file (only the file the index recorded)."""
         side = min(size or config.thumbnail_size, config.thumbnail_size)
         data = await run(engine.thumbnail, item_id, max(16, side))
-        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "max-age=300"})
+        return JPEGResponse(data, headers={"Cache-Control": "max-age=300"})
 
-    @app.post("/api/update")
-    async def update() -> dict[str, Any]:
+    @app.post("/api/update", responses=errors(403, 507))
+    async def update() -> schemas.UpdateReport:
+        """Run ``index.update()`` (only with ``read_only=false``); 507 when the disk is
+        full (the rows committed before stay searchable)."""
         if config.read_only:
             raise RequestError(403, "the service is read-only; start it with read_only=false")
-        return await run(engine.update)
+        return schemas.UpdateReport.model_validate(await run(engine.update))
 
-    metrics.install(app)  # GET /metrics; counts what the guard refuses
+    metrics.install(app, responses=errors())  # GET /metrics; counts what the guard refuses
     access_log.install(app, config)  # outermost: logs every request with its X-Request-ID
     if config.host not in ("127.0.0.1", "localhost", "::1"):
         warnings.warn(
@@ -383,22 +492,33 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
     return app
 
 
-async def _read(file: UploadFile, config: ServeConfig) -> bytes:
-    data = await file.read(config.max_upload_bytes + 1)
-    if len(data) > config.max_upload_bytes:
-        raise RequestError(
-            413,
-            f"upload {file.filename!r} is over the limit of {config.max_upload_bytes} bytes "
-            "(max_upload_bytes)",
-        )
-    return data
+def _sortable(index: Index) -> list[str]:
+    """The columns a search may sort by (the schema's pattern for ``sort``): the
+    manifest's own and the metadata the source gave."""
+    builtin = ["id", "modality", "path", "text", "size", "mtime_ns"]
+    return builtin + index.info()["metadata_columns"]
 
 
-def _search_body(parameters: dict[str, Any], **parts: list[PartBody]) -> SearchBody:
+def _search_body(model: type[BaseModel], parameters: dict[str, Any], **parts: Any) -> Any:
     """The search a GET or form route asks for: its parameters that are search options
     (the route's ``locals()``; the others are ignored) and its query ``parts``."""
-    options = {k: v for k, v in parameters.items() if k in SearchBody.model_fields}
-    return SearchBody(**{**options, **parts})
+    options = {k: v for k, v in parameters.items() if k in model.model_fields}
+    return model(**{**options, **parts})
+
+
+def _problem(error: Mapping[str, Any], limits: schemas.Limits) -> str:
+    """One validation error: where, what is wrong (in words, not a regex), and the
+    value given."""
+    where = ".".join(str(p) for p in error["loc"][1:]) or "body"
+    given = "" if error["type"] == "missing" else f" (got {_short(error.get('input'))})"
+    pattern = (error.get("ctx") or {}).get("pattern")
+    meaning = limits.explain(pattern) if error["type"] == "string_pattern_mismatch" else None
+    return f"{where}: {meaning or error['msg']}{given}"
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:

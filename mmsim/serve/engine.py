@@ -19,11 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from mmsim.errors import ConfigError, ItemError, MmsimError
 from mmsim.index import Index
-from mmsim.inputs.images import load_image
 from mmsim.retrieval.query import MissingItemError, Part, Query
 from mmsim.serve.config import ServeConfig
 
@@ -115,38 +114,6 @@ class Engine:
         if where is None or not where.strip():
             return None
         return self._within(where, "max_where_chars", "the filter")
-
-    def decode_upload(self, data: bytes, name: str) -> Image.Image:
-        """An uploaded image, refused before decoding when too large."""
-        if len(data) > self.config.max_upload_bytes:
-            raise RequestError(
-                413,
-                f"upload {name!r} is {len(data)} bytes; the limit is "
-                f"{self.config.max_upload_bytes} (max_upload_bytes)",
-            )
-        if not data:
-            raise RequestError(422, f"upload {name!r} is empty")
-        try:
-            with Image.open(io.BytesIO(data)) as probe:
-                width, height = probe.size
-        except Image.DecompressionBombError as exc:  # Pillow refuses it from the header
-            raise RequestError(
-                413, f"upload {name!r} is refused as a decompression bomb ({exc})"
-            ) from None
-        except (UnidentifiedImageError, OSError, ValueError):
-            raise RequestError(
-                422, f"upload {name!r} is not a readable image (JPEG, PNG, WebP, ...)"
-            ) from None
-        if width * height > self.config.max_pixels:
-            raise RequestError(
-                413,
-                f"upload {name!r} is {width}x{height} pixels; the limit is "
-                f"{self.config.max_pixels} pixels (max_pixels)",
-            )
-        try:
-            return load_image(data)
-        except (OSError, ValueError) as exc:
-            raise RequestError(422, f"upload {name!r} could not be decoded: {exc}") from None
 
     # -- inference-thread work -----------------------------------------------------------
     def _embed(self, inputs: list[Any], modality: str) -> np.ndarray:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import io
+import shutil
 import struct
+import threading
+import time
 import warnings
 import zlib
 from pathlib import Path
@@ -17,7 +20,7 @@ from PIL import Image
 
 from mmsim import Matcher
 from mmsim.index import Index
-from mmsim.plugin.testing import write_collection, write_images
+from mmsim.plugin.testing import fill_disk, write_collection, write_images
 from mmsim.serve import ServeConfig, create_app
 from mmsim.serve.app import ServiceWarning
 
@@ -46,17 +49,26 @@ def png(width: int = 40, height: int = 30, seed: int = 0) -> bytes:
 
 def png_header(width: int, height: int) -> bytes:
     """A PNG that declares ``width`` x ``height`` RGB pixels and holds almost none."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return png_chunks(header, zlib.compress(b"\x00" * 64))
+
+
+def png_of_zeros(width: int, height: int) -> bytes:
+    """A complete, valid greyscale PNG of ``width`` x ``height`` black pixels: a few
+    hundred KB that decode to width x height bytes (a decompression bomb by its size)."""
+    packer = zlib.compressobj(1)
+    row = bytes(width + 1)  # a filter byte and the row's pixels
+    data = b"".join([packer.compress(row) for _ in range(height)] + [packer.flush()])
+    return png_chunks(struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0), data)
+
+
+def png_chunks(header: bytes, data: bytes) -> bytes:
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        body = kind + payload
+        return struct.pack(">I", len(payload)) + body + struct.pack(">I", zlib.crc32(body))
+
     return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
-        + chunk(b"IEND", b"")
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
     )
 
 
@@ -124,7 +136,7 @@ def test_limits_answer_with_clear_4xx(built):
 
         error(c.get("/api/search", params={"q": "x" * 51}), 413, "max_query_chars")
         error(c.get("/api/search", params={"q": " "}), 422, "empty")
-        error(c.get("/api/search", params={"q": "x", "top_k": 11}), 422, "between 1 and 10")
+        error(c.get("/api/search", params={"q": "x", "top_k": 11}), 422, "top_k", "equal to 10")
         error(c.get("/api/search", params={"q": "x", "top_k": "many"}), 422, "top_k")
         error(
             c.get("/api/search", params={"q": "x", "where": "nosuch = 1"}),
@@ -133,7 +145,7 @@ def test_limits_answer_with_clear_4xx(built):
         )
         error(c.get("/api/search", params={"q": "x", "where": "a" * 31}), 413, "max_where_chars")
         error(c.get("/api/search", params={"q": "x", "page": 99}), 422, "past the end")
-        error(c.get("/api/search", params={"q": "x", "sort": "nosuch"}), 422, "no column")
+        error(c.get("/api/search", params={"q": "x", "sort": "nosuch"}), 422, "sort", "'nosuch'")
         big = png(200, 200)
         assert 20_000 < len(big) < 200_000
         error(
@@ -147,16 +159,6 @@ def test_limits_answer_with_clear_4xx(built):
             "1000x1000",
             "max_pixels",
         )
-        huge = png_header(20_000, 20_000)  # 400 M pixels by its header: Pillow refuses it
-        for route in ("/api/search/image", "/api/embed/image"):
-            error(c.post(route, files={"file": ("huge.png", huge)}), 413, "huge.png", "bomb")
-        error(
-            c.post("/api/search/image", files={"file": ("junk.png", b"not an image")}),
-            422,
-            "junk.png",
-            "not a readable image",
-        )
-        error(c.post("/api/search/image", files={"file": ("empty.png", b"")}), 422, "empty")
         error(
             c.post(
                 "/api/search", content=b"x" * 210_000, headers={"content-type": "application/json"}
@@ -172,6 +174,41 @@ def test_limits_answer_with_clear_4xx(built):
         # a broken upload does not affect the next request
         ok = c.post("/api/search/image", files={"file": ("ok.png", png())}, data={"top_k": "3"})
         assert ok.status_code == 200 and len(ok.json()["hits"]) == 3
+
+
+def jpeg(width: int = 120, height: int = 90) -> bytes:
+    pixels = (np.random.default_rng(1).random((height, width, 3)) * 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+UPLOAD_ROUTES = ("/api/search/image", "/api/embed/image", "/api/match")
+BAD_UPLOADS = {  # name: (bytes, status, words the error has)
+    "empty.png": (b"", 422, "empty"),
+    "notes.png": (b"not an image at all", 422, "not a readable image"),
+    "cut.png": (png(200, 150)[:3000], 422, "truncated"),
+    "cut.jpg": (jpeg()[:2000], 422, "truncated"),
+    "nothing.png": (png_header(0, 10), 422, "0x10: it has no pixels"),
+    "header-bomb.png": (png_header(20_000, 20_000), 413, "decompression bomb"),
+    "size-bomb.png": (png_of_zeros(8000, 6000), 413, "8000x6000 pixels; the limit is 40000000"),
+}
+
+
+@pytest.mark.parametrize("route", UPLOAD_ROUTES)
+def test_every_upload_the_service_will_not_decode_is_a_4xx_naming_why(client, route):
+    """Bombs by header and by size, truncated, not an image, no pixels, empty: refused
+    with the upload's name and the reason, the next request unaffected."""
+    caption = {"caption": "a red car"} if route == "/api/match" else None
+    for name, (data, status, words) in BAD_UPLOADS.items():
+        response = client.post(route, files={"file": (name, data)}, data=caption)
+        assert response.status_code == status, (name, response.text)
+        assert repr(name) in response.json()["error"] and words in response.json()["error"], (
+            name,
+            response.json(),
+        )
+    fine = client.post(route, files={"file": ("ok.png", png())}, data=caption)
+    assert fine.status_code == 200, fine.text
 
 
 def test_thumbnails_only_for_indexed_files(client, built, tmp_path):
@@ -278,3 +315,46 @@ def test_the_default_demo_index_works_offline(tmp_path):
         ).json()
         assert verdict["threshold"] == "best_f1" and verdict["match"] is True
     assert demo_index(tmp_path / "cache", scenes=40) == folder  # built once, then reused
+
+
+def test_a_full_disk_makes_the_update_route_a_507_and_searches_go_on(small_disk, tmp_path):
+    photos = tmp_path / "photos"
+    write_images(photos, 3)
+    Index.build(photos, Matcher("toy", progress=False), small_disk / "idx", progress=False)
+    for extra in write_images(tmp_path / "more", 12):
+        (photos / f"new_{extra.name}").write_bytes(extra.read_bytes())
+    with TestClient(create_app(small_disk / "idx", ServeConfig(read_only=False))) as c:
+        ballast = fill_disk(small_disk)  # not a byte nor a file more
+        full = c.post("/api/update")
+        assert full.status_code == 507, full.text
+        body = full.json()
+        assert body["status"] == 507 and f"index {small_disk / 'idx'}" in body["error"]
+        assert f"the file system {small_disk} " in body["error"], body  # full, or out of files
+        assert f"on {small_disk} and run the same command again" in body["error"], body
+        searched = c.get("/api/search", params={"q": "x", "top_k": 10})
+        assert searched.status_code == 200 and searched.json()["total"] == 3
+        assert c.get("/api/health/ready").json()["items"] == 3
+        shutil.rmtree(ballast)  # space again: the same update completes
+        assert "12 added" in c.post("/api/update").json()["summary"]
+        assert c.get("/api/health").json()["items"] == 15
+
+
+def test_live_at_once_ready_once_the_model_and_the_index_are_loaded(built):
+    app = create_app(built[1])
+    worker_free = threading.Event()
+    app.state.engine.executor.submit(worker_free.wait, 60)  # the warm-up queues behind this
+    with TestClient(app) as c:
+        assert c.get("/api/health/live").json() == {"status": "live"}
+        waiting = c.get("/api/health/ready")
+        assert waiting.status_code == 503, waiting.text
+        assert waiting.json() == {
+            "error": "not ready: the model and the index are still loading",
+            "status": 503,
+        }
+        worker_free.set()
+        deadline = time.monotonic() + 60
+        while (ready := c.get("/api/health/ready")).status_code == 503:
+            assert time.monotonic() < deadline, "not ready within 60 s"
+            time.sleep(0.05)
+        assert ready.json() == {"status": "ready", "items": 8}
+        assert c.get("/api/health").json() == {"status": "ok", "items": 8}

@@ -30,11 +30,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(index: Path) -> Iterator[str]:
-    """``mmsim serve`` over ``index`` in its own process; yields its URL once it answers."""
+def serving(index: Path, *options: str) -> Iterator[str]:
+    """``mmsim serve`` over ``index`` (and ``key=value`` options) in its own process;
+    yields its URL once it answers."""
     port = free_port()
     process = subprocess.Popen(
-        [*MMSIM, "serve", f"index={index}", f"port={port}"],
+        [*MMSIM, "serve", f"index={index}", f"port={port}", *options],
         env=cli_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

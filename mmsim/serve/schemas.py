@@ -1,0 +1,338 @@
+"""The service's request and response types: what ``/openapi.json`` promises.
+
+Responses are pydantic models, so a client generated from the OpenAPI document gets
+typed answers. Requests declare what the service checks: lengths, ranges, enumerations,
+required and non-empty fields, so a request the document calls valid is one the
+service takes, except for what only the index can judge (a filter's SQL, a commit
+number, a page past the end, an item id, how parameters combine: see the routes'
+descriptions). The limits come from the service's :class:`ServeConfig` and the index
+(its embedding dimension, its columns), so the request models are built per app by
+:func:`request_models`.
+
+A text the service refuses as too long answers 413 and an empty one 422 (the engine's
+checks, with their messages): the schema states both as ``maxLength`` and a pattern
+that needs one non-space character; numbers and enumerations are checked by pydantic.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic.json_schema import SkipJsonSchema
+
+from mmsim.retrieval.query import MAX_PARTS
+from mmsim.serve.config import ServeConfig
+
+API_VERSION = "2"
+
+# one character that is not whitespace as Python's str.strip() sees it (the engine's
+# test for an empty text), written so that JSON Schema, Python and Rust regexes agree
+NON_BLANK = r"[^\t\n\x0b\x0c\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+MODES = Literal["vector", "keyword", "hybrid"]
+KEYWORD_SYNTAXES = Literal["plain", "fts5"]
+
+
+# -- responses ---------------------------------------------------------------------------
+class ErrorBody(BaseModel):
+    """Every error: a message that says what to change, and the HTTP status."""
+
+    error: str = Field(description="what is wrong and what to do")
+    status: int = Field(description="the HTTP status code, repeated")
+
+
+class Hit(BaseModel):
+    """One result: an indexed item, how it scored, and what the index holds about it.
+
+    Fields a search does not produce are left out of the JSON (``score`` in a browse,
+    ``cosine``/``found_by`` outside hybrid mode, ``p_match``/``match`` on an index
+    without a calibrated matcher, ``path`` on a text, ``text`` on an image)."""
+
+    response_id: int
+    modality: Literal["image", "text"]
+    score: float | None = Field(
+        None, description="the ranking's score: cosine (vector), BM25 (keyword), fused (hybrid)"
+    )
+    cosine: float | None = Field(None, description="hybrid mode: the vector cosine")
+    keyword_score: float | None = Field(None, description="hybrid mode: BM25, if found by words")
+    found_by: dict[str, int] | None = Field(None, description="hybrid mode: rank per ranking")
+    p_match: float | None = Field(None, description="calibrated P(match) of query and item")
+    match: bool | None = Field(None, description="the calibrated threshold's decision")
+    path: str | None = Field(None, description="an image's file or URL")
+    text: str | None = Field(None, description="a text item")
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class Item(BaseModel):
+    """What the index holds about one item."""
+
+    response_id: int
+    modality: Literal["image", "text"]
+    path: str | None = None
+    text: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class Cutoff(BaseModel):
+    """The cutoffs a search applied (the matcher's threshold where it has one)."""
+
+    matches_only: bool
+    min_probability: float | None
+    min_score: float | None
+    threshold: float | None = None
+
+
+class SearchPage(BaseModel):
+    """One page of one ranking; ``next_offset`` and ``as_of`` ask for the next page."""
+
+    query: str | None = Field(description="what was searched for; null in a browse")
+    mode: Literal["vector", "keyword", "hybrid", "browse"]
+    hits: list[Hit]
+    total: int = Field(description="results in all (a lower bound if not total_exact)")
+    total_exact: bool
+    offset: int
+    top_k: int
+    next_offset: int | None = Field(description="the next page's offset; null on the last")
+    as_of: int = Field(description="the commit searched: pass it back for the next page")
+    sort: str | None
+    cutoff: Cutoff | None
+
+
+class LinkedSearchPage(SearchPage):
+    """A page answered to a GET, with the link to the next page of the same ranking."""
+
+    next: str | None = Field(description="the URL of the next page; null on the last")
+
+
+class MatcherInfo(BaseModel):
+    similarity: str
+    threshold: str
+    calibrated: bool
+
+
+class Info(BaseModel):
+    """The index's ``info()`` (counts, model, size, ANN state, skipped items) and the
+    matcher's strategies; fields the index adds later come through as they are."""
+
+    model_config = ConfigDict(extra="allow")
+
+    path: str
+    items: int
+    images: int
+    texts: int
+    deleted: int
+    dim: int
+    dtype: str
+    encoders: dict[str, Any]
+    source: dict[str, Any]
+    created: str
+    mmsim: str
+    shards: int
+    size_bytes: int
+    metadata_columns: list[str]
+    keyword_search: bool
+    threshold: dict[str, Any]
+    skipped: list[dict[str, Any]]
+    ann: dict[str, Any] | None
+    matcher: MatcherInfo
+
+
+class Health(BaseModel):
+    """``/api/health``: answers once the index and the model are loaded."""
+
+    status: Literal["ok"]
+    items: int
+
+
+class Liveness(BaseModel):
+    """``/api/health/live``: the process answers (the model may still be loading)."""
+
+    status: Literal["live"]
+
+
+class Readiness(BaseModel):
+    """``/api/health/ready``: the index and the model are loaded; searches answer now."""
+
+    status: Literal["ready"]
+    items: int
+
+
+class MatchVerdict(BaseModel):
+    score: float = Field(description="the matcher's similarity of image and caption")
+    p_match: float
+    match: bool
+    threshold: str
+    similarity: str
+
+
+class TextEmbeddings(BaseModel):
+    embeddings: list[list[float]]
+
+
+class ImageEmbedding(BaseModel):
+    embedding: list[float]
+
+
+class UpdateReport(BaseModel):
+    summary: str
+    skipped: list[dict[str, Any]]
+
+
+# -- requests ----------------------------------------------------------------------------
+def _whole(value: Any) -> Any:
+    """15.0 as 15: JSON Schema calls it an integer; strict pydantic would not."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def whole(**constraints: Any) -> Any:
+    """An integer in a JSON body within ``constraints``: strict (no "15", no true), but
+    15.0 is 15 (the constraints go before the validator, or the schema loses them)."""
+    return Annotated[int, Field(**constraints), BeforeValidator(_whole)]
+
+
+def form_field(kind: Any, **constraints: Any) -> Any:
+    """The type of a form field that may be left out: ``kind`` within ``constraints``.
+    A form cannot send null, so the schema offers none (FastAPI's ``X | None`` would)."""
+    return Annotated[kind, Field(**constraints)] | SkipJsonSchema[None]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the request models declare: the service's limits and the index's shape."""
+
+    max_query_chars: int
+    max_where_chars: int
+    max_top_k: int
+    max_offset: int
+    dim: int
+    columns: tuple[str, ...]
+
+    @classmethod
+    def of(cls, config: ServeConfig, dim: int, columns: list[str]) -> Limits:
+        return cls(
+            config.max_query_chars,
+            config.max_where_chars,
+            config.max_top_k,
+            config.max_offset,
+            dim,
+            tuple(columns),
+        )
+
+    def text(self, description: str = "") -> dict[str, Any]:
+        """Schema keywords of a text the engine takes (non-empty, within the limit)."""
+        extra = {"pattern": NON_BLANK, "maxLength": self.max_query_chars}
+        return {"description": description, "json_schema_extra": extra}
+
+    def where(self) -> dict[str, Any]:
+        return {
+            "description": "an SQL filter over the index's columns (folder = 'beach')",
+            "json_schema_extra": {"maxLength": self.max_where_chars},
+        }
+
+    def explain(self, pattern: str) -> str | None:
+        """What a text that does not match ``pattern`` (one of these limits') lacks."""
+        if pattern == NON_BLANK:
+            return "is empty: type some text"
+        if pattern == self.sort_pattern():
+            return (
+                f"is relevance or a column of the index {list(self.columns)}, with a leading "
+                "'-' for descending"
+            )
+        return None
+
+    def sort_pattern(self) -> str:
+        """``relevance`` or a column, ``-`` before it for descending (empty: relevance)."""
+        names = "|".join(re.escape(c) for c in ("relevance", *self.columns))
+        return rf"^(?:[-+]?(?:{names}))?$"
+
+    @property
+    def max_page(self) -> int:
+        return self.max_offset + 1  # page p of top_k 1 starts at offset p - 1
+
+    @property
+    def max_window(self) -> int:
+        return 10 * self.max_top_k
+
+
+@dataclass(frozen=True)
+class RequestModels:
+    """The request bodies of one app: a query part, a search, texts to embed."""
+
+    part: type[BaseModel]
+    search: type[BaseModel]
+    embed: type[BaseModel]
+
+
+def request_models(limits: Limits) -> RequestModels:
+    """The bodies of ``POST /api/search`` and ``POST /api/embed/text`` for these limits."""
+    finite = {"allow_inf_nan": False}  # (an embedding's length and numbers: the engine)
+
+    class PartBody(BaseModel):
+        """One part of a compound query: exactly one of a text, an indexed item's id or
+        an embedding (the index's dimension), and its weight."""
+
+        model_config = ConfigDict(
+            strict=True,
+            json_schema_extra={"oneOf": [{"required": [k]} for k in ("text", "item", "embedding")]},
+        )
+
+        text: str | SkipJsonSchema[None] = Field(None, **limits.text("a text to search for"))
+        item: whole() | SkipJsonSchema[None] = Field(None, description="an indexed item's id")
+        embedding: list[float] | SkipJsonSchema[None] = Field(
+            None,
+            description=f"{limits.dim} numbers: a vector in the index's space",
+            json_schema_extra={"minItems": limits.dim, "maxItems": limits.dim},
+        )
+        weight: float = Field(1.0, gt=0, **finite)
+
+        @model_validator(mode="before")
+        @classmethod
+        def exactly_one(cls, data: Any) -> Any:
+            if isinstance(data, dict):
+                named = [k for k in ("text", "item", "embedding") if k in data]
+                given = [k for k in named if data[k] is not None]
+                if len(named) != 1 or not given:
+                    raise ValueError(
+                        "needs exactly one of text, item or embedding (not null), got "
+                        f"{given or 'none'}"
+                    )
+            return data
+
+    class FusionWeights(BaseModel):
+        model_config = ConfigDict(strict=True, extra="forbid")
+        vector: float = Field(1.0, ge=0, **finite)
+        keyword: float = Field(1.0, ge=0, **finite)
+
+    class SearchBody(BaseModel):
+        """A search: ``query`` (one text) and/or ``positive`` / ``negative`` parts, or
+        ``keywords`` alone, or nothing (browse); the options as in ``GET /api/search``."""
+
+        model_config = ConfigDict(strict=True)
+
+        query: str | None = Field(None, **limits.text("one text to search for"))
+        positive: list[PartBody] = Field(default_factory=list, max_length=MAX_PARTS)
+        negative: list[PartBody] = Field(default_factory=list, max_length=MAX_PARTS)
+        keywords: str | None = Field(None, **limits.text("words to find (full-text search)"))
+        keyword_syntax: KEYWORD_SYNTAXES = "plain"
+        mode: MODES | None = None
+        top_k: whole(ge=1, le=limits.max_top_k) | None = None
+        offset: whole(ge=0, le=limits.max_offset) | None = None
+        page: whole(ge=1, le=limits.max_page) | None = None
+        where: str | None = Field(None, **limits.where())
+        sort: str | None = Field(None, pattern=limits.sort_pattern())
+        matches_only: bool = False
+        min_probability: float | None = Field(None, ge=0, le=1, **finite)
+        min_score: float | None = Field(None, **finite)
+        as_of: whole(ge=0, le=2**63 - 1) | None = None
+        rrf_k: float | None = Field(None, gt=0, **finite)
+        fusion_weights: FusionWeights | None = None
+        window: whole(ge=1, le=limits.max_window) | None = None
+
+    class EmbedBody(BaseModel):
+        model_config = ConfigDict(strict=True)
+
+        texts: list[Annotated[str, Field(**limits.text())]] = Field(min_length=1, max_length=256)
+
+    return RequestModels(PartBody, SearchBody, EmbedBody)
