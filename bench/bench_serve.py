@@ -33,6 +33,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from mmsim import Matcher
+from mmsim.index import Index
+from mmsim.serve import ServeConfig
+from mmsim.serve.engine import Engine, TextSearch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from index_data import demo_scenes, index_of_vectors
@@ -103,6 +106,23 @@ def load(url: str, queries: list[str], clients: int, seconds: float) -> dict[str
     }
 
 
+def batch_costs(index: Index, queries: list[str], repeats: int = 15) -> dict[int, float]:
+    """Seconds per query of the service's batched text search, run in-process (no HTTP)
+    with b queries at once: what the inference thread spends, so the bound on what
+    micro-batching can gain (per-query cost at b=1 over that at b=8)."""
+    engine = Engine(index, ServeConfig())
+    costs = {}
+    for b in (1, 2, 4, 8):
+        times = []
+        for r in range(repeats):
+            jobs = [TextSearch(queries[(r * b + j) % len(queries)], 10, None) for j in range(b)]
+            start = time.perf_counter()
+            engine.text_searches(jobs)
+            times.append(time.perf_counter() - start)
+        costs[b] = statistics.median(times) / b
+    return costs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--items", type=int, default=100_000)
@@ -121,10 +141,16 @@ def main() -> None:
             start = time.perf_counter()
             index.search(text, top_k=10)
             inproc.append(time.perf_counter() - start)
-        index.close()
         print(
             f"{args.items:,} items, {os.cpu_count()} cores; in-process Index.search p50 "
             f"{1e3 * statistics.median(inproc):.1f} ms"
+        )
+        per_query = batch_costs(index, q)
+        index.close()
+        print(
+            "in-process batch of b text searches (embed + one index pass), per query: "
+            + ", ".join(f"b={b} {1e3 * t:.1f} ms" for b, t in per_query.items())
+            + f"; the most batching can give at 8 clients: {per_query[1] / per_query[8]:.2f}x"
         )
         # both servers stay up; the settings take turns, round after round, so a change
         # in the machine's other load hits both alike
