@@ -194,7 +194,9 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
 
     @app.get("/api/info", responses=errors())
     async def info() -> schemas.Info:
-        return schemas.Info.model_validate(await run(engine.info))
+        return schemas.Info.model_validate(
+            {**await run(engine.info), "api_version": schemas.API_VERSION}
+        )
 
     # -- search ------------------------------------------------------------------------
     def options(body: Any) -> dict[str, Any]:

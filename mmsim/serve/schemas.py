@@ -26,6 +26,8 @@ from pydantic.json_schema import SkipJsonSchema
 from mmsim.retrieval.query import MAX_PARTS
 from mmsim.serve.config import ServeConfig
 
+# 2: typed requests and responses, declared statuses, /api/health/live and /ready, 507
+# from /api/update (see docs/serve.md, "The API")
 API_VERSION = "2"
 
 # one character that is not whitespace as Python's str.strip() sees it (the engine's
@@ -118,6 +120,7 @@ class Info(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
+    api_version: str = Field(description="this API's version (the OpenAPI document's too)")
     path: str
     items: int
     images: int

@@ -101,7 +101,9 @@ def test_text_and_image_search_equal_the_index(client, built):
     assert client.get("/api/health").json() == {"status": "ok", "items": 8}
     info = client.get("/api/info").json()
     assert info["items"] == 8 and info["matcher"]["threshold"] == "fixed"
-    assert "/api/search" in client.get("/openapi.json").json()["paths"]
+    document = client.get("/openapi.json").json()
+    assert info["api_version"] == document["info"]["version"] == "2"
+    assert "/api/search" in document["paths"]
 
 
 def test_match_uses_the_matchers_threshold(client, built):

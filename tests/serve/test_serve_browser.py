@@ -81,6 +81,12 @@ def test_page_searches_by_text_and_by_uploaded_image(server):
         page = browser.new_page(viewport={"width": 1200, "height": 900})
         page.goto(url + "/")
         page.wait_for_function("document.getElementById('summary').textContent.includes('8 items')")
+        # the inputs take the API's limits from its OpenAPI document
+        assert page.get_attribute("#top-k", "max") == "200"
+        assert page.eval_on_selector("#query", "q => q.maxLength") == 1000
+        assert page.eval_on_selector("#where", "q => q.maxLength") == 500
+        page.fill("#query", "   ")  # only spaces: the API would refuse it, so the page does
+        assert not page.eval_on_selector("#query", "q => q.checkValidity()")
         page.fill("#query", "a red car")
         page.fill("#top-k", "6")
         page.click("#search-form button")

@@ -10,7 +10,7 @@ async function api(path, options = {}) {
   if (token) headers.Authorization = "Bearer " + token;
   const response = await fetch(path, Object.assign({}, options, { headers }));
   const body = await response.json().catch(() => ({ error: response.statusText }));
-  if (!response.ok) throw new Error(body.error || response.statusText);
+  if (!response.ok) throw Object.assign(new Error(body.error || response.statusText), { status: response.status });
   return body;
 }
 
@@ -237,10 +237,45 @@ $("match-form").addEventListener("submit", async (event) => {
   }
 });
 
-api("api/info").then((info) => {
-  const enc = info.encoders.image_encoder;
-  calibrated = Boolean(info.matcher && info.matcher.calibrated);
-  $("matches-only").disabled = !calibrated;
-  if (!calibrated) $("matches-only").parentElement.title = "the index's matcher has no calibrated threshold: run `mmsim index calibrate`";
-  $("summary").textContent = `${info.items} items (${info.images} images, ${info.texts} texts) · ${enc.name} ${enc.checkpoint || ""} · ${info.ann ? info.ann.backend : "exact search"}`;
-}).catch((err) => status(err.message, true));
+async function ready() {
+  // the service answers before its model is loaded: 503 from /api/health/ready until it is
+  for (;;) {
+    try {
+      return await api("api/health/ready");
+    } catch (err) {
+      if (err.status !== 503) throw err;
+      status(err.message);
+      await new Promise((wake) => setTimeout(wake, 500));
+    }
+  }
+}
+
+function takeLimits(doc) {
+  // the inputs refuse what the API would: the limits come from its OpenAPI document
+  // an optional parameter's schema is anyOf [its type, null] plus keywords beside it
+  const typed = (schema) => Object.assign({}, schema, (schema.anyOf || []).find((s) => s.type !== "null"));
+  const search = Object.fromEntries(doc.paths["/api/search"].get.parameters.map((p) => [p.name, typed(p.schema)]));
+  const text = search.q.items;
+  for (const id of ["query", "negative", "match-caption"]) {
+    $(id).maxLength = text.maxLength;
+    $(id).pattern = ".*\\S.*"; // not only spaces
+  }
+  $("where").maxLength = search.where.maxLength;
+  $("top-k").max = search.top_k.maximum;
+}
+
+ready()
+  .then(() => {
+    status("");
+    return Promise.all([api("api/info"), api("openapi.json")]);
+  })
+  .then(([info, doc]) => {
+    takeLimits(doc);
+    $("sort").title = `relevance, or a column (a leading - for descending): ${info.metadata_columns.join(", ")}`;
+    const enc = info.encoders.image_encoder;
+    calibrated = Boolean(info.matcher && info.matcher.calibrated);
+    $("matches-only").disabled = !calibrated;
+    if (!calibrated) $("matches-only").parentElement.title = "the index's matcher has no calibrated threshold: run `mmsim index calibrate`";
+    $("summary").textContent = `${info.items} items (${info.images} images, ${info.texts} texts) · ${enc.name} ${enc.checkpoint || ""} · ${info.ann ? info.ann.backend : "exact search"}`;
+  })
+  .catch((err) => status(err.message, true));
