@@ -1,10 +1,13 @@
-"""Start-up: time from process start to the first line of output.
+"""Start-up: time from process start to the first line of output, and to the end.
 
     uv run python bench/bench_startup.py
 
-For `mmsim plugins`, a config error (a misspelled option) and `mmsim search
-encoder=demo` over 10 image files; median of 5 runs each, against `python -c pass` (the
-interpreter alone) and `python -c "import torch"` (what any torch command pays).
+For `mmsim plugins`, a config error (a misspelled option), `mmsim search encoder=demo`
+over 24 image files (its shipped ONNX graphs, and the same weights on torch with
+`encoder.backend=torch`) and `mmsim demo` (first printed result); median of 5 runs
+each, against `python -c pass` (the interpreter alone) and `python -c "import torch"`
+(what any torch command pays). Each command runs once more with a check that says
+whether torch or transformers were imported: the ONNX rows must load neither.
 """
 
 from __future__ import annotations
@@ -21,11 +24,20 @@ from pathlib import Path
 from mmsim.synthetic import write_dataset
 
 MMSIM = str(Path(sys.executable).parent / "mmsim")
+# runs mmsim in this interpreter and reports, at exit, which heavy libraries it loaded
+LOADED = (
+    "import atexit, sys, runpy\n"
+    "atexit.register(lambda: print('LOADED', ','.join(m for m in ('torch', 'transformers') "
+    "if m in sys.modules) or '-', file=sys.stderr))\n"
+    "sys.argv = ['mmsim', *sys.argv[1:]]\n"
+    "runpy.run_module('mmsim', run_name='__main__')\n"
+)
 
 
-def first_line(args: list[str], cwd: Path, runs: int = 5) -> float:
-    """Median seconds until the process writes its first byte (stdout or stderr)."""
-    times = []
+def timed(args: list[str], cwd: Path, runs: int = 5) -> tuple[float, float]:
+    """Median seconds until the process writes its first byte (stdout or stderr), and
+    until it exits."""
+    first, total = [], []
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     for _ in range(runs):
         start = time.perf_counter()
@@ -34,29 +46,49 @@ def first_line(args: list[str], cwd: Path, runs: int = 5) -> float:
         )
         assert process.stdout is not None
         process.stdout.read(1)
-        times.append(time.perf_counter() - start)
+        first.append(time.perf_counter() - start)
         process.communicate(timeout=300)
-    return statistics.median(times)
+        total.append(time.perf_counter() - start)
+    return statistics.median(first), statistics.median(total)
+
+
+def loaded(args: list[str], cwd: Path) -> str:
+    """Which of torch and transformers an mmsim command imported ('-': neither)."""
+    done = subprocess.run(
+        [sys.executable, "-c", LOADED, *args[1:]],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,  # a config error exits 1, and is measured all the same
+    )
+    return done.stderr.rpartition("LOADED ")[2].split()[0]
 
 
 def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="mmsim-bench-startup-"))
     try:
-        write_dataset(work / "photos", 10, seed=0)
+        write_dataset(work / "photos", 24, seed=0)
+        search = [MMSIM, "search", "encoder=demo", "query=a red circle", "images_dir=photos"]
         rows = [
             ("python -c pass", [sys.executable, "-c", "print()"]),
             ("python -c 'import torch'", [sys.executable, "-c", "import torch; print()"]),
             ("mmsim plugins", [MMSIM, "plugins"]),
             ("config error: mmsim search qeury=x", [MMSIM, "search", "qeury=x"]),
             ("mmsim search --help", [MMSIM, "search", "--help"]),
+            ("mmsim search encoder=demo, 24 images", search),
+            ("  the same, encoder.backend=torch", [*search, "encoder.backend=torch"]),
+            ("mmsim demo (first result)", [MMSIM, "demo", "output_dir=demo"]),
             (
-                "mmsim search encoder=demo, 10 images",
-                [MMSIM, "search", "encoder=demo", "query=a red circle", "images_dir=photos"],
+                "  the same, encoder.backend=torch",
+                [MMSIM, "demo", "output_dir=demo", "encoder.backend=torch"],
             ),
         ]
-        print(f"{'command':<40} first output (median of 5)")
+        print(f"{'command':<40} {'first output':>12} {'exit':>8}  imported (median of 5)")
         for name, args in rows:
-            print(f"{name:<40} {first_line(args, work):6.2f} s")
+            first, total = timed(args, work)
+            heavy = loaded(args, work) if args[0] == MMSIM else ""
+            print(f"{name:<40} {first:10.2f} s {total:6.2f} s  {heavy}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
