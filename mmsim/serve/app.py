@@ -83,7 +83,7 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
     batcher = MicroBatcher(
         engine.text_searches, engine.executor, config.batch_max, config.batch_wait_ms
     )
-    limits = schemas.Limits.of(config, opened.dim, _sortable(opened))
+    limits = schemas.Limits.of(config, opened.dim)
     bodies = schemas.request_models(limits)
     SearchBody, EmbedBody, PartBody = bodies.search, bodies.embed, bodies.part
 
@@ -150,7 +150,7 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(_problem(e, limits) for e in exc.errors())
+        problems = "; ".join(_problem(e) for e in exc.errors())
         return _error(422, f"invalid request: {problems}")
 
     @app.exception_handler(StarletteHTTPException)
@@ -295,12 +295,12 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
         f"image); a query has at most {MAX_PARTS} parts in all, and they may not cancel "
         "out (a weighted sum of zero); `offset` and `page` go one at a time and stay "
         "within `max_offset`; a page past the end is 422; `where` is an SQL expression "
-        "over the index's columns (422 if it is not); `mode=vector` needs a query, "
-        "`mode=keyword` words (`keywords` or a text); cutoffs need a query and are not "
-        "for keyword mode; `sort` is not for hybrid mode, and sorts vector results only "
-        "with a cutoff; the fusion weights may not both "
-        "be 0; `as_of` is a commit the index has made (the `as_of` of a first page); an "
-        "item id the index does not hold is 404."
+        "over the index's columns and `sort` one of them (422 if not); `mode=vector` "
+        "needs a query, `mode=keyword` words (`keywords` or a text); cutoffs need a "
+        "query and are not for keyword mode; `sort` is not for hybrid mode, and sorts "
+        "vector results only with a cutoff; the fusion weights may not both be 0; "
+        "`as_of` is a commit the index has made (the `as_of` of a first page); an item "
+        "id the index does not hold is 404."
     )
 
     @app.get(
@@ -330,7 +330,7 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
         offset: int | None = Query_(None, ge=0, le=config.max_offset),
         page: int | None = Query_(None, ge=1, le=limits.max_page),
         where: str | None = Query_(None, **limits.where()),
-        sort: str | None = Query_(None, pattern=limits.sort_pattern()),
+        sort: str | None = Query_(None, **limits.sort()),
         matches_only: bool = False,
         min_probability: float | None = Query_(None, ge=0, le=1, allow_inf_nan=False),
         min_score: float | None = Query_(None, allow_inf_nan=False),
@@ -375,7 +375,7 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
         ),
         mode: form(schemas.MODES) = Form(None),
         keywords: form(str, **text_query("words to find (full-text search)")) = Form(None),
-        sort: form(str, pattern=limits.sort_pattern()) = Form(None),
+        sort: form(str, **limits.sort()) = Form(None),
         offset: form(int, ge=0, le=config.max_offset) = Form(None),
         page: form(int, ge=1, le=limits.max_page) = Form(None),
         matches_only: bool = Form(False),
@@ -494,13 +494,6 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
     return app
 
 
-def _sortable(index: Index) -> list[str]:
-    """The columns a search may sort by (the schema's pattern for ``sort``): the
-    manifest's own and the metadata the source gave."""
-    builtin = ["id", "modality", "path", "text", "size", "mtime_ns"]
-    return builtin + index.info()["metadata_columns"]
-
-
 def _search_body(model: type[BaseModel], parameters: dict[str, Any], **parts: Any) -> Any:
     """The search a GET or form route asks for: its parameters that are search options
     (the route's ``locals()``; the others are ignored) and its query ``parts``."""
@@ -508,14 +501,11 @@ def _search_body(model: type[BaseModel], parameters: dict[str, Any], **parts: An
     return model(**{**options, **parts})
 
 
-def _problem(error: Mapping[str, Any], limits: schemas.Limits) -> str:
-    """One validation error: where, what is wrong (in words, not a regex), and the
-    value given."""
+def _problem(error: Mapping[str, Any]) -> str:
+    """One validation error: where, what is wrong, and the value given."""
     where = ".".join(str(p) for p in error["loc"][1:]) or "body"
     given = "" if error["type"] == "missing" else f" (got {_short(error.get('input'))})"
-    pattern = (error.get("ctx") or {}).get("pattern")
-    meaning = limits.explain(pattern) if error["type"] == "string_pattern_mismatch" else None
-    return f"{where}: {meaning or error['msg']}{given}"
+    return f"{where}: {error['msg']}{given}"
 
 
 def _short(value: Any, limit: int = 60) -> str:

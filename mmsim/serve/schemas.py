@@ -6,7 +6,7 @@ required and non-empty fields, so a request the document calls valid is one the
 service takes, except for what only the index can judge (a filter's SQL, a commit
 number, a page past the end, an item id, how parameters combine: see the routes'
 descriptions). The limits come from the service's :class:`ServeConfig` and the index
-(its embedding dimension, its columns), so the request models are built per app by
+(its embedding dimension), so the request models are built per app by
 :func:`request_models`.
 
 A text the service refuses as too long answers 413 and an empty one 422 (the engine's
@@ -16,7 +16,6 @@ that needs one non-space character; numbers and enumerations are checked by pyda
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -210,17 +209,15 @@ class Limits:
     max_top_k: int
     max_offset: int
     dim: int
-    columns: tuple[str, ...]
 
     @classmethod
-    def of(cls, config: ServeConfig, dim: int, columns: list[str]) -> Limits:
+    def of(cls, config: ServeConfig, dim: int) -> Limits:
         return cls(
             config.max_query_chars,
             config.max_where_chars,
             config.max_top_k,
             config.max_offset,
             dim,
-            tuple(columns),
         )
 
     def text(self, description: str = "") -> dict[str, Any]:
@@ -234,21 +231,12 @@ class Limits:
             "json_schema_extra": {"maxLength": self.max_where_chars},
         }
 
-    def explain(self, pattern: str) -> str | None:
-        """What a text that does not match ``pattern`` (one of these limits') lacks."""
-        if pattern == NON_BLANK:
-            return "is empty: type some text"
-        if pattern == self.sort_pattern():
-            return (
-                f"is relevance or a column of the index {list(self.columns)}, with a leading "
-                "'-' for descending"
-            )
-        return None
-
-    def sort_pattern(self) -> str:
-        """``relevance`` or a column, ``-`` before it for descending (empty: relevance)."""
-        names = "|".join(re.escape(c) for c in ("relevance", *self.columns))
-        return rf"^(?:[-+]?(?:{names}))?$"
+    def sort(self) -> dict[str, Any]:
+        """Not a pattern of today's columns: an update can add columns to sort by."""
+        return {
+            "description": "relevance (the default) or a column of the index (as in "
+            "`where`), a leading '-' for descending"
+        }
 
     @property
     def max_page(self) -> int:
@@ -324,7 +312,7 @@ def request_models(limits: Limits) -> RequestModels:
         offset: whole(ge=0, le=limits.max_offset) | None = None
         page: whole(ge=1, le=limits.max_page) | None = None
         where: str | None = Field(None, **limits.where())
-        sort: str | None = Field(None, pattern=limits.sort_pattern())
+        sort: str | None = Field(None, **limits.sort())
         matches_only: bool = False
         min_probability: float | None = Field(None, ge=0, le=1, **finite)
         min_score: float | None = Field(None, **finite)

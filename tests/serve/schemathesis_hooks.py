@@ -96,6 +96,8 @@ def _obey_search_rules(options: dict[str, Any], path: str, json: bool) -> None:
         options["keywords"] = "scene"
     if _present(options, "where"):  # an SQL filter over the index's columns
         options["where"] = "modality = 'image'"
+    if _present(options, "sort"):  # a column of the index
+        options["sort"] = "-id"
     options.pop("as_of", None)  # a commit this index has made: the first page's
     options.pop("page", None)  # a page within the results (the index has a few dozen)
     options.pop("offset", None)

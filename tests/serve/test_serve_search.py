@@ -137,7 +137,7 @@ def test_keywords_cutoff_and_browse(client, scenes):
             422,
             "offset: Input should be less than or equal to 200",
         ),
-        ("get", "/api/search", {"q": "x", "sort": "nosuch"}, 422, "sort: is relevance or a column"),
+        ("get", "/api/search", {"q": "x", "sort": "nosuch"}, 422, "no column"),
         ("get", "/api/search", {"q": "x", "where": "1; DELETE FROM items"}, 422, "filter"),
         ("get", "/api/search", {"keywords": 'a AND ("', "keyword_syntax": "fts5"}, 422, "FTS5"),
         ("get", "/api/search", {"keywords": '" * ^'}, 422, "no letters"),
