@@ -58,7 +58,7 @@ STATUSES = {
     400: "the body is not valid JSON or multipart form data",
     401: "a token is needed (the service was started with token=...)",
     403: "refused: the service is read-only, or the file is a link out of the collection",
-    404: "no such item, commit or page",
+    404: "no item with that id in the index (or, for a thumbnail, no image file to show)",
     413: "too large: the request body, an upload, its pixels or a text (max_* limits)",
     422: "invalid: a parameter out of its range, an empty text, a bad filter, an image "
     "that cannot be decoded, parameters that do not go together",

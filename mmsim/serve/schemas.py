@@ -3,9 +3,9 @@
 Responses are pydantic models, so a client generated from the OpenAPI document gets
 typed answers. Requests declare what the service checks: lengths, ranges, enumerations,
 required and non-empty fields, so a request the document calls valid is one the
-service takes, except for what only the index can judge (a filter's SQL, a commit
-number, a page past the end, an item id, how parameters combine: see the routes'
-descriptions). The limits come from the service's :class:`ServeConfig` and the index
+service takes, except for what only the index can judge (a filter's SQL, a sort's
+column, a commit number, a page past the end, an item id, how parameters combine: see
+the routes' descriptions). The limits come from the service's :class:`ServeConfig` and the index
 (its embedding dimension), so the request models are built per app by
 :func:`request_models`.
 
@@ -258,7 +258,7 @@ class RequestModels:
 
 def request_models(limits: Limits) -> RequestModels:
     """The bodies of ``POST /api/search`` and ``POST /api/embed/text`` for these limits."""
-    finite = {"allow_inf_nan": False}  # (an embedding's length and numbers: the engine)
+    finite = {"allow_inf_nan": False}  # (an embedding's numbers: the engine checks them)
 
     class PartBody(BaseModel):
         """One part of a compound query: exactly one of a text, an indexed item's id or
