@@ -7,8 +7,9 @@ torch or transformers to import: a one-shot search starts in about a second). Th
 are exported from the shipped weights with ``mmsim export`` and its self-check, and
 written to ``demo_model/onnx/``: the two graphs, the tokenizer and a manifest whose
 source names the ``demo`` encoder rather than this machine's paths. Run it again
-whenever the demo model is retrained; ``tests/embedding/test_demo_backends.py``
-checks that the committed graphs still give the weights' embeddings.
+whenever the demo model is retrained: the tests compare the committed graphs with the
+weights on torch (``plugins/mmsim-openai-clip/tests/test_demo_backends.py``) and with
+an export made from them during the run (``plugins/mmsim-onnx/tests/test_export.py``).
 """
 
 from __future__ import annotations

@@ -112,6 +112,17 @@ def test_end_to_end_embeddings_from_files_and_texts(exported, key, image_paths):
     assert (got * expected).sum(axis=1).min() > 0.9999
 
 
+def test_the_demo_ships_an_export_of_its_weights(exported, image_paths):
+    """The graphs committed beside the demo's weights embed as an export made now from
+    those weights does (scripts/export_demo_model.py writes them)."""
+    fresh = _onnx(exported["demo"][1])
+    shipped = Matcher("demo", encoder_options={"backend": "onnx"}, progress=False)
+    items = [*image_paths, *TEXTS[:3]]
+    np.testing.assert_allclose(
+        shipped.extract_embedding(items), fresh.extract_embedding(items), atol=1e-6
+    )
+
+
 def test_loads_through_entry_point_without_source_libraries(exported):
     component = get_registry().get("encoder", "onnx")
     assert component.owner == "mmsim-onnx"
