@@ -252,6 +252,10 @@ def test_token_protects_every_route(built):
         assert c.get("/api/health", headers={"Authorization": "Bearer wrong"}).status_code == 401
         assert c.get("/api/health", headers={"Authorization": "Bearer s3cret"}).status_code == 200
         assert c.get("/api/health?token=s3cret").status_code == 200
+        document = c.get("/openapi.json?token=s3cret").json()  # 401 declared on every route
+        assert all(
+            "401" in op["responses"] for p in document["paths"].values() for op in p.values()
+        )
 
 
 def test_non_loopback_host_warns(built):
