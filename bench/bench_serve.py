@@ -35,7 +35,7 @@ from pathlib import Path
 from mmsim import Matcher
 from mmsim.index import Index
 from mmsim.serve import ServeConfig
-from mmsim.serve.engine import Engine, TextSearch
+from mmsim.serve.engine import Engine, TextSearch, share_cores
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from index_data import demo_scenes, index_of_vectors
@@ -73,9 +73,18 @@ def serve(index: Path, *options: str) -> tuple[subprocess.Popen, str]:
     raise RuntimeError("the service did not start")
 
 
-def load(url: str, queries: list[str], clients: int, seconds: float) -> dict[str, float]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load(
+    url: str, queries: list[str], clients: int, seconds: float, server: int
+) -> dict[str, float]:
     """``clients`` threads, each on its own keep-alive connection (as a browser or a
-    client library holds one), sending text searches back to back for ``seconds``."""
+    client library holds one), sending text searches back to back for ``seconds``;
+    with the CPU time per request of the ``server`` process and of the clients."""
     host, port = urllib.parse.urlsplit(url).netloc.split(":")
     stop = time.perf_counter() + seconds
 
@@ -96,20 +105,25 @@ def load(url: str, queries: list[str], clients: int, seconds: float) -> dict[str
         return latencies
 
     with ThreadPoolExecutor(clients) as pool:
-        begun = time.perf_counter()
+        begun, served, used = time.perf_counter(), cpu_seconds(server), time.process_time()
         latencies = sorted(x for got in pool.map(client, range(clients)) for x in got)
         elapsed = time.perf_counter() - begun
+        served, used = cpu_seconds(server) - served, time.process_time() - used
     return {
         "p50_ms": 1e3 * statistics.median(latencies),
         "p99_ms": 1e3 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))],
         "rps": len(latencies) / elapsed,
+        "server_cpu_ms": 1e3 * served / len(latencies),
+        "client_cpu_ms": 1e3 * used / len(latencies),
     }
 
 
 def batch_costs(index: Index, queries: list[str], repeats: int = 15) -> dict[int, float]:
     """Seconds per query of the service's batched text search, run in-process (no HTTP)
     with b queries at once: what the inference thread spends, so the bound on what
-    micro-batching can gain (per-query cost at b=1 over that at b=8)."""
+    micro-batching can gain (per-query cost at b=1 over that at b=8). Run with the
+    threads the service gives its inference (``inference_threads=0``)."""
+    share_cores(ServeConfig(inference_threads=0))
     engine = Engine(index, ServeConfig())
     costs = {}
     for b in (1, 2, 4, 8):
@@ -159,16 +173,18 @@ def main() -> None:
             "8 clients": ((), 8),
             "8 clients, no batching": (("batch_max=1",), 8),
         }
-        urls = {}
+        urls, pids = {}, {}
         for options in {o for o, _ in settings.values()}:
             process, urls[options] = serve(work / "idx", *options, "access_log=off")
             servers.append(process)
-        for url in urls.values():
-            load(url, q, 8, 1.0)  # warm-up
+            pids[options] = process.pid
+        for options, url in urls.items():
+            load(url, q, 8, 1.0, pids[options])  # warm-up
         rounds: dict[str, list[dict[str, float]]] = {name: [] for name in settings}
         for _ in range(args.rounds):
             for name, (options, clients) in settings.items():
-                rounds[name].append(load(urls[options], q, clients, args.seconds))
+                got = load(urls[options], q, clients, args.seconds, pids[options])
+                rounds[name].append(got)
         result = {
             name: {k: statistics.median(r[k] for r in runs) for k in runs[0]}
             for name, runs in rounds.items()
@@ -176,7 +192,8 @@ def main() -> None:
         for name, r in result.items():
             print(
                 f"{name:<24} p50 {r['p50_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms  "
-                f"{r['rps']:6.1f} req/s"
+                f"{r['rps']:6.1f} req/s  CPU per request: server {r['server_cpu_ms']:.2f} ms, "
+                f"clients {r['client_cpu_ms']:.2f} ms"
             )
         gains = [
             b["rps"] / u["rps"]

@@ -22,7 +22,10 @@ class ServeConfig:
     and images). ``read_only=False`` enables ``POST /api/update``. ``access_log``: where
     the JSON access log goes (``stderr``, ``off`` or a file, appended to).
     ``timeout_graceful_shutdown``: seconds a SIGTERM waits for in-flight requests before
-    cancelling them (uvicorn's option of that name).
+    cancelling them (uvicorn's option of that name). ``inference_threads``: the BLAS
+    (and torch) threads of the inference thread's work; 0 leaves a core to the event
+    loop: (cores - 1) / workers, at least 1; None leaves the libraries' own defaults
+    (every core), as an app in a host process should.
     """
 
     host: str = "127.0.0.1"
@@ -42,6 +45,7 @@ class ServeConfig:
     thumbnail_size: int = 256
     access_log: str = "stderr"
     timeout_graceful_shutdown: int = 30
+    inference_threads: int | None = None
 
     def validate(self) -> ServeConfig:
         for name in (
@@ -67,6 +71,14 @@ class ServeConfig:
             raise ValueError(
                 f"serve option timeout_graceful_shutdown must be a whole number of seconds "
                 f">= 0, got {grace!r}"
+            )
+        threads = self.inference_threads
+        if threads is not None and (
+            not isinstance(threads, int) or isinstance(threads, bool) or threads < 0
+        ):
+            raise ValueError(
+                f"serve option inference_threads must be null, 0 (a core left to the event "
+                f"loop) or a number of threads, got {threads!r}"
             )
         if not isinstance(self.access_log, str) or not self.access_log.strip():
             raise ValueError(

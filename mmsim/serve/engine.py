@@ -1,7 +1,8 @@
 """What the service does with the index and the matcher, on one inference thread.
 
 Every call that touches the model, the index's SQLite connection or its memory maps
-runs on a single worker thread: torch already uses every core for one batch, and one
+runs on a single worker thread: the model's and BLAS's own threads already spread one
+batch over the cores (``inference_threads`` of them, see :func:`share_cores`), and one
 thread keeps the SQLite connection and the index's cached snapshot free of races. The
 event loop only parses requests and waits.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import sys
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +22,7 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+from threadpoolctl import threadpool_limits
 
 from mmsim.errors import ConfigError, ItemError, MmsimError
 from mmsim.index import Index
@@ -46,6 +49,25 @@ class TextSearch:
     as_of: int | None = None
 
 
+def share_cores(config: ServeConfig) -> int | None:
+    """Limit the threads of BLAS (numpy's matrix products over the shards) and of torch
+    (when a model runs on it) to ``config.inference_threads``; 0: the cores less one,
+    shared among the workers. Their default, every core, starves the event loop and
+    costs throughput: BLAS threads spin after each product on the cores HTTP needs
+    (``bench/bench_serve.py``, 2 cores: 8 clients got 64 searches/s instead of 41).
+    Returns the limit, or None where ``inference_threads`` is None (left alone)."""
+    if config.inference_threads is None:
+        return None
+    threads = config.inference_threads
+    if threads == 0:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+        threads = max(1, ((cores or os.cpu_count() or 1) - 1) // config.workers)
+    threadpool_limits(threads, user_api="blas")  # process-wide: BLAS has no per-thread limit
+    if "torch" in sys.modules:  # loaded by a model that runs on torch
+        sys.modules["torch"].set_num_threads(threads)
+    return threads
+
+
 class Observer:
     """What the engine reports as it works: model calls and update runs. This one
     ignores them; the service's metrics (:mod:`mmsim.serve.metrics`) count them."""
@@ -65,6 +87,7 @@ class Engine:
         self.config = config
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmsim-infer")
         self.observer = Observer()
+        self.threads: int | None = None  # the inference threads set at warm-up, if any
         source = index.record["source"]
         self._root = os.path.realpath(source["root"]) if source.get("kind") == "folder" else None
 
@@ -74,6 +97,7 @@ class Engine:
         with contextlib.suppress(ConfigError):  # an encoder without a text tower
             matcher.extract_embedding([matcher.text_tower and "warm-up"], progress=False)
         len(self.index)
+        self.threads = share_cores(self.config)
 
     # -- inputs -------------------------------------------------------------------------
     def check_text(self, text: str, what: str = "query") -> str:

@@ -233,10 +233,11 @@ class IndexGauges:
 
 
 class IndexState:
-    """A collector of one scrape's index gauges."""
+    """A collector of one scrape's index gauges (and the worker's inference threads)."""
 
-    def __init__(self, info: dict[str, Any]) -> None:
+    def __init__(self, info: dict[str, Any], threads: int | None) -> None:
         self.info = info
+        self.threads = threads
 
     def describe(self) -> list[Metric]:
         return []  # names need no checking: a scrape's registry holds nothing else like them
@@ -252,6 +253,12 @@ class IndexState:
         yield gauge("mmsim_index_shards", "Vector shard files", info["shards"])
         yield gauge("mmsim_index_size_bytes", "Size of the index folder", info["size_bytes"])
         yield gauge("mmsim_index_skipped_items", "Items not indexed", len(info["skipped"]))
+        if self.threads is not None:
+            yield gauge(
+                "mmsim_inference_threads",
+                "BLAS and torch threads of this worker's inference (inference_threads)",
+                self.threads,
+            )
         ann = info["ann"]
         built = GaugeMetricFamily(
             "mmsim_index_ann_built", "1 when the index has an ANN structure", labels=["backend"]
@@ -307,7 +314,7 @@ def install(app: Any, responses: dict[int | str, dict[str, Any]] | None = None) 
         else:
             for collector in metrics.collectors():
                 registry.register(collector)
-        registry.register(IndexState(await gauges.read()))
+        registry.register(IndexState(await gauges.read(), engine.threads))
         body = await asyncio.to_thread(generate_latest, registry)
         return Response(body, media_type=CONTENT_TYPE_PLAIN_0_0_4)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import shutil
 import signal
@@ -287,9 +288,12 @@ def test_two_workers_serve_one_index_consistently_while_another_process_updates_
     lines = [json.loads(line) for line in log.read_text().splitlines()]
     assert len({line["pid"] for line in lines if line["route"] == "/api/search"}) == 2
     searched = {"method": "GET", "route": "/api/search", "status": "200"}
+    # each worker leaves a core to the event loops: the cores less one, shared by two
+    threads = max(1, (len(os.sched_getaffinity(0)) - 1) // 2)
     for page in scrapes:
         assert sample(page, "mmsim_http_requests_total", **searched) == len(answers)
         assert sample(page, "mmsim_index_items") == 200
+        assert sample(page, "mmsim_inference_threads") == threads
 
 
 # -- graceful shutdown ------------------------------------------------------------------------
