@@ -28,6 +28,7 @@ from mmsim.plugin import (
 from mmsim_onnx.manifest import OUTPUT, read_manifest
 from mmsim_onnx.plugin import OnnxConfig
 from mmsim_onnx.preprocess import preprocess
+from mmsim_onnx.session import session_options
 from mmsim_onnx.tokenize import TextTokenizer
 
 
@@ -46,11 +47,7 @@ def providers(requested: Sequence[str]) -> list[str]:
 
 
 def session(path: Path, config: OnnxConfig) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    if config.intra_op_threads:
-        options.intra_op_num_threads = config.intra_op_threads
-    if config.inter_op_threads:
-        options.inter_op_num_threads = config.inter_op_threads
+    options = session_options(config.intra_op_threads, config.inter_op_threads)
     try:
         return ort.InferenceSession(str(path), options, providers=providers(config.providers))
     except ConfigError:
