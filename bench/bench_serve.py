@@ -7,9 +7,11 @@ Everything runs on this machine over loopback, bounded in time. The index holds 
 demo encoder's embeddings of generated scenes (each distinct scene repeated with small
 noise up to the item count), searched with real caption queries through the demo text
 tower. Each client is a thread on its own keep-alive connection sending searches back
-to back. Reported: p50/p99 latency and requests/s at 1 and 8 concurrent clients, the
-same at 8 clients with micro-batching off (``batch_max=1``), and the p50 of
-``/api/search`` against calling ``Index.search`` in-process. The settings take turns
+to back. Reported: p50/p99 latency, requests/s and CPU per request (server process,
+clients) at 1 and 8 concurrent clients, the same at 8 clients with micro-batching off
+(``batch_max=1``), the in-process CPU per query of a batch of 1 to 8 text searches
+(the bound on batching's gain), and the p50 of ``/api/search`` against calling
+``Index.search`` in-process. The settings take turns
 for ``--rounds`` rounds against servers started once, and each figure is the median of
 its rounds, so the machine's other load falls on all settings alike.
 """
