@@ -39,10 +39,14 @@ def _table(path: Path, folder: Path) -> dict[str, list]:
 
 
 def test_demo_encoder_loads_the_shipped_checkpoint_through_the_openai_clip_path(demo):
+    """The torch backend loads the safetensors through the openai_clip plugin's path; by
+    default (onnx plugin installed) the same checkpoint runs as its shipped graphs."""
     from mmsim_openai_clip.plugin import DEMO_CHECKPOINT
 
     assert demo.spec.image_encoder.options["checkpoint"] == DEMO_CHECKPOINT
-    assert demo.image_tower.name == f"openai_clip:{DEMO_CHECKPOINT}"
+    assert demo.image_tower.name == f"onnx:{Path(DEMO_CHECKPOINT) / 'onnx'}"
+    torch_backed = Matcher("demo", encoder_options={"backend": "torch"}, progress=False)
+    assert torch_backed.image_tower.name == f"openai_clip:{DEMO_CHECKPOINT}"
     weights = Path(DEMO_CHECKPOINT) / "model.safetensors"
     assert weights.stat().st_size < 5_000_000  # a few MB: it ships in the repository
     assert compose("search", ["encoder=demo", "query=x"]).encoder.name == "demo"
