@@ -1,19 +1,20 @@
 """How the onnx encoder's onnxruntime sessions are set up: one place for the options.
 
-Measured on the 2-core machines this project is developed on (bench/bench_export.py,
-docs/export.md), a ViT-B/32 fp32 image tower spends about 80% of its time in MatMul, at
-about 90% of the cores' fp32 matmul rate (which torch and onnxruntime both reach,
-~150 GFLOP/s per core); what remains for options to win is small:
+Measured on the 2-core development machines (bench/bench_export.py, docs/export.md): a
+ViT-B/32 fp32 image tower is matmul-bound, and onnxruntime's and torch's fp32 matmuls
+both reach about 150 GFLOP/s per core, so options can only trim the rest of the graph.
+Images per CPU-second on one thread (torch 13.1 in the same run):
 
-- graph optimisation at ``ORT_ENABLE_ALL`` (onnxruntime's default in Python, set here so
-  it is visible): it fuses QuickGelu, transposed MatMuls and layer norms; lower levels
-  leave the graph as exported;
-- attention and skip-layer-norm fusion (onnxruntime's transformer optimizer, which only
-  matches graphs of the legacy TorchScript exporter), flushing denormals to zero and
-  switching off thread spinning changed fp32 CPU time per image by less than the noise
-  (about 5%), so none of them is applied;
-- threads: ``intra_op_threads`` / ``inter_op_threads`` as configured; unset, onnxruntime
-  takes one thread per physical core and pins each to its core.
+- full graph optimisation (``ORT_ENABLE_ALL``, onnxruntime's default in Python, set
+  here so that it is visible): 14.5; extended 14.6, basic 13.9, none 12.8. It fuses
+  QuickGelu, transposed MatMuls and layer norms;
+- attention and skip-layer-norm fusion by onnxruntime's transformer optimizer (which
+  matches the legacy TorchScript exporter's graphs, not the dynamo exporter's): 13.8;
+  flushing denormals to zero: no gain either. Neither is applied;
+- threads: ``intra_op_threads`` / ``inter_op_threads`` as configured; unset,
+  onnxruntime takes one thread per physical core and pins its workers to cores. Switching
+  off thread spinning did not move the 2-thread wall-clock time beyond the run-to-run
+  noise of a shared machine.
 """
 
 from __future__ import annotations
