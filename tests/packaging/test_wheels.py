@@ -70,6 +70,9 @@ REQUIRED = {
         "mmsim_openai_clip/demo_model/config.json",
         "mmsim_openai_clip/demo_model/model.safetensors",
         "mmsim_openai_clip/demo_model/tokenizer.json",
+        "mmsim_openai_clip/demo_model/onnx/manifest.json",
+        "mmsim_openai_clip/demo_model/onnx/image.onnx",
+        "mmsim_openai_clip/demo_model/onnx/text.onnx",
     ],
 }
 # torch 2.13.0 is a CPU build on this machine kind's disk, which pip finds through the
@@ -253,6 +256,7 @@ def test_wheels_install_with_pip_and_the_quick_start_runs_from_an_empty_folder(w
     images = sorted((home / "demo_output" / "images").glob("*.png"))
     assert len(images) == 24 and (home / "demo_output" / "index.html").is_file()
     assert "Text -> image search" in demo and "✓" in demo
+    assert "(onnx:" in demo.splitlines()[0]  # with the onnx plugin: the shipped graphs
     build = ["index", "build", "source=demo_output/images", "output=idx", "encoder=demo"]
     _run([str(mmsim), *build], home, env)
     found = json.loads(_run([str(mmsim), "search", "index=idx", f"query={QUERY}"], home, env))
