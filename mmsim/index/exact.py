@@ -17,7 +17,9 @@ import numpy as np
 from mmsim.index.snapshot import Snapshot
 from mmsim.scoring.ranking import Hits, merge, top_k_of
 
-BLOCK_ELEMENTS = 1 << 25  # 128 MiB of float32 scores per block
+# 64 MiB of float32 scores per block; with argpartition's int64 positions and the tie
+# check, a block's working memory is about 3.3x that (~210 MiB)
+BLOCK_ELEMENTS = 1 << 24
 MAX_ROWS_PER_BLOCK = 1 << 18
 # a filter that keeps at most this share of the rows is searched by gathering its rows
 SUBSET_SHARE = 0.1

@@ -25,8 +25,9 @@ def top_k_of(scores: np.ndarray, k: int, ids: np.ndarray | None = None) -> Hits:
     ids = np.arange(scores.shape[1]) if ids is None else np.asarray(ids)
     k = min(k, scores.shape[1])
     ranked = _nan_last(scores)
-    if k < scores.shape[1]:
-        cols = np.argpartition(-ranked, k - 1, axis=1)[:, :k]
+    n = scores.shape[1]
+    if k < n:  # the k largest sit at the end after partitioning at n - k (no negated copy)
+        cols = np.argpartition(ranked, n - k, axis=1)[:, n - k :]
     else:
         cols = np.broadcast_to(np.arange(k), (scores.shape[0], k)).copy()
     if cols.size:
