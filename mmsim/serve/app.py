@@ -21,8 +21,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-import mmsim.serve.access_log as access_log
-import mmsim.serve.metrics as metrics
 from mmsim.errors import DiskFullError
 from mmsim.index import Index
 from mmsim.retrieval.query import MAX_PARTS, Item, Part, Query
@@ -40,11 +38,15 @@ try:
     from starlette.exceptions import HTTPException as StarletteHTTPException
     from starlette.routing import Match
 
+    import mmsim.serve.access_log as access_log
+    import mmsim.serve.metrics as metrics
     import mmsim.serve.schemas as schemas
-    from mmsim.serve.uploads import decode_upload, read_upload
+    from mmsim.serve.body_limit import BodyLimit
+    from mmsim.serve.uploads import uploaded_image
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError(
-        "mmsim.serve needs FastAPI, uvicorn and python-multipart: pip install 'mmsim[serve]'"
+        "mmsim.serve needs FastAPI, uvicorn, python-multipart and prometheus-client: "
+        f"pip install 'mmsim[serve]' ({exc})"
     ) from exc
 
 STATIC = files("mmsim.serve") / "static"
@@ -59,10 +61,12 @@ STATUSES = {
     401: "a token is needed (the service was started with token=...)",
     403: "refused: the service is read-only, or the file is a link out of the collection",
     404: "no item with that id in the index (or, for a thumbnail, no image file to show)",
+    409: "another writer (an update or build) holds the index's lock: wait, then update again",
     413: "too large: the request body, an upload, its pixels or a text (max_* limits)",
     422: "invalid: a parameter out of its range, an empty text, a bad filter, an image "
     "that cannot be decoded, parameters that do not go together",
-    503: "not ready: the model and the index are still loading",
+    503: "not ready: the model and the index are still loading, or loading them failed "
+    "(`state` says which)",
     507: "the index's file system is full: free space, then update again",
 }
 
@@ -108,7 +112,7 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
         yield
         warm.cancel()  # (a warm-up still running ends on its own, unheard)
         await batcher.close()
-        engine.executor.shutdown(wait=False)
+        engine.close()
 
     app = FastAPI(
         title="mmsim search",
@@ -123,6 +127,9 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
         return await asyncio.get_running_loop().run_in_executor(engine.executor, fn, *args)
 
     # -- middleware and errors -------------------------------------------------------------
+    # (added first, so inside the guard: a client without the token learns no limits)
+    app.add_middleware(BodyLimit, max_body_bytes=config.max_body_bytes)
+
     @app.middleware("http")
     async def guard(request: Request, call_next: Any) -> Response:
         if config.token:
@@ -131,13 +138,6 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
             given = given or request.query_params.get("token")
             if not given or not hmac.compare_digest(given, config.token):
                 return _error(401, "this service needs a token: Authorization: Bearer <token>")
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > config.max_body_bytes):
-            return _error(
-                413,
-                f"request body of {length} bytes is over the limit of {config.max_body_bytes} "
-                "(max_body_bytes)",
-            )
         return await call_next(request)
 
     @app.exception_handler(RequestError)
@@ -150,6 +150,11 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        broken = next((e for e in exc.errors() if e["type"] == "json_invalid"), None)
+        if broken is not None:  # not a request to judge at all
+            at = broken["loc"][-1] if isinstance(broken["loc"][-1], int) else "?"
+            reason = (broken.get("ctx") or {}).get("error", "")
+            return _error(400, f"the body is not valid JSON (at character {at}: {reason})")
         problems = "; ".join(_problem(e) for e in exc.errors())
         return _error(422, f"invalid request: {problems}")
 
@@ -172,25 +177,45 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
 
     # -- health ------------------------------------------------------------------------
-    @app.get("/api/health", responses=errors())
-    async def health() -> schemas.Health:
-        """Answers once the model and the index are loaded (waits for them)."""
-        return schemas.Health(status="ok", items=await run(len, engine.index))
+    def not_ready() -> JSONResponse | None:
+        """The 503 while the model and the index load or after loading them failed
+        (``state``: loading or failed, so that a client stops waiting for a failure)."""
+        warm = app.state.warm_up
+        if not warm.done():
+            message = "not ready: the model and the index are still loading"
+            return _error(503, message, extra={"state": "loading"})
+        if warm.exception() is not None:
+            message = f"loading the model or the index failed: {warm.exception()}"
+            return _error(503, message, extra={"state": "failed"})
+        return None
+
+    async def items() -> int:
+        """The index's rows, read on the status handle: never behind searches or updates."""
+        return await engine.status.call(len)
+
+    not_ready_503 = {503: {"model": schemas.NotReady, "description": STATUSES[503]}}
+
+    @app.get("/api/health", response_model=schemas.Health, responses={**errors(), **not_ready_503})
+    async def health() -> Any:
+        """Answers once the model and the index are loaded (waits for them; 503 if
+        loading them failed)."""
+        await asyncio.wait([app.state.warm_up])
+        return not_ready() or schemas.Health(status="ok", items=await items())
 
     @app.get("/api/health/live", responses=errors())
     async def live() -> schemas.Liveness:
         """The process answers; the model may still be loading."""
         return schemas.Liveness(status="live")
 
-    @app.get("/api/health/ready", responses=errors(503))
-    async def ready() -> schemas.Readiness:
-        """503 until the model and the index are loaded, then the number of items."""
-        warm = app.state.warm_up
-        if not warm.done():
-            raise RequestError(503, "not ready: the model and the index are still loading")
-        if warm.exception() is not None:
-            raise RequestError(503, f"not ready: loading the model failed: {warm.exception()}")
-        return schemas.Readiness(status="ready", items=await run(len, engine.index))
+    @app.get(
+        "/api/health/ready",
+        response_model=schemas.Readiness,
+        responses={**errors(), **not_ready_503},
+    )
+    async def ready() -> Any:
+        """503 until the model and the index are loaded (``state``: loading), or for
+        good if that failed (``state``: failed); then the number of items."""
+        return not_ready() or schemas.Readiness(status="ready", items=await items())
 
     @app.get("/api/info", responses=errors())
     async def info() -> schemas.Info:
@@ -389,7 +414,7 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
             negative=[PartBody(text=t) for t in negative if t.strip()],
         )
         options(body)  # refuse bad options before decoding the image
-        image = decode_upload(await read_upload(file, config), file.filename or "upload", config)
+        image = await uploaded_image(file, config)
         page = await search(body, images=[Part(image)], label=file.filename)
         return schemas.SearchPage.model_validate(page)
 
@@ -438,7 +463,7 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
     async def embed_image(
         file: UploadFile = File(..., **IMAGE_FILE),
     ) -> schemas.ImageEmbedding:
-        image = decode_upload(await read_upload(file, config), file.filename or "upload", config)
+        image = await uploaded_image(file, config)
         return schemas.ImageEmbedding(embedding=(await run(engine.embed_image, image)).tolist())
 
     @app.post("/api/match", responses=errors(400, 413, 422))
@@ -447,7 +472,7 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
         caption: str = Form(..., **text_query("the caption to check against the image")),
     ) -> schemas.MatchVerdict:
         caption = engine.check_text(caption, "caption")
-        image = decode_upload(await read_upload(file, config), file.filename or "upload", config)
+        image = await uploaded_image(file, config)
         return schemas.MatchVerdict.model_validate(await run(engine.match, image, caption))
 
     # -- items -------------------------------------------------------------------------
@@ -474,13 +499,20 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
         data = await run(engine.thumbnail, item_id, max(16, side))
         return JPEGResponse(data, headers={"Cache-Control": "max-age=300"})
 
-    @app.post("/api/update", responses=errors(403, 507))
+    @app.post("/api/update", responses=errors(403, 409, 422, 503, 507))
     async def update() -> schemas.UpdateReport:
-        """Run ``index.update()`` (only with ``read_only=false``); 507 when the disk is
-        full (the rows committed before stay searchable)."""
+        """Run ``index.update()`` (only with ``read_only=false``) on the writer thread:
+        searches go on meanwhile and see its commits as they land. 409 while another
+        writer holds the index's lock, 422 when the source is gone or empty, 507 when
+        the disk is full (the rows committed before stay searchable)."""
         if config.read_only:
             raise RequestError(403, "the service is read-only; start it with read_only=false")
-        return schemas.UpdateReport.model_validate(await run(engine.update))
+        await asyncio.wait([app.state.warm_up])  # the writer embeds with the loaded model
+        refused = not_ready()
+        if refused is not None:
+            return refused  # type: ignore[return-value]
+        report = await engine.writer.call(engine.update)
+        return schemas.UpdateReport.model_validate(report)
 
     metrics.install(app, responses=errors())  # GET /metrics; counts what the guard refuses
     access_log.install(app, config)  # outermost: logs every request with its X-Request-ID
@@ -513,5 +545,11 @@ def _short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": message, "status": status}, status_code=status, headers=headers)
+def _error(
+    status: int,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> JSONResponse:
+    body = {"error": message, "status": status, **(extra or {})}
+    return JSONResponse(body, status_code=status, headers=headers)

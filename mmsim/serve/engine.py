@@ -1,20 +1,27 @@
 """What the service does with the index and the matcher, on one inference thread.
 
-Every call that touches the model, the index's SQLite connection or its memory maps
-runs on a single worker thread: the model's and BLAS's own threads already spread one
-batch over the cores (``inference_threads`` of them, see :func:`share_cores`), and one
-thread keeps the SQLite connection and the index's cached snapshot free of races. The
-event loop only parses requests and waits.
+Every search and model call runs on a single worker thread: the model's and BLAS's own
+threads already spread one batch over the cores (``inference_threads`` of them, see
+:func:`share_cores`), and one thread keeps the index handle's SQLite connection and
+cached snapshot free of races. The event loop only parses requests and waits.
+
+An :class:`Index` object is not made for threads (its manifest connection carries the
+writer's transaction, its snapshot is cached), but the index folder is made for one
+writer and many snapshot readers. So update runs and the health and metrics reads each
+get an index handle of their own on a thread of their own (:class:`SideHandle`), as
+another process would: searches go on during an update and see its commits as they land;
+health answers while searches queue.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +32,7 @@ from PIL import Image
 from threadpoolctl import threadpool_limits
 
 from mmsim.errors import ConfigError, ItemError, MmsimError
-from mmsim.index import Index
+from mmsim.index import Index, IndexLockedError, IndexSourceError
 from mmsim.retrieval.query import MissingItemError, Part, Query
 from mmsim.serve.config import ServeConfig
 
@@ -86,6 +93,11 @@ class Engine:
         self.index = index
         self.config = config
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmsim-infer")
+        # the index as another reader sees it: health and metrics never wait for searches
+        self.status = SideHandle(index.folder, "mmsim-status")
+        # the one writer: update runs, while searches go on (loaded at warm-up, so that it
+        # embeds with the serving matcher rather than loading a second copy of the model)
+        self.writer = SideHandle(index.folder, "mmsim-update", lambda: index.matcher)
         self.observer = Observer()
         self.threads: int | None = None  # the inference threads set at warm-up, if any
         source = index.record["source"]
@@ -114,14 +126,8 @@ class Engine:
         return text
 
     def check_top_k(self, top_k: int | None) -> int:
-        """``top_k`` within the limit; None: 20, or the limit if that is lower."""
-        if top_k is None:
-            return min(20, self.config.max_top_k)
-        if top_k < 1 or top_k > self.config.max_top_k:
-            raise RequestError(
-                422, f"top_k must be between 1 and {self.config.max_top_k}, got {top_k}"
-            )
-        return top_k
+        """``top_k`` (its range is the request schema's); None: 20, or the limit if lower."""
+        return min(20, self.config.max_top_k) if top_k is None else top_k
 
     def check_embedding(self, values: list[float], what: str) -> np.ndarray:
         """An embedding given as a query part: the index's dimension, finite numbers."""
@@ -184,12 +190,11 @@ class Engine:
             raise RequestError(422, str(exc)) from None
 
     def check_offset(self, offset: int | None, page: int | None, top_k: int) -> int:
-        """The page's offset from ``offset`` or ``page`` (from 1), within ``max_offset``."""
+        """The page's offset from ``offset`` or ``page`` (from 1; their ranges are the
+        request schema's), within ``max_offset``."""
         if offset is not None and page is not None and offset:
             raise RequestError(422, "give offset or page, not both")
         value = (page - 1) * top_k if page is not None else (offset or 0)
-        if value < 0 or (page is not None and page < 1):
-            raise RequestError(422, f"offset must be 0 or more and page 1 or more, got {value}")
         if value > self.config.max_offset:
             raise RequestError(
                 422,
@@ -213,23 +218,11 @@ class Engine:
                         raise RequestError(422, f"{side}[{pos}] (image): {exc.reason}") from None
         return Query(sides["positive"], sides["negative"], keywords=query.keywords)
 
-    def search_vector(self, vector: np.ndarray, top_k: int, where: str | None) -> list[Any]:
-        try:
-            return self.index.search(vector[None], top_k=top_k, where=where)[0]
-        except ValueError as exc:
-            raise RequestError(422, str(exc)) from None
-
     def embed_image(self, image: Image.Image) -> np.ndarray:
         return self._embed([image], "image")[0]
 
     def embed_texts(self, texts: list[str]) -> np.ndarray:
         return self._embed(texts, "text")
-
-    def item_vector(self, item_id: int) -> np.ndarray:
-        try:
-            return self.index.vectors([item_id])[0]
-        except KeyError:
-            raise RequestError(404, f"no item with id {item_id} in the index") from None
 
     def match(self, image: Image.Image, caption: str) -> dict[str, Any]:
         matcher = self.index.matcher
@@ -279,12 +272,52 @@ class Engine:
         }
         return info
 
-    def update(self) -> dict[str, Any]:
+    def update(self, writer: Index) -> dict[str, Any]:
+        """Run ``writer.update()`` (on the writer's thread, its own handle of the index):
+        another writer holding the lock is 409, a source gone or empty 422."""
         start = time.perf_counter()
         try:
-            report = self.index.update(progress=False)
-        except BaseException:
+            report = writer.update(progress=False)
+        except BaseException as exc:
             self.observer.updated(time.perf_counter() - start, failed=True)
+            if isinstance(exc, IndexLockedError):
+                raise RequestError(409, f"{exc}; then update again") from None
+            if isinstance(exc, IndexSourceError):
+                raise RequestError(422, f"the index's source cannot be read: {exc}") from None
             raise
+        finally:
+            self.index.record = writer.record  # a moved collection: thumbnails follow it
         self.observer.updated(time.perf_counter() - start, failed=False)
         return {"summary": report.summary(), "skipped": report.skipped}
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False)
+        self.status.close()
+        self.writer.close()
+
+
+class SideHandle:
+    """An index handle of its own, used on a thread of its own (SQLite connections and
+    cached snapshots stay on theirs): a reader or the writer beside the inference thread,
+    as safe as another process (the index is made for one writer and many readers)."""
+
+    def __init__(self, folder: Path, name: str, matcher: Callable[[], Any] | None = None) -> None:
+        self.folder = folder
+        self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._matcher = matcher
+        self._index: Index | None = None
+
+    async def call(self, fn: Callable[[Index], Any]) -> Any:
+        """``fn(handle)`` on the handle's thread; calls wait their turn there."""
+        return await asyncio.get_running_loop().run_in_executor(self.thread, self._call, fn)
+
+    def _call(self, fn: Callable[[Index], Any]) -> Any:
+        if self._index is None:  # opened on its thread
+            matcher = self._matcher() if self._matcher else None
+            self._index = Index.open(self.folder, matcher)
+        return fn(self._index)
+
+    def close(self) -> None:
+        if self._index is not None:
+            self.thread.submit(self._index.close)
+        self.thread.shutdown(wait=False)

@@ -22,7 +22,6 @@ import shutil
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
@@ -208,30 +207,6 @@ class Measured:
             self.metrics.latency.labels(*labels).observe(time.perf_counter() - start)
 
 
-class IndexGauges:
-    """The index's rows and ANN state, read at scrape time through a handle of its own
-    on a thread of its own: a scrape never waits behind searches or an update run on
-    the inference thread (the index is made for concurrent readers)."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmsim-metrics")
-        self._index: Index | None = None
-
-    async def read(self) -> dict[str, Any]:
-        return await asyncio.get_running_loop().run_in_executor(self.thread, self._info)
-
-    def _info(self) -> dict[str, Any]:
-        if self._index is None:  # opened on its thread: SQLite connections stay on theirs
-            self._index = Index.open(self.folder)
-        return self._index.info()
-
-    def close(self) -> None:
-        if self._index is not None:
-            self.thread.submit(self._index.close)
-        self.thread.shutdown(wait=False)
-
-
 class IndexState:
     """A collector of one scrape's index gauges (and the worker's inference threads)."""
 
@@ -291,8 +266,6 @@ def install(app: Any, responses: dict[int | str, dict[str, Any]] | None = None) 
     metrics = ServiceMetrics()
     engine.observer = metrics
     batcher.on_batch = metrics.batched
-    gauges = IndexGauges(engine.index.folder)
-    app.state.metrics = metrics
     app.add_middleware(Measured, metrics=metrics, routes=app.router.routes)
 
     @app.get(
@@ -314,7 +287,9 @@ def install(app: Any, responses: dict[int | str, dict[str, Any]] | None = None) 
         else:
             for collector in metrics.collectors():
                 registry.register(collector)
-        registry.register(IndexState(await gauges.read(), engine.threads))
+        # read through the engine's status handle: a scrape never waits for searches
+        info = await engine.status.call(Index.info)
+        registry.register(IndexState(info, engine.threads))
         body = await asyncio.to_thread(generate_latest, registry)
         return Response(body, media_type=CONTENT_TYPE_PLAIN_0_0_4)
 
@@ -324,7 +299,6 @@ def install(app: Any, responses: dict[int | str, dict[str, Any]] | None = None) 
     async def lifespan(app: Any) -> AsyncIterator[Any]:
         async with serving(app) as state:
             yield state
-        gauges.close()
         if multiprocess_mode():  # this worker's in-progress gauge ends with it
             multiprocess.mark_process_dead(os.getpid())
 

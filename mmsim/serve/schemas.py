@@ -44,6 +44,13 @@ class ErrorBody(BaseModel):
     status: int = Field(description="the HTTP status code, repeated")
 
 
+class NotReady(ErrorBody):
+    """The 503 of the health routes: still loading, or loading failed (for good: a
+    client should stop waiting and show ``error``)."""
+
+    state: Literal["loading", "failed"]
+
+
 class Hit(BaseModel):
     """One result: an indexed item, how it scored, and what the index holds about it.
 

@@ -4,11 +4,14 @@ Every upload the service cannot or will not decode is a 4xx that names the uploa
 the reason: empty (422), over ``max_upload_bytes`` (413), a decompression bomb by its
 header (Pillow refuses it: 413) or over ``max_pixels`` by its declared size, before any
 pixel is decoded (413), no pixels (422), not an image (422), truncated or damaged
-(422). The size checks come first so a bomb never reaches the decoder.
+(422). The size checks come first so a bomb never reaches the decoder, and decoding
+(up to ``max_pixels``, a second or more) runs on a worker thread, never on the event
+loop, so other requests are answered meanwhile.
 """
 
 from __future__ import annotations
 
+import asyncio
 import io
 import struct
 
@@ -20,6 +23,12 @@ from mmsim.serve.config import ServeConfig
 from mmsim.serve.engine import RequestError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+async def uploaded_image(file: UploadFile, config: ServeConfig) -> Image.Image:
+    """The uploaded image as RGB, read within the limit and decoded off the event loop."""
+    data = await read_upload(file, config)
+    return await asyncio.to_thread(decode_upload, data, file.filename or "upload", config)
 
 
 async def read_upload(file: UploadFile, config: ServeConfig) -> bytes:
@@ -35,13 +44,8 @@ async def read_upload(file: UploadFile, config: ServeConfig) -> bytes:
 
 
 def decode_upload(data: bytes, name: str, config: ServeConfig) -> Image.Image:
-    """An uploaded image as RGB, or a :class:`RequestError` that says why not."""
-    if len(data) > config.max_upload_bytes:
-        raise RequestError(
-            413,
-            f"upload {name!r} is {len(data)} bytes; the limit is {config.max_upload_bytes} "
-            "(max_upload_bytes)",
-        )
+    """An uploaded image as RGB, or a :class:`RequestError` that says why not (the byte
+    limit is :func:`read_upload`'s)."""
     if not data:
         raise RequestError(422, f"upload {name!r} is empty (0 bytes): send an image file")
     try:

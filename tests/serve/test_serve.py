@@ -168,6 +168,18 @@ def test_limits_answer_with_clear_4xx(built):
             413,
             "max_body_bytes",
         )
+        chunks = (b" " * 1000 for _ in range(300))  # chunked: no Content-Length to refuse
+        error(
+            c.post("/api/search", content=chunks, headers={"content-type": "application/json"}),
+            413,
+            "max_body_bytes",
+        )
+        error(
+            c.post("/api/search", content=b'{"q": ', headers={"content-type": "application/json"}),
+            400,
+            "not valid JSON",
+            "at character 6",
+        )
         error(c.post("/api/search", json={"negative": [{"text": "x"}]}), 422, "positive part")
         error(c.post("/api/search", json={"query": 3}), 422, "query")
         error(c.post("/api/match", files={"file": ("a.png", png())}), 422, "caption")
@@ -356,6 +368,7 @@ def test_live_at_once_ready_once_the_model_and_the_index_are_loaded(built):
         assert waiting.json() == {
             "error": "not ready: the model and the index are still loading",
             "status": 503,
+            "state": "loading",
         }
         worker_free.set()
         deadline = time.monotonic() + 60
@@ -364,3 +377,25 @@ def test_live_at_once_ready_once_the_model_and_the_index_are_loaded(built):
             time.sleep(0.05)
         assert ready.json() == {"status": "ready", "items": 8}
         assert c.get("/api/health").json() == {"status": "ok", "items": 8}
+
+
+def test_uploads_are_decoded_off_the_event_loop(client, monkeypatch):
+    """Decoding an upload (up to max_pixels) must not hold up every other request."""
+    import mmsim.serve.uploads as uploads
+
+    decoded_on_loop: list[bool] = []
+    real = uploads.load_image
+
+    def watched(data):  # the real decoder, noting whether an event loop runs here
+        try:
+            asyncio.get_running_loop()
+            decoded_on_loop.append(True)
+        except RuntimeError:
+            decoded_on_loop.append(False)
+        return real(data)
+
+    monkeypatch.setattr(uploads, "load_image", watched)
+    for route in UPLOAD_ROUTES:
+        sent = client.post(route, files={"file": ("a.png", png())}, data={"caption": "a car"})
+        assert sent.status_code == 200, sent.text
+    assert decoded_on_loop == [False, False, False]

@@ -30,6 +30,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mmsim import Matcher
 from mmsim.index import Index
+from mmsim.index.lock import WriteLock
 from mmsim.plugin.testing import MMSIM, cli_env, write_collection
 from mmsim.serve import ServeConfig, create_app
 from mmsim.serve.batching import MicroBatcher
@@ -172,7 +173,8 @@ def test_metrics_count_routes_batches_model_calls_updates_and_read_the_index(tmp
         assert sample(page, "mmsim_update_duration_seconds_count") == 1
 
         shutil.move(photos, tmp_path / "moved")  # the source is gone: the update fails
-        assert c.post("/api/update").status_code >= 400
+        gone = c.post("/api/update")
+        assert gone.status_code == 422 and "source" in gone.json()["error"], gone.text
         page = samples(c.get("/metrics").text)
         assert sample(page, "mmsim_update_runs_total") == 2
         assert sample(page, "mmsim_update_failures_total") == 1
@@ -180,6 +182,56 @@ def test_metrics_count_routes_batches_model_calls_updates_and_read_the_index(tmp
 
         scrape = c.app.openapi()["paths"]["/metrics"]["get"]  # type: ignore[attr-defined]
         assert list(scrape["responses"]["200"]["content"]) == ["text/plain"]
+
+
+def test_update_route_is_409_while_another_writer_holds_the_lock(built):
+    config = ServeConfig(read_only=False, access_log="off")
+    with TestClient(create_app(built / "idx", config)) as c, WriteLock(built / "idx"):
+        locked = c.post("/api/update")
+        assert locked.status_code == 409, locked.text
+        assert f"index {built / 'idx'} is locked by PID {os.getpid()}" in locked.json()["error"]
+    schema = c.app.openapi()["paths"]["/api/update"]["post"]["responses"]  # type: ignore[attr-defined]
+    assert {"409", "422", "507"} <= set(schema)
+
+
+def test_searches_and_health_answer_while_an_update_runs_and_searches_queue(built):
+    """The update runs on a writer thread with its own index handle, and health reads
+    the index on a status thread: neither waits for the other work."""
+    app = create_app(built / "idx", ServeConfig(read_only=False, access_log="off"))
+    engine = app.state.engine
+    writer_busy, inference_busy = threading.Event(), threading.Event()
+    with TestClient(app) as c, ThreadPoolExecutor(2) as pool:
+        assert c.get("/api/health").json()["items"] == 8  # loaded
+        engine.writer.thread.submit(writer_busy.wait, 60)  # an update run in progress
+        updating = pool.submit(c.post, "/api/update")
+        searched = pool.submit(c.get, "/api/search", params={"q": "a red car", "top_k": 2})
+        assert searched.result(timeout=20).status_code == 200  # not behind the update
+        assert not updating.done()
+        engine.executor.submit(inference_busy.wait, 60)  # a long search in progress
+        assert c.get("/api/health/ready").json() == {"status": "ready", "items": 8}
+        assert c.get("/api/health").json() == {"status": "ok", "items": 8}
+        assert sample(samples(c.get("/metrics").text), "mmsim_index_items") == 8
+        inference_busy.set()
+        writer_busy.set()
+        assert updating.result(timeout=30).status_code == 200
+
+
+def test_a_failed_load_is_503_failed_for_good_and_health_says_so(tmp_path):
+    photos = tmp_path / "photos"
+    write_collection(photos)
+    Index.build(photos, Matcher("toy", progress=False), tmp_path / "idx", progress=False)
+    for saved in (tmp_path / "idx" / "matcher").iterdir():  # the model cannot be loaded
+        if saved.is_file():
+            saved.write_text("{ not a matcher")
+    with TestClient(create_app(tmp_path / "idx", ServeConfig(access_log="off"))) as c:
+        deadline = time.monotonic() + 30
+        while (ready := c.get("/api/health/ready")).json()["state"] == "loading":
+            assert time.monotonic() < deadline, "the failed load was not reported in 30 s"
+            time.sleep(0.05)
+        assert ready.status_code == 503 and ready.json()["state"] == "failed"
+        assert "loading the model or the index failed" in ready.json()["error"]
+        health = c.get("/api/health")
+        assert health.status_code == 503 and health.json()["state"] == "failed"
 
 
 # -- access log -------------------------------------------------------------------------------

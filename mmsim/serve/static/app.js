@@ -10,7 +10,7 @@ async function api(path, options = {}) {
   if (token) headers.Authorization = "Bearer " + token;
   const response = await fetch(path, Object.assign({}, options, { headers }));
   const body = await response.json().catch(() => ({ error: response.statusText }));
-  if (!response.ok) throw Object.assign(new Error(body.error || response.statusText), { status: response.status });
+  if (!response.ok) throw Object.assign(new Error(body.error || response.statusText), { status: response.status, body });
   return body;
 }
 
@@ -243,7 +243,8 @@ async function ready() {
     try {
       return await api("api/health/ready");
     } catch (err) {
-      if (err.status !== 503) throw err;
+      // a failed load stays failed: show why instead of waiting for ever
+      if (err.status !== 503 || (err.body && err.body.state === "failed")) throw err;
       status(err.message);
       await new Promise((wake) => setTimeout(wake, 500));
     }
