@@ -104,6 +104,13 @@ def free_bytes(path: str | Path) -> int:
     return stats.f_bavail * stats.f_frsize
 
 
+def out_of_room(path: str | Path, room: int) -> bool:
+    """Whether the file system of ``path`` has fewer than ``room`` bytes or no inode
+    left for an unprivileged process: either way no new file of that size fits."""
+    stats = os.statvfs(mount_point(path))
+    return stats.f_bavail * stats.f_frsize < room or bool(stats.f_files and not stats.f_favail)
+
+
 def disk_full_error(
     exc: BaseException, path: str | Path, what: str, then: str, *, exact: bool = False
 ) -> DiskFullError:

@@ -19,3 +19,13 @@ class IndexMismatchError(MmsimError, ValueError):
 
 class IndexSourceError(MmsimError, ValueError):
     """The source to index is empty, unreadable or not the one the index was built from."""
+
+
+class IndexUnreadableError(MmsimError, OSError):
+    """The index is intact but cannot be read where it is (a read-only folder)."""
+
+
+class IndexChangedError(MmsimError, OSError):
+    """Another process began writing an index that this one was reading from a full
+    file system (as an immutable file): what was read may mix two states. Transient:
+    the next read reconnects."""

@@ -16,8 +16,8 @@ import sqlite3
 from pathlib import Path
 
 from mmsim.errors import DiskFullError
-from mmsim.files import free_bytes, mount_point
-from mmsim.index.errors import IndexCorruptError
+from mmsim.files import free_bytes, mount_point, out_of_room
+from mmsim.index.errors import IndexCorruptError, IndexUnreadableError
 
 # why opening normally fails on a full or read-only file system (no -shm or -wal file):
 # SQLite's error names (Python 3.11+), and its messages for them (3.10)
@@ -29,6 +29,7 @@ _CANNOT_WRITE_BESIDE_TEXT = (
     "database or disk is full",
 )
 _SHM_ROOM = 1 << 16  # the -shm file's first 32 KiB, and a WAL page or two
+_BESIDE = ("-wal", "-shm")
 
 
 def cannot_write_beside(exc: sqlite3.OperationalError) -> bool:
@@ -40,9 +41,25 @@ def cannot_write_beside(exc: sqlite3.OperationalError) -> bool:
 def space_error(exc: sqlite3.OperationalError, path: Path) -> OSError | None:
     """The ENOSPC that ``exc`` stands for when SQLite could not create the ``-shm`` or
     ``-wal`` file of ``path`` on a full file system (it reports a disk I/O error)."""
-    if cannot_write_beside(exc) and free_bytes(path) < _SHM_ROOM:
+    if cannot_write_beside(exc) and out_of_room(path, _SHM_ROOM):
         return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), f"{path}-shm")
     return None
+
+
+def fingerprint(path: Path) -> tuple:
+    """What tells that a writer has touched ``path`` since: the main file's inode, size
+    and change times, and whether its ``-wal`` and ``-shm`` files exist (and their
+    sizes). A writer in any process creates the ``-wal`` before it changes the main
+    file, and checkpointing into it changes its times."""
+    stats = []
+    for name in (path.name, *(f"{path.name}{suffix}" for suffix in _BESIDE)):
+        try:
+            st = os.stat(path.with_name(name))
+        except FileNotFoundError:
+            stats.append(None)
+        else:
+            stats.append((st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+    return tuple(stats)
 
 
 def frozen_connection(path: Path, exc: sqlite3.OperationalError) -> sqlite3.Connection:
@@ -72,6 +89,12 @@ def frozen_connection(path: Path, exc: sqlite3.OperationalError) -> sqlite3.Conn
             f"free): {wal.name} holds commits that SQLite needs a {path.name}-shm file to "
             f"read, and it cannot create one. Free space on {mount} and run the same "
             "command again: the index is intact",
+        ) from exc
+    if cannot_write_beside(exc):  # a read-only folder or file system, with room
+        raise IndexUnreadableError(
+            f"index {path.parent} cannot be read here: SQLite cannot create {path.name}-shm "
+            f"beside it ({exc}) to read the commits in {wal.name}. Make the folder "
+            "writable (or copy the index where it is) and run the same command again"
         ) from exc
     raise IndexCorruptError(
         f"manifest {path} is not a readable SQLite database ({exc}); rebuild the "

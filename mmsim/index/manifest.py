@@ -22,17 +22,21 @@ an :class:`ItemRecord` whose ``photo`` is None leaves the stored photo fields al
 Reading needs no space: opening a WAL database normally creates its ``-shm`` and
 ``-wal`` files, which fails on a full (or read-only) file system. When the ``-wal``
 file is absent or empty every commit is in the main file, so :meth:`Manifest.open`
-then reads it as an immutable file instead (a frozen view: it does not see later
-commits until it can reconnect normally: it tries every few seconds, and a writer
-reconnects before it reads anything).
+then reads it as an immutable file instead: a frozen view. SQLite trusts an immutable
+file never to change (it takes no locks), so the view holds only while the main file,
+its ``-wal`` and its ``-shm`` are as they were when it was opened: a writer in any
+process must create the ``-wal`` before it can change the main file. Every read
+transaction checks that first (and after, so a read that a writer overlapped is
+retried, never used); when anything changed the manifest reconnects before it reads:
+normally where there is room again, frozen again where the ``-wal`` is still empty,
+and a DiskFullError where it holds commits the full disk keeps it from reading.
+A writer reconnects normally before it reads anything.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sqlite3
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -42,8 +46,8 @@ from typing import Any
 import numpy as np
 
 from mmsim.files import reporting_full_disk
-from mmsim.index.errors import IndexCorruptError
-from mmsim.index.frozen import frozen_connection, space_error
+from mmsim.index.errors import IndexChangedError, IndexCorruptError
+from mmsim.index.frozen import fingerprint, frozen_connection, space_error
 from mmsim.index.photo import PHOTO_FIELDS
 
 FILE = "manifest.sqlite"
@@ -96,7 +100,7 @@ CREATE VIRTUAL TABLE IF NOT EXISTS items_fts USING fts5(
 );
 """
 FTS_COLUMNS = ("text", "path", "metadata")
-_THAW_EVERY = 5.0  # seconds between a frozen reader's tries to reconnect normally
+_OPEN_TRIES = 3  # a frozen open that a writer overlapped is tried again
 
 
 @dataclass
@@ -161,13 +165,13 @@ class Manifest:
         path: Path,
         conn: sqlite3.Connection,
         version: int = SCHEMA_VERSION,
-        frozen: bool = False,
+        frozen_as: tuple | None = None,
     ):
         self.path = path
         self.conn = conn
         self.version = version
-        self.frozen = frozen  # read as an immutable file: see the module docstring
-        self._next_thaw = time.monotonic() + _THAW_EVERY
+        # read as an immutable file while its files are as fingerprinted (module docstring)
+        self.frozen_as = frozen_as
 
     # -- opening ------------------------------------------------------------------------
     @classmethod
@@ -193,19 +197,20 @@ class Manifest:
                 f"manifest {path} is missing; this folder is not a complete mmsim index "
                 "(build one with `mmsim index build`)"
             )
-        try:
-            manifest = cls._connect(path)
-        except sqlite3.OperationalError as exc:
-            manifest = cls(path, frozen_connection(path, exc), frozen=True)
-        try:
-            version = manifest.get_state("schema_version")
-            manifest.conn.execute("SELECT id, key, shard, row, seq, deleted FROM items LIMIT 1")
-        except sqlite3.DatabaseError as exc:
-            manifest.conn.close()
-            raise IndexCorruptError(
-                f"manifest {path} is damaged ({exc}); rebuild the index into a new folder "
-                "or restore it from a backup"
-            ) from None
+        for attempt in range(_OPEN_TRIES):
+            manifest = cls._reconnect(path)
+            try:
+                version = manifest.get_state("schema_version")
+                manifest.conn.execute("SELECT id, key, shard, row, seq, deleted FROM items LIMIT 1")
+                break
+            except sqlite3.DatabaseError as exc:
+                manifest.conn.close()
+                if manifest.changed() and attempt < _OPEN_TRIES - 1:
+                    continue  # a writer in another process changed the frozen file
+                raise IndexCorruptError(
+                    f"manifest {path} is damaged ({exc}); rebuild the index into a new "
+                    "folder or restore it from a backup"
+                ) from None
         if version not in READABLE_VERSIONS:
             manifest.conn.close()
             raise IndexCorruptError(
@@ -263,6 +268,25 @@ class Manifest:
             ) from None
         return cls(path, conn)
 
+    @classmethod
+    def _reconnect(cls, path: Path) -> Manifest:
+        """A normal connection, or a frozen one where SQLite cannot create the files it
+        reads a WAL database with (see :func:`~mmsim.index.frozen.frozen_connection`)."""
+        try:
+            return cls._connect(path)
+        except sqlite3.OperationalError as exc:
+            seen = fingerprint(path)  # before reading: a change after it is noticed
+            return cls(path, frozen_connection(path, exc), frozen_as=seen)
+
+    @property
+    def frozen(self) -> bool:
+        return self.frozen_as is not None
+
+    def changed(self) -> bool:
+        """Whether a frozen manifest's files are no longer as they were when it was
+        opened (a writer in another process has begun): its view may be stale or torn."""
+        return self.frozen_as is not None and fingerprint(self.path) != self.frozen_as
+
     def writable(self) -> None:
         """Reconnect a frozen manifest normally; on a file system still full, an ENOSPC
         naming the ``-shm`` file SQLite could not create. A writer calls it before it
@@ -276,17 +300,17 @@ class Manifest:
             if full is None:
                 raise
             raise full from exc
-        self.conn.close()
-        self.conn, self.frozen = fresh.conn, False
+        self._replace(fresh)
 
-    def _thaw_when_possible(self) -> None:
-        """A frozen reader goes back to a normal connection (and sees new commits) once
-        there is room again; tried at most every few seconds."""
-        if not self.frozen or time.monotonic() < self._next_thaw:
-            return
-        self._next_thaw = time.monotonic() + _THAW_EVERY
-        with contextlib.suppress(OSError, sqlite3.Error):
-            self.writable()
+    def _replace(self, fresh: Manifest) -> None:
+        self.conn.close()
+        self.conn, self.frozen_as = fresh.conn, fresh.frozen_as
+
+    def _current(self) -> None:
+        """Before a read transaction: a frozen manifest whose files changed reconnects
+        (never inside a transaction: the connection holds it)."""
+        if self.changed() and not self.conn.in_transaction:
+            self._replace(self._reconnect(self.path))
 
     def close(self) -> None:
         self.conn.close()
@@ -308,13 +332,28 @@ class Manifest:
 
     @contextmanager
     def snapshot(self) -> Iterator[sqlite3.Connection]:
-        """A read transaction: every query inside sees the same committed state."""
-        self._thaw_when_possible()
-        self.conn.execute("BEGIN")
+        """A read transaction: every query inside sees the same committed state. On a
+        frozen manifest that a writer in another process changed meanwhile, an
+        IndexChangedError (what was read may mix two states: read again)."""
+        self._current()
+        conn = self.conn  # the one that holds the transaction, whatever happens inside
+        conn.execute("BEGIN")
         try:
-            yield self.conn
+            yield conn
+        except sqlite3.DatabaseError as exc:
+            if self.changed():
+                raise IndexChangedError(self._changed_message()) from exc
+            raise
         finally:
-            self.conn.execute("COMMIT")
+            conn.execute("COMMIT")
+        if self.changed():
+            raise IndexChangedError(self._changed_message())
+
+    def _changed_message(self) -> str:
+        return (
+            f"manifest {self.path} changed while it was read from a full file system "
+            "(another process began writing the index); search again"
+        )
 
     # -- state --------------------------------------------------------------------------
     def get_state(self, key: str, default: Any = None) -> Any:
@@ -330,7 +369,7 @@ class Manifest:
 
     def seq(self) -> int:
         """The last commit's number (what a reader checks before each search)."""
-        self._thaw_when_possible()
+        self._current()
         return int(self.get_state("seq", 0))
 
     # -- reading ------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 Loaded from one read transaction of the manifest, so it never includes part of a
 batch; shards are memory-mapped, not read, so opening a large index is cheap and the
 OS page cache decides what stays in RAM. A writer may compact shards and delete the
-old files while a view is being loaded: loading retries with a fresh snapshot then.
+old files while a view is being loaded (or begin writing a manifest read frozen from a
+full disk): loading retries with a fresh snapshot then.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmsim.index.errors import IndexCorruptError
+from mmsim.index.errors import IndexChangedError, IndexCorruptError
 from mmsim.index.manifest import LiveRows, Manifest
 from mmsim.index.storage import open_shard
 
@@ -60,6 +61,9 @@ def load_snapshot(manifest: Manifest, folder: Path, dim: int, attempts: int = 5)
     for attempt in range(attempts):
         try:
             return _load(manifest, folder, dim)
+        except IndexChangedError:  # a writer began while it was read frozen: read again
+            if attempt == attempts - 1:
+                raise
         except FileNotFoundError as exc:
             if attempt == attempts - 1:
                 raise IndexCorruptError(

@@ -5,10 +5,12 @@ same command run again after freeing space gives the clean build."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import sqlite3
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,8 @@ import pytest
 from mmsim import Matcher
 from mmsim.errors import DiskFullError
 from mmsim.index import Index
+from mmsim.index.errors import IndexChangedError
+from mmsim.index.manifest import Manifest
 from mmsim.plugin.testing import MMSIM, cli_env, committed_rows, fill_disk, run_cli, write_images
 
 AGAIN = "run the same command again"
@@ -154,3 +158,141 @@ def test_an_update_that_fills_the_disk_keeps_the_index_usable(
     shutil.rmtree(ballast)
     index.optimize(ann=None)
     assert_same_rows(content(index), moved)
+
+
+WRITER = """
+import sys
+from mmsim.index import Index
+print("ready", flush=True)
+sys.stdin.readline()  # the reader has opened the index frozen and freed the space
+index = Index.open(sys.argv[1])  # open until the end: its commits stay in the -wal
+index.update(commit_every=2, progress=False)  # ten commits
+print("updated", flush=True)
+sys.stdin.readline()
+index.optimize(ann=None)  # compaction: the shards the reader's view named are deleted
+print("optimized", flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_a_reader_frozen_by_a_full_disk_follows_a_writer_in_another_process(collection, small_disk):
+    """A manifest opened on a full disk is read as an immutable file. Once space is
+    freed, a writer in another process commits (into the -wal, which the immutable file
+    does not show) and compacts (deleting the shards the reader's view named): the
+    reader sees each commit at once, as a new reader does, not its frozen view."""
+    source = small_disk.parent / "source"
+    shutil.copytree(collection / "part0", source / "part0")
+    out = small_disk / "idx"
+    Index.build(source, Matcher("toy", progress=False), out, commit_every=2, progress=False).close()
+    for part in (1, 2):
+        shutil.copytree(collection / f"part{part}", source / f"part{part}")
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(out)],
+        env=cli_env(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+    def step(said: str) -> None:
+        writer.stdin.write("go\n")
+        writer.stdin.flush()
+        assert writer.stdout.readline() == said
+
+    try:
+        assert writer.stdout.readline() == "ready\n"  # imported: it writes at once when told
+        ballast = fill_disk(small_disk)
+        reader = Index.open(out)
+        assert len(reader) == 10
+        assert not (out / "manifest.sqlite-shm").exists()  # read frozen: SQLite made no file
+        shutil.rmtree(ballast)
+        step("updated\n")
+        assert len(reader) == 30
+        assert_same_rows(content(reader), content(Index.open(out)))
+        step("optimized\n")
+        assert len(list((out / "shards").iterdir())) == 1
+        assert_same_rows(content(reader), content(Index.open(out)))
+        writer.stdin.close()
+        assert writer.wait(timeout=60) == 0
+    finally:
+        writer.kill()
+
+
+def test_a_frozen_read_that_a_writer_overlaps_is_not_used(collection, small_disk):
+    """A writer that changes the files while a frozen read transaction is open: the
+    connection holding the transaction is not swapped under it (its COMMIT would fail),
+    the read ends in IndexChangedError (it may mix two states), and the next one
+    reconnects and sees the commit."""
+    out = small_disk / "idx"
+    Index.build(collection / "part0", Matcher("toy", progress=False), out, progress=False).close()
+    ballast = fill_disk(small_disk)
+    manifest = Manifest.open(out / "manifest.sqlite")
+    assert manifest.frozen
+    before = manifest.seq()
+    shutil.rmtree(ballast)
+    with pytest.raises(IndexChangedError, match="search again"), manifest.snapshot():
+        other = sqlite3.connect(out / "manifest.sqlite", isolation_level=None)
+        other.execute("UPDATE state SET value = ? WHERE key = 'seq'", (str(before + 1),))
+        other.close()
+        manifest.seq()  # inside the transaction: read, never reconnect
+    assert manifest.seq() == before + 1
+    assert not manifest.frozen
+
+
+def take_every_inode(disk: Path) -> Path:
+    """Create empty files on ``disk`` until no inode is left; its bytes stay free."""
+    ballast = disk / "inodes"
+    ballast.mkdir()
+    for n in range(os.statvfs(disk).f_favail + 1):
+        try:
+            (ballast / str(n)).touch()
+        except OSError:
+            break
+    assert os.statvfs(disk).f_favail == 0 and os.statvfs(disk).f_bavail > 256
+    return ballast
+
+
+def test_a_file_system_out_of_inodes_with_bytes_free_is_a_full_disk(
+    collection, small_disk, tmp_path
+):
+    source = tmp_path / "source"
+    shutil.copytree(collection / "part0", source / "part0")
+    out = small_disk / "idx"
+    Index.build(source, Matcher("toy", progress=False), out, progress=False).close()
+    shutil.copytree(collection / "part1", source / "part1")
+    ballast = take_every_inode(small_disk)
+    assert len(Index.open(out)) == 10  # read frozen: no -shm file needed
+    failed = run_cli("index", "update", str(out), cwd=tmp_path)
+    assert failed.returncode == 2 and "Traceback" not in failed.stderr
+    assert failed.stderr.count("\n") == 1
+    assert f"index {out}" in failed.stderr
+    assert f"the file system {small_disk} has no free inodes left" in failed.stderr
+    assert f"files on {small_disk} and {AGAIN}" in failed.stderr
+
+    shutil.rmtree(ballast)  # a writer killed with its commits in the -wal (no -shm)
+    killed = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WRITER, str(out / "manifest.sqlite")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert killed.stdout.readline() == "committed\n"
+    killed.kill()
+    killed.wait(timeout=30)
+    (out / "manifest.sqlite-shm").unlink()
+    assert (out / "manifest.sqlite-wal").stat().st_size > 0
+    ballast = take_every_inode(small_disk)
+    with pytest.raises(DiskFullError, match="holds commits") as full:
+        Index.open(out)
+    assert f"Free space on {small_disk} and {AGAIN}: the index is intact" in str(full.value)
+    shutil.rmtree(ballast)
+    assert len(Index.open(out)) == 10
+
+
+KILLED_WRITER = """
+import sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("PRAGMA wal_autocheckpoint=0")
+conn.execute("INSERT INTO state(key, value) VALUES ('killed', '1')")
+print("committed", flush=True)
+time.sleep(60)
+"""
