@@ -34,7 +34,7 @@ try:
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
     from fastapi.staticfiles import StaticFiles
-    from pydantic import BaseModel
+    from pydantic import BaseModel, ValidationError
     from starlette.exceptions import HTTPException as StarletteHTTPException
     from starlette.routing import Match
 
@@ -313,6 +313,7 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
 
     text_query = limits.text  # the schema keywords of a text parameter
     form = schemas.form_field
+    bound = limits.bounds  # one source of every search option's range
     texts_query = {"maxLength": config.max_query_chars, "pattern": schemas.NON_BLANK}
     search_errors = errors(404, 413, 422)  # and 400 where there is a body
     search_rules = (
@@ -351,17 +352,17 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
         keywords: str | None = Query_(None, **text_query("words to find (full-text search)")),
         keyword_syntax: schemas.KEYWORD_SYNTAXES = "plain",
         mode: schemas.MODES | None = Query_(None, description="vector, keyword or hybrid"),
-        top_k: int | None = Query_(None, ge=1, le=config.max_top_k),
-        offset: int | None = Query_(None, ge=0, le=config.max_offset),
-        page: int | None = Query_(None, ge=1, le=limits.max_page),
+        top_k: int | None = Query_(None, **bound("top_k")),
+        offset: int | None = Query_(None, **bound("offset")),
+        page: int | None = Query_(None, **bound("page")),
         where: str | None = Query_(None, **limits.where()),
         sort: str | None = Query_(None, **limits.sort()),
         matches_only: bool = False,
-        min_probability: float | None = Query_(None, ge=0, le=1, allow_inf_nan=False),
-        min_score: float | None = Query_(None, allow_inf_nan=False),
-        as_of: int | None = Query_(None, ge=0, le=2**63 - 1),
-        rrf_k: float | None = Query_(None, gt=0, allow_inf_nan=False),
-        window: int | None = Query_(None, ge=1, le=limits.max_window),
+        min_probability: float | None = Query_(None, **bound("min_probability")),
+        min_score: float | None = Query_(None, **bound("min_score")),
+        as_of: int | None = Query_(None, **bound("as_of")),
+        rrf_k: float | None = Query_(None, **bound("rrf_k")),
+        window: int | None = Query_(None, **bound("window")),
     ) -> schemas.LinkedSearchPage:
         body = _search_body(
             SearchBody,
@@ -390,7 +391,7 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
     )
     async def search_image(
         file: UploadFile = File(..., **IMAGE_FILE),
-        top_k: form(int, ge=1, le=config.max_top_k) = Form(None),
+        top_k: form(int, **bound("top_k")) = Form(None),
         where: form(str, **limits.where()) = Form(None),
         negative: list[str] = Form(
             [],
@@ -401,12 +402,12 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
         mode: form(schemas.MODES) = Form(None),
         keywords: form(str, **text_query("words to find (full-text search)")) = Form(None),
         sort: form(str, **limits.sort()) = Form(None),
-        offset: form(int, ge=0, le=config.max_offset) = Form(None),
-        page: form(int, ge=1, le=limits.max_page) = Form(None),
+        offset: form(int, **bound("offset")) = Form(None),
+        page: form(int, **bound("page")) = Form(None),
         matches_only: bool = Form(False),
-        min_probability: form(float, ge=0, le=1, allow_inf_nan=False) = Form(None),
-        min_score: form(float, allow_inf_nan=False) = Form(None),
-        as_of: form(int, ge=0, le=2**63 - 1) = Form(None),
+        min_probability: form(float, **bound("min_probability")) = Form(None),
+        min_score: form(float, **bound("min_score")) = Form(None),
+        as_of: form(int, **bound("as_of")) = Form(None),
     ) -> schemas.SearchPage:
         body = _search_body(
             SearchBody,
@@ -435,14 +436,14 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
             description="texts (or item:ID) to move away from",
             json_schema_extra={"items": {"type": "string", **texts_query}},
         ),
-        top_k: int | None = Query_(None, ge=1, le=config.max_top_k),
-        offset: int | None = Query_(None, ge=0, le=config.max_offset),
-        page: int | None = Query_(None, ge=1, le=limits.max_page),
+        top_k: int | None = Query_(None, **bound("top_k")),
+        offset: int | None = Query_(None, **bound("offset")),
+        page: int | None = Query_(None, **bound("page")),
         where: str | None = Query_(None, **limits.where()),
         matches_only: bool = False,
-        min_probability: float | None = Query_(None, ge=0, le=1, allow_inf_nan=False),
-        min_score: float | None = Query_(None, allow_inf_nan=False),
-        as_of: int | None = Query_(None, ge=0, le=2**63 - 1),
+        min_probability: float | None = Query_(None, **bound("min_probability")),
+        min_score: float | None = Query_(None, **bound("min_score")),
+        as_of: int | None = Query_(None, **bound("as_of")),
     ) -> schemas.LinkedSearchPage:
         body = _search_body(
             SearchBody,
@@ -528,9 +529,15 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
 
 def _search_body(model: type[BaseModel], parameters: dict[str, Any], **parts: Any) -> Any:
     """The search a GET or form route asks for: its parameters that are search options
-    (the route's ``locals()``; the others are ignored) and its query ``parts``."""
+    (the route's ``locals()``; the others are ignored) and its query ``parts``. The
+    routes declare the same ranges as the body (:meth:`schemas.Limits.bounds`); what
+    the body still refuses is a 422 naming it, never an error of the service."""
     options = {k: v for k, v in parameters.items() if k in model.model_fields}
-    return model(**{**options, **parts})
+    try:
+        return model(**{**options, **parts})
+    except ValidationError as exc:
+        problems = "; ".join(_problem({**e, "loc": ("query", *e["loc"])}) for e in exc.errors())
+        raise RequestError(422, f"invalid request: {problems}") from None
 
 
 def _problem(error: Mapping[str, Any]) -> str:

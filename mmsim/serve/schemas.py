@@ -33,6 +33,7 @@ API_VERSION = "2"
 # test for an empty text), written so that JSON Schema, Python and Rust regexes agree
 NON_BLANK = r"[^\t\n\x0b\x0c\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
 MODES = Literal["vector", "keyword", "hybrid"]
+MAX_COMMIT = 2**63 - 1  # as_of: a commit number is a 64-bit SQLite integer
 KEYWORD_SYNTAXES = Literal["plain", "fts5"]
 
 
@@ -245,6 +246,21 @@ class Limits:
             "`where`), a leading '-' for descending"
         }
 
+    def bounds(self, name: str) -> dict[str, Any]:
+        """The range of the search option ``name``: the one source of the GET, form and
+        JSON routes' constraints (declared in the schema and checked by pydantic)."""
+        finite = {"allow_inf_nan": False}
+        return {
+            "top_k": {"ge": 1, "le": self.max_top_k},
+            "offset": {"ge": 0, "le": self.max_offset},
+            "page": {"ge": 1, "le": self.max_page},
+            "as_of": {"ge": 0, "le": MAX_COMMIT},
+            "min_probability": {"ge": 0, "le": 1, **finite},
+            "min_score": finite,
+            "rrf_k": {"gt": 0, **finite},
+            "window": {"ge": 1, "le": self.max_window},
+        }[name]
+
     @property
     def max_page(self) -> int:
         return self.max_offset + 1  # page p of top_k 1 starts at offset p - 1
@@ -266,6 +282,7 @@ class RequestModels:
 def request_models(limits: Limits) -> RequestModels:
     """The bodies of ``POST /api/search`` and ``POST /api/embed/text`` for these limits."""
     finite = {"allow_inf_nan": False}  # (an embedding's numbers: the engine checks them)
+    bound = limits.bounds
 
     class PartBody(BaseModel):
         """One part of a compound query: exactly one of a text, an indexed item's id or
@@ -315,18 +332,18 @@ def request_models(limits: Limits) -> RequestModels:
         keywords: str | None = Field(None, **limits.text("words to find (full-text search)"))
         keyword_syntax: KEYWORD_SYNTAXES = "plain"
         mode: MODES | None = None
-        top_k: whole(ge=1, le=limits.max_top_k) | None = None
-        offset: whole(ge=0, le=limits.max_offset) | None = None
-        page: whole(ge=1, le=limits.max_page) | None = None
+        top_k: whole(**bound("top_k")) | None = None
+        offset: whole(**bound("offset")) | None = None
+        page: whole(**bound("page")) | None = None
         where: str | None = Field(None, **limits.where())
         sort: str | None = Field(None, **limits.sort())
         matches_only: bool = False
-        min_probability: float | None = Field(None, ge=0, le=1, **finite)
-        min_score: float | None = Field(None, **finite)
-        as_of: whole(ge=0, le=2**63 - 1) | None = None
-        rrf_k: float | None = Field(None, gt=0, **finite)
+        min_probability: float | None = Field(None, **bound("min_probability"))
+        min_score: float | None = Field(None, **bound("min_score"))
+        as_of: whole(**bound("as_of")) | None = None
+        rrf_k: float | None = Field(None, **bound("rrf_k"))
         fusion_weights: FusionWeights | None = None
-        window: whole(ge=1, le=limits.max_window) | None = None
+        window: whole(**bound("window")) | None = None
 
     class EmbedBody(BaseModel):
         model_config = ConfigDict(strict=True)

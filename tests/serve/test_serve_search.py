@@ -181,3 +181,37 @@ def test_a_wrong_method_says_which_ones_are_allowed(client):
     response = client.delete("/api/search")
     assert response.status_code == 405 and response.json()["status"] == 405
     assert set(response.headers["allow"].replace(" ", "").split(",")) == {"GET", "POST"}
+
+
+def test_every_search_route_declares_the_same_ranges_as_the_json_body(client):
+    """One source of the search options' ranges: GET, form and JSON routes agree (a
+    route that declared a wider range than the body would answer 500 on its edge)."""
+    doc = client.get("/openapi.json").json()
+    keywords = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
+
+    def ranged(schema: dict) -> dict:
+        typed = next((s for s in schema.get("anyOf", []) if s.get("type") != "null"), schema)
+        # as floats: FastAPI's document model writes the JSON body's bounds as floats
+        return {k: float(typed[k]) for k in keywords if k in typed}
+
+    body = doc["components"]["schemas"]["SearchBody"]["properties"]
+    form_ref = doc["paths"]["/api/search/image"]["post"]["requestBody"]["content"]
+    form_name = form_ref["multipart/form-data"]["schema"]["$ref"].rsplit("/", 1)[1]
+    routes = {
+        "GET /api/search": {
+            p["name"]: p["schema"] for p in doc["paths"]["/api/search"]["get"]["parameters"]
+        },
+        "GET /api/search/similar": {
+            p["name"]: p["schema"] for p in doc["paths"]["/api/search/similar"]["get"]["parameters"]
+        },
+        "POST /api/search/image": doc["components"]["schemas"][form_name]["properties"],
+    }
+    checked = 0
+    for route, params in routes.items():
+        for name, schema in params.items():
+            if name in body and ranged(body[name]):
+                assert ranged(schema) == ranged(body[name]), (route, name)
+                checked += 1
+    assert checked == 17  # top_k, offset, page, as_of, min_* per route; rrf_k, window
+    past = client.get("/api/search", params={"q": "x", "as_of": 2**63})
+    assert past.status_code == 422 and "as_of" in past.json()["error"]
