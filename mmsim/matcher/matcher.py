@@ -60,7 +60,7 @@ class Matcher:
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"auto"``.
         dtype: compute dtype of the towers; returned embeddings are always float32.
         batch_size, progress, on_error: defaults for :meth:`extract_embedding`.
-        num_threads: if set, ``torch.set_num_threads`` for CPU inference.
+        num_threads: if set, the CPU threads of inference (torch's, onnxruntime's).
 
     The arguments become a :class:`~mmsim.spec.matcher_spec.MatcherSpec`
     (:attr:`spec`); :meth:`from_spec` builds a matcher from one directly.
@@ -107,8 +107,13 @@ class Matcher:
     @classmethod
     def from_spec(cls, spec: MatcherSpec) -> Matcher:
         """The matcher ``spec`` describes (its towers built, its strategies bound)."""
+        return cls._over(Assembly.build(spec))
+
+    @classmethod
+    def _over(cls, assembly: Assembly) -> Matcher:
+        """A matcher over an assembly already built (nothing is built again)."""
         matcher = cls.__new__(cls)
-        matcher._assembly = Assembly.build(spec)
+        matcher._assembly = assembly
         return matcher
 
     @classmethod
@@ -116,6 +121,13 @@ class Matcher:
         """Build from a composed Hydra config (see :func:`mmsim.config.compose` and
         :meth:`MatcherSpec.from_config <mmsim.spec.matcher_spec.MatcherSpec.from_config>`)."""
         return cls.from_spec(MatcherSpec.from_config(cfg))
+
+    def set_runtime(self, **changes: Any) -> None:
+        """Run with other runtime settings (``num_threads``, ``batch_size``, ``device``,
+        ... as :class:`Matcher` takes them). Towers built for another device, dtype or
+        thread count are built again: onnxruntime fixes a session's threads when it
+        creates it."""
+        self._become(self.spec.with_runtime(**changes))
 
     def _become(self, spec: MatcherSpec, *, rebuild: bool = False) -> None:
         """Take ``spec`` (towers reused where unchanged, or all rebuilt)."""
@@ -393,8 +405,7 @@ class Matcher:
         # for every matcher that never exports
         from mmsim.plugin.exporters import export
 
-        native = Matcher.__new__(Matcher)  # the towers in their training framework
-        native._assembly = self._assembly.native()
+        native = Matcher._over(self._assembly.native())  # the towers in their training framework
         return export(native, directory, exporter, **options)
 
     def export_onnx(

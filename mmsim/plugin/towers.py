@@ -34,18 +34,27 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Runtime:
-    """Device and compute dtype an encoder factory must build its towers for.
+    """Device and compute dtype an encoder factory must build its towers for, and the
+    CPU threads they may use (``num_threads``; None: the runtime's default).
 
     Held as names (``"cpu"``, ``"float32"``) so that towers which never run torch (the
     onnx encoder's) are built without importing it; :attr:`device` and :attr:`dtype`
-    give the torch objects to the towers that do.
+    give the torch objects to the towers that do. mmsim sets torch's (process-wide)
+    thread count itself; a runtime that fixes its threads when a model is loaded
+    (onnxruntime's sessions) takes ``num_threads`` from here.
     """
 
     device_name: str = "cpu"
     dtype_name: str = "float32"
+    num_threads: int | None = None
 
     @classmethod
-    def create(cls, device: str | torch.device = "cpu", dtype: str | torch.dtype = "float32"):
+    def create(
+        cls,
+        device: str | torch.device = "cpu",
+        dtype: str | torch.dtype = "float32",
+        num_threads: int | None = None,
+    ):
         """Parse user-facing strings; ``device="auto"`` picks CUDA when available."""
         name = str(device)
         if name != "cpu":  # the CPU needs no torch to say so; anything else asks it
@@ -66,7 +75,7 @@ class Runtime:
             raise ConfigError(
                 f"unknown dtype '{dtype}'; use one of {', '.join(sorted(DTYPES))}"
             ) from None
-        return cls(name, dtype_name)
+        return cls(name, dtype_name, num_threads)
 
     @property
     def device(self) -> torch.device:

@@ -48,7 +48,9 @@ class Assembly:
     def build(cls, spec: MatcherSpec, *, reuse: Assembly | None = None) -> Assembly:
         """Build the towers (or take them from ``reuse`` where its encoder and runtime
         are the same) and the strategies of ``spec``."""
-        runtime = Runtime.create(spec.runtime.device, spec.runtime.dtype)
+        # the thread count is part of the runtime: towers built for another are built
+        # again (onnxruntime fixes a session's threads when it creates the session)
+        runtime = Runtime.create(spec.runtime.device, spec.runtime.dtype, spec.runtime.num_threads)
         built: dict[ComponentSpec, Towers] = {}
         if reuse is not None and reuse.runtime == runtime:
             for side in MODALITIES:

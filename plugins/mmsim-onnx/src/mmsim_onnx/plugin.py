@@ -24,7 +24,8 @@ class OnnxConfig(EncoderConfig):
     ``providers``: onnxruntime execution providers in order of preference
     (``CUDAExecutionProvider`` where onnxruntime-gpu is installed); ``auto`` takes CUDA
     when available, else the CPU. ``intra_op_threads`` / ``inter_op_threads``:
-    onnxruntime's thread pools (null: its default, one thread per core).
+    onnxruntime's thread pools (null: the intra-op pool takes the runtime's
+    ``num_threads``, else onnxruntime's default, one thread per core).
     ``verify``: check every file against the manifest's checksums before loading.
     """
 

@@ -11,15 +11,27 @@ Images per CPU-second on one thread (torch 13.1 in the same run):
 - attention and skip-layer-norm fusion by onnxruntime's transformer optimizer (which
   matches the legacy TorchScript exporter's graphs, not the dynamo exporter's): 13.8;
   flushing denormals to zero: no gain either. Neither is applied;
-- threads: ``intra_op_threads`` / ``inter_op_threads`` as configured; unset,
-  onnxruntime takes one thread per physical core and pins its workers to cores. Switching
-  off thread spinning did not move the 2-thread wall-clock time beyond the run-to-run
-  noise of a shared machine.
+- threads: ``intra_op_threads`` / ``inter_op_threads`` as configured, else the
+  runtime's ``num_threads`` (``Matcher(num_threads=)``, ``runtime.num_threads``) for
+  the intra-op pool; unset, onnxruntime takes one thread per physical core and pins its
+  workers to cores;
+- no spinning: by default onnxruntime's intra-op workers spin on their cores after each
+  run, waiting for the next. With calls spaced out as a service makes them (the demo's
+  text tower, one text, 2 threads, a call every 5 ms on a loaded machine) each call took
+  about 3.0 ms either way but 5.8 ms of CPU time with spinning against 2.1 ms without:
+  the spinning took the cores the event loop and the other workers need (bench_serve,
+  in review: 62 -> 90 requests/s for one client, 124 -> 165 for eight, without it).
+  Back-to-back batches (bench/bench_export.py) run as fast without it, so it is off for
+  every session.
 """
 
 from __future__ import annotations
 
 import onnxruntime as ort
+
+# the session config key (onnxruntime_session_options_config_keys.h) that stops the
+# intra-op workers spinning between runs
+NO_SPINNING = ("session.intra_op.allow_spinning", "0")
 
 
 def session_options(
@@ -28,6 +40,7 @@ def session_options(
     """Options for a session running an exported tower (see the module docstring)."""
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.add_session_config_entry(*NO_SPINNING)
     if intra_op_threads:
         options.intra_op_num_threads = intra_op_threads
     if inter_op_threads:

@@ -46,12 +46,29 @@ def providers(requested: Sequence[str]) -> list[str]:
     return chosen
 
 
-def session(path: Path, config: OnnxConfig) -> ort.InferenceSession:
-    options = session_options(config.intra_op_threads, config.inter_op_threads)
+def checked_providers(config: OnnxConfig, runtime: Runtime) -> list[str]:
+    """The providers the sessions run on, refusing a runtime they would silently ignore:
+    graphs run in the precision they were exported in, on the providers chosen."""
+    if runtime.dtype_name != "float32":
+        raise ConfigError(
+            f"encoder onnx: runtime dtype={runtime.dtype_name!r}, but exported graphs run in "
+            "the precision they were exported in (fp32, or int8 with quantize=int8); use "
+            "runtime dtype=float32"
+        )
+    chosen = providers(config.providers)
+    if runtime.device_name != "cpu" and "CUDAExecutionProvider" not in chosen:
+        raise ConfigError(
+            f"encoder onnx: runtime device={runtime.device_name!r}, but the sessions would run "
+            f"on {chosen}; set encoder.providers=[auto] or [CUDAExecutionProvider] (with "
+            "onnxruntime-gpu), or runtime device=cpu"
+        )
+    return chosen
+
+
+def session(path: Path, options: ort.SessionOptions, chosen: list[str]) -> ort.InferenceSession:
+    """The onnxruntime session of one graph; a graph it cannot load is a damaged file."""
     try:
-        return ort.InferenceSession(str(path), options, providers=providers(config.providers))
-    except ConfigError:
-        raise
+        return ort.InferenceSession(str(path), options, providers=chosen)
     except Exception as exc:  # onnxruntime raises its own Fail / InvalidProtobuf types
         raise DamagedFileError(
             path,
@@ -101,6 +118,11 @@ class OnnxTextTower(TextTower):
 
 
 def build_towers(config: OnnxConfig, runtime: Runtime) -> Towers:
+    chosen = checked_providers(config, runtime)
+    # the intra-op threads are the config's, else the runtime's
+    options = session_options(
+        config.intra_op_threads or runtime.num_threads, config.inter_op_threads
+    )
     root = Path(config.checkpoint).expanduser()
     manifest = read_manifest(root, verify=config.verify)
     towers = manifest["towers"]
@@ -114,11 +136,11 @@ def build_towers(config: OnnxConfig, runtime: Runtime) -> Towers:
     }
     image = text = None
     if "image" in towers:
-        graph = session(root / towers["image"]["graph"], config)
+        graph = session(root / towers["image"]["graph"], options, chosen)
         image = OnnxImageTower(graph, towers["image"]["preprocess"], **common)
     if "text" in towers:
         spec = towers["text"]["tokenizer"]
-        graph = session(root / towers["text"]["graph"], config)
+        graph = session(root / towers["text"]["graph"], options, chosen)
         text = OnnxTextTower(
             graph, TextTokenizer(root, spec), max_length=spec["max_length"], **common
         )

@@ -82,10 +82,16 @@ def build_demo(config: DemoConfig, runtime: Runtime) -> Towers:
     if config.backend == "torch":
         return build(config, runtime)
     onnx = "onnx" in get_registry().names("encoder")
+    on_cpu = runtime.device_name == "cpu" and runtime.dtype_name == "float32"
     if config.backend == "auto":
-        on_cpu = runtime.device_name == "cpu" and runtime.dtype_name == "float32"
         if not (onnx and on_cpu and graphs.is_dir()):
             return build(config, runtime)
+    elif not on_cpu:
+        raise ConfigError(
+            "encoder demo: backend='onnx' runs the shipped float32 graphs on the CPU; "
+            f"runtime device={runtime.device_name!r} dtype={runtime.dtype_name!r} needs "
+            "backend=torch or auto (or runtime device=cpu dtype=float32)"
+        )
     elif not onnx:
         raise ConfigError(
             "encoder demo: backend='onnx' needs the onnx plugin (pip install 'mmsim[onnx]'); "
