@@ -7,7 +7,9 @@ Each line holds ``time``, ``method``, ``route`` (the route template, e.g.
 client's ``X-Request-ID`` when it is sane (1 to 128 visible ASCII characters), so a
 proxy's id follows the request through; otherwise it is generated. Either way it is
 sent back in the ``X-Request-ID`` response header, so a user's report of a failed
-request finds its log line.
+request finds its log line. Requests only queue their lines; a thread writes them,
+so a slow or stalled destination (a pipe nobody reads) never holds up an answer: past
+``QUEUED_LINES`` waiting, lines are dropped.
 
 An exception no handler turned into an answer is logged here (its traceback under
 ``traceback``) and answered with a JSON 500 that carries the request id, instead of
@@ -17,17 +19,21 @@ reaching the server's plain-text 500 without one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
+import queue
 import re
 import sys
+import threading
 import time
 import traceback
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
+from logging.handlers import QueueHandler, WatchedFileHandler
 from typing import Any
 
 from starlette.routing import Match
@@ -40,6 +46,8 @@ SANE_ID = re.compile(r"[\x21-\x7e]{1,128}")
 ERROR_BODY_BYTES = 4096  # how much of an error answer is read for its message
 UNWIND_S = 2.0  # how long shutdown waits for cancelled requests to log their line
 CANCELLED = 499  # logged for a request cancelled before its answer (nginx's convention)
+FLUSH_S = 5.0  # how long shutdown waits for the log's destination to take the last lines
+QUEUED_LINES = 10_000  # lines waiting for a stalled destination before lines are dropped
 
 
 class JsonLines(logging.Formatter):
@@ -49,23 +57,63 @@ class JsonLines(logging.Formatter):
         return json.dumps(getattr(record, "fields", {"message": record.getMessage()}))
 
 
-def open_log(destination: str) -> logging.Logger | None:
-    """The logger that writes the access log to ``destination`` (``stderr``, ``off`` or a
-    file path). Its own logger, outside logging's tree: apps in one process keep their
-    own destinations, and the application's root logging config does not reformat it."""
-    if destination == "off":
-        return None
-    handler: logging.Handler
-    if destination == "stderr":
-        handler = logging.StreamHandler(sys.stderr)
-    else:  # appended to; reopened when logrotate moves it
-        from logging.handlers import WatchedFileHandler
+class AccessLogger:
+    """The access log's logger and the thread that writes its lines.
 
-        handler = WatchedFileHandler(destination, encoding="utf-8")
-    handler.setFormatter(JsonLines())
-    logger = logging.Logger("mmsim.serve.access", logging.INFO)
-    logger.addHandler(handler)
-    return logger
+    The request path only puts a line on a bounded queue (:class:`DroppingQueue`); a
+    writer thread writes it to the destination. A destination that stalls (a full
+    pipe nobody reads, a slow disk) costs lines, never answers: lines that do not fit
+    the queue are dropped and counted in ``queue.dropped``."""
+
+    def __init__(self, destination: str) -> None:
+        self.handler: logging.Handler
+        if destination == "stderr":
+            self.handler = logging.StreamHandler(sys.stderr)
+        else:  # appended to; reopened when logrotate moves it
+            self.handler = WatchedFileHandler(destination, encoding="utf-8")
+        self.handler.setFormatter(JsonLines())
+        self.queue = DroppingQueue(QUEUED_LINES)
+        self._writer: threading.Thread | None = None
+        # its own logger, outside logging's tree: apps in one process keep their own
+        # destinations, and the application's root logging config does not reformat it
+        self.logger = logging.Logger("mmsim.serve.access", logging.INFO)
+        self.logger.addHandler(QueueHandler(self.queue))
+
+    def start(self) -> None:
+        if self._writer is None:
+            self._writer = threading.Thread(target=self._write, name="mmsim-access-log")
+            self._writer.daemon = True  # a stalled destination never holds the exit
+            self._writer.start()
+
+    def _write(self) -> None:
+        while (record := self.queue.get()) is not None:
+            self.handler.handle(record)
+
+    def stop(self) -> None:
+        """Write the lines still queued (waiting at most ``FLUSH_S`` for a stalled
+        destination), then end the writer thread."""
+        if self._writer is not None:
+            with contextlib.suppress(queue.Full):  # stalled: what is queued is lost
+                self.queue.put(None, timeout=FLUSH_S)
+            self._writer.join(FLUSH_S)
+            self._writer = None
+
+
+class DroppingQueue(queue.Queue):  # type: ignore[type-arg]
+    """A bounded queue whose ``put_nowait`` drops what does not fit (and counts it)."""
+
+    dropped = 0
+
+    def put_nowait(self, item: Any) -> None:
+        try:
+            super().put_nowait(item)
+        except queue.Full:
+            self.dropped += 1
+
+
+def open_log(destination: str) -> AccessLogger | None:
+    """The access log writing to ``destination`` (``stderr``, ``off`` or a file path)."""
+    return None if destination == "off" else AccessLogger(destination)
 
 
 def route_template(scope: Scope, routes: list[Any]) -> str:
@@ -97,7 +145,7 @@ class AccessLog:
     def __init__(
         self,
         app: ASGIApp,
-        logger: logging.Logger | None,
+        logger: AccessLogger | None,
         routes: list[Any],
         in_flight: set[asyncio.Task[Any]],
     ) -> None:
@@ -111,7 +159,6 @@ class AccessLog:
             await self.app(scope, receive, send)
             return
         rid = request_id(scope)
-        scope.setdefault("state", {})["request_id"] = rid
         task = asyncio.current_task()
         if task is not None:
             self.in_flight.add(task)
@@ -160,7 +207,7 @@ class AccessLog:
                 if status >= 400 and "error" not in fields:
                     fields["error"] = _error_message(bytes(error_body))
                 line = self._line(scope, rid, status, started, time.perf_counter() - start)
-                self.logger.info("", extra={"fields": {**line, **fields}})
+                self.logger.logger.info("", extra={"fields": {**line, **fields}})
             self.in_flight.discard(task)  # type: ignore[arg-type]
 
     def _line(
@@ -203,11 +250,15 @@ def install(app: Any, config: ServeConfig) -> None:
 
     @asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[Any]:
+        if logger is not None:
+            logger.start()
         async with serving(app) as state:
             yield state
             # requests the server cancelled (timeout_graceful_shutdown ran out) unwind
             # in a few turns of the loop: let them log before the process ends
             if in_flight:
                 await asyncio.wait(list(in_flight), timeout=UNWIND_S)
+        if logger is not None:
+            logger.stop()
 
     app.router.lifespan_context = lifespan

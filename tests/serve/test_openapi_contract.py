@@ -25,7 +25,7 @@ from mmsim.index import Index
 from mmsim.plugin.testing import cli_env
 from mmsim.synthetic.dataset import write_dataset
 from tests.paths import REPO
-from tests.serve.test_serve_browser import serving
+from tests.serve.helpers import serving
 
 # a text over its limit is refused with 413 (max_query_chars, max_where_chars): a
 # rejection like 422, which schemathesis's default list of rejections leaves out
@@ -53,7 +53,7 @@ def test_every_schemathesis_check_passes_against_the_running_service(scenes, tmp
     config = tmp_path / "schemathesis.toml"
     config.write_text(CONFIG)
     ids = ",".join(str(i) for i in Index.open(scenes / "idx").ids()[:5])
-    with serving(scenes / "idx", "read_only=false", "access_log=off") as url:
+    with serving(scenes / "idx", "read_only=false", "access_log=off") as (_, url):
         with urllib.request.urlopen(f"{url}/openapi.json", timeout=10) as answer:
             document = json.load(answer)
         operations = sum(len(methods) for methods in document["paths"].values())

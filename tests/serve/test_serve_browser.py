@@ -4,61 +4,18 @@ server on 127.0.0.1: type a query, see the grid, upload an image, see results.""
 from __future__ import annotations
 
 import shutil
-import socket
-import subprocess
-import time
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from mmsim import Matcher
 from mmsim.index import Index
-from mmsim.plugin.testing import MMSIM, cli_env, write_collection
+from mmsim.plugin.testing import write_collection
 from tests.paths import REPO
+from tests.serve.helpers import serving
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = REPO / "test-artifacts"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def serving(index: Path, *options: str) -> Iterator[str]:
-    """``mmsim serve`` over ``index`` (and ``key=value`` options) in its own process;
-    yields its URL once it answers."""
-    port = free_port()
-    process = subprocess.Popen(
-        [*MMSIM, "serve", f"index={index}", f"port={port}", *options],
-        env=cli_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:  # bounded wait for the server to come up
-        try:
-            with urllib.request.urlopen(f"{url}/api/health", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            if process.poll() is not None:
-                raise RuntimeError(process.stderr.read().decode()) from None
-            time.sleep(0.2)
-    else:
-        process.kill()
-        raise RuntimeError("mmsim serve did not answer within 90 s")
-    try:
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +24,7 @@ def server(tmp_path_factory):
     write_collection(root / "photos")
     matcher = Matcher("toy", progress=False)
     Index.build(root / "photos", matcher, root / "idx", progress=False)
-    with serving(root / "idx") as url:
+    with serving(root / "idx") as (_, url):
         yield url, root
 
 
@@ -143,7 +100,7 @@ def scenes_server(tmp_path_factory):
     index = Index.build(table, Matcher("demo", progress=False), root / "idx", column="image")
     index.calibrate(root / "data" / "pairs.csv", threshold="platt", holdout=0.0)
     caption = index.items([4])[4]["metadata"]["caption"]
-    with serving(root / "idx") as url:
+    with serving(root / "idx") as (_, url):
         yield url, caption
 
 

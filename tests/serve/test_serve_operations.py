@@ -10,17 +10,13 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -31,9 +27,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from mmsim import Matcher
 from mmsim.index import Index
 from mmsim.index.lock import WriteLock
-from mmsim.plugin.testing import MMSIM, cli_env, write_collection
+from mmsim.plugin.testing import write_collection
 from mmsim.serve import ServeConfig, create_app
 from mmsim.serve.batching import MicroBatcher
+from tests.serve.helpers import fetch, serving
 
 # after a graceful shutdown uvicorn re-raises the signal it caught: the exit status
 # says what stopped the service
@@ -62,50 +59,6 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 def sample(page: dict, name: str, **labels: str) -> float:
     return page.get((name, tuple(sorted(labels.items()))), 0.0)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def fetch(url: str, headers: dict[str, str] | None = None, timeout: float = 60) -> Any:
-    request = urllib.request.Request(url, headers=headers or {})
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        body = response.read()
-        kind = response.headers.get("content-type", "")
-        return json.loads(body) if kind.startswith("application/json") else body.decode()
-
-
-@contextmanager
-def serving(index: Path, *options: str) -> Iterator[tuple[subprocess.Popen, str]]:
-    """``mmsim serve`` over ``index`` in its own process group; yields the process and
-    its URL once ``/metrics`` answers (bounded wait), and stops it afterwards."""
-    port = free_port()
-    process = subprocess.Popen(
-        [*MMSIM, "serve", f"index={index}", f"port={port}", *options],
-        env=cli_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            fetch(f"{url}/metrics", timeout=2)
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise RuntimeError(process.communicate()[1].decode()[-3000:]) from None
-            time.sleep(0.2)
-    try:
-        yield process, url
-    finally:
-        if process.poll() is None:
-            process.terminate()
-        process.communicate(timeout=30)
 
 
 def wait_in_progress(url: str, route: str) -> None:
@@ -288,6 +241,15 @@ def test_access_log_is_one_json_line_per_request_with_its_request_id(built, tmp_
     assert lines[3]["route"] == "/api/search" and "error" not in lines[3]
     assert lines[4]["status"] == 500 and "the fault under test" in lines[4]["error"]
     assert "RuntimeError" in lines[4]["traceback"]
+
+
+def test_a_stalled_access_log_never_holds_up_answers(built):
+    """The default access log goes to stderr: a pipe nobody reads fills after 64 KiB,
+    and then only log lines may wait, never answers."""
+    with serving(built / "idx", stderr=subprocess.PIPE) as (process, url):  # never read
+        for _ in range(400):  # ~260 bytes a line: 100 KiB, more than a pipe holds
+            assert fetch(f"{url}/api/health/live", timeout=10) == {"status": "live"}
+        process.kill()  # (its log is stalled for good: no graceful shutdown to wait for)
 
 
 # -- workers ----------------------------------------------------------------------------------
