@@ -392,6 +392,17 @@ class Manifest:
             )
         ]
 
+    def unnamed_shards(self, files: Iterable[str]) -> list[str]:
+        """Those of ``files`` that no committed state names: what a failed writer may
+        delete. An error can strike after its COMMIT returned (an interrupt), so the
+        manifest decides, not the error; when it cannot be read, none (the next
+        writer's orphan sweep deletes them)."""
+        try:
+            named = {row[0] for row in self.conn.execute("SELECT file FROM shards")}
+        except sqlite3.Error:
+            return []
+        return [file for file in files if file not in named]
+
     def stored_by_key(self) -> dict[str, Stored]:
         return {
             key: Stored(i, size, mtime, digest, path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 import time
 import uuid
 from pathlib import Path
@@ -57,9 +58,9 @@ def compact(manifest: Manifest, folder: Path, dim: int, dtype: str) -> dict[str,
                     ((shard, row, int(i)) for row, i in enumerate(part)),
                 )
     except BaseException:  # (a full disk) the old shards stay in use: drop the new ones
-        for file, _, _ in written:
+        for file in manifest.unnamed_shards(file for file, _, _ in written):
             (folder / SHARDS_DIR / file).unlink(missing_ok=True)
-        raise
+        raise  # (committed: the old shards are orphans, for the next writer's sweep)
     for record in old:
         (folder / SHARDS_DIR / record.file).unlink(missing_ok=True)
     fsync_dir(folder / SHARDS_DIR)
@@ -135,12 +136,23 @@ def build_ann(
         with manifest.transaction():
             manifest.set_state("ann", state)
             manifest.next_seq()
-    except BaseException:
-        shutil.rmtree(folder / ANN_DIR / name, ignore_errors=True)
+    except BaseException:  # unless committed (an interrupt after COMMIT): then it is used
+        if not _ann_in_use(manifest, name):
+            shutil.rmtree(folder / ANN_DIR / name, ignore_errors=True)
         raise
     if previous and previous.get("dir") != name:
         shutil.rmtree(folder / ANN_DIR / previous["dir"], ignore_errors=True)
     return state
+
+
+def _ann_in_use(manifest: Manifest, name: str) -> bool:
+    """Whether the committed state names ANN folder ``name``; true also when that cannot
+    be read (the next writer's orphan sweep decides then)."""
+    try:
+        state = manifest.get_state("ann")
+    except sqlite3.Error:
+        return True
+    return bool(state) and state["dir"] == name
 
 
 def load_backend(folder: Path, state: dict[str, Any]) -> tuple[AnnBackend, np.ndarray]:

@@ -194,9 +194,9 @@ def apply(
     for chunk, embedded in engine.run(chunks_of(todo.embed, commit_every), job):
         try:
             report.skipped += commit_chunk(manifest, chunk, embedded, job.dtype)
-        except BaseException:  # its shard is an orphan now: free its space at once
-            if embedded.file is not None:
-                (job.shards / embedded.file).unlink(missing_ok=True)
+        except BaseException:  # its shard is an orphan unless committed: free its space
+            for file in manifest.unnamed_shards([embedded.file] if embedded.file else []):
+                (job.shards / file).unlink(missing_ok=True)
             raise
         bar.update(len(chunk))
     bar.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import sqlite3
 import subprocess
@@ -127,3 +128,57 @@ def test_readers_during_a_build_see_whole_batches_only(collection, clean, tmp_pa
         process.wait(timeout=30)
     assert seen and all(n % 2 == 0 for n in seen)  # commit_every=2: never half a batch
     assert len(set(seen)) > 1  # the reader really watched the build grow
+
+
+INTERRUPTED = """
+import linecache, os, signal, sys
+from mmsim import Matcher
+from mmsim.index import Index
+after = int(sys.argv[3])
+def interrupt_after_commit(frame, event, arg):
+    # a real SIGINT the moment a COMMIT returns: Python raises KeyboardInterrupt there
+    global after
+    if event != "c_return" or frame.f_code.co_name != "transaction":
+        return
+    if "COMMIT" in linecache.getline(frame.f_code.co_filename, frame.f_lineno):
+        after -= 1
+        if after == 0:
+            os.kill(os.getpid(), signal.SIGINT)
+if sys.argv[4] == "build":
+    sys.setprofile(interrupt_after_commit)
+    Index.build(sys.argv[1], Matcher("toy", progress=False), sys.argv[2], commit_every=2,
+                progress=False)
+else:
+    index = Index.open(sys.argv[2])
+    sys.setprofile(interrupt_after_commit)
+    index.optimize()
+"""
+
+
+@pytest.mark.parametrize(("command", "commits"), [("build", 3), ("optimize", 1), ("optimize", 2)])
+def test_an_interrupt_just_after_a_commit_keeps_the_files_it_committed(
+    command, commits, collection, clean, tmp_path
+):
+    """SIGINT right after COMMIT returned (a build's chunk, an optimize's compaction or
+    its ANN): the files that commit named are the index's now and stay, and the index
+    is whole (a build resumes to the clean result)."""
+    source, out = collection / "part0", tmp_path / "idx"  # 10 items: 5 commits
+    if command == "optimize":
+        Index.build(source, Matcher("toy", progress=False), out, commit_every=2).close()
+    run = subprocess.run(
+        [sys.executable, "-c", INTERRUPTED, str(source), str(out), str(commits), command],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode != 0 and "KeyboardInterrupt" in run.stderr
+    with sqlite3.connect(out / "manifest.sqlite") as conn:
+        named = {row[0] for row in conn.execute("SELECT file FROM shards")}
+        ann = conn.execute("SELECT value FROM state WHERE key = 'ann'").fetchone()
+    assert named <= {p.name for p in (out / "shards").iterdir()}
+    if ann is not None:
+        assert (out / "ann" / json.loads(ann[0])["dir"]).is_dir()
+    assert set(content(Index.open(out))) <= set(clean)
+    if command == "build":  # resumed: what the interrupted commit wrote is kept
+        Index.build(source, Matcher("toy", progress=False), out, commit_every=2).close()
+    assert sorted(content(Index.open(out))) == sorted(p for p in clean if "part0" in p)
