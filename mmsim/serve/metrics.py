@@ -8,10 +8,12 @@ are right whoever changed the index (this service, ``mmsim index update`` from c
 
 With ``workers=N`` every worker is a process of its own and a scrape reaches one of
 them. ``mmsim serve`` then runs prometheus-client's multiprocess mode: it points
-``PROMETHEUS_MULTIPROC_DIR`` at a fresh folder before the workers start (each run
-starts from zero), every worker writes its counts to its own memory-mapped files there,
-and a scrape adds up the files of all workers, those that exited included. The index
-gauges need no adding up: every worker reads the same index.
+``PROMETHEUS_MULTIPROC_DIR`` at a fresh folder of this run before the workers start
+(each run starts from zero), every worker writes its counts to its own memory-mapped
+files there, and a scrape adds up the files of all workers, those that exited
+included; the in-progress gauge counts live workers only (one killed without a
+shutdown is found dead at the next scrape). The index gauges need no adding up: every
+worker reads the same index.
 """
 
 from __future__ import annotations
@@ -54,9 +56,10 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 
 @contextmanager
 def multiprocess_folder(workers: int) -> Iterator[None]:
-    """Multiprocess mode for ``workers`` > 1, from a folder with no counts in it: a fresh
-    temporary one removed afterwards, or the operator's ``PROMETHEUS_MULTIPROC_DIR``
-    (a tmpfs, say) emptied of the count files of an earlier run. Enter it before the
+    """Multiprocess mode for ``workers`` > 1 (or where the operator set
+    ``PROMETHEUS_MULTIPROC_DIR``, a tmpfs say), from a fresh folder of this run: a
+    temporary one, inside the operator's folder where it is set (never emptying it:
+    another service may be counting there), removed afterwards. Enter it before the
     workers start: they read the variable when they import prometheus-client."""
     given = os.environ.get(MULTIPROCESS_ENV)
     if workers == 1 and not given:  # one process: its own counts are the service's
@@ -64,17 +67,30 @@ def multiprocess_folder(workers: int) -> Iterator[None]:
         return
     if given:
         Path(given).mkdir(parents=True, exist_ok=True)
-        for stale in Path(given).glob("*.db"):
-            stale.unlink()
-        yield
-        return
-    folder = tempfile.mkdtemp(prefix="mmsim-metrics-")
+    folder = tempfile.mkdtemp(prefix="mmsim-metrics-", dir=given)
     os.environ[MULTIPROCESS_ENV] = folder
     try:
         yield
     finally:
-        del os.environ[MULTIPROCESS_ENV]
+        if given:
+            os.environ[MULTIPROCESS_ENV] = given
+        else:
+            del os.environ[MULTIPROCESS_ENV]
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def forget_dead_workers(folder: str) -> None:
+    """Drop the in-progress gauges of workers that died without saying so (SIGKILL, a
+    crash: their lifespan never ran ``mark_process_dead``), so a scrape never counts
+    their requests as in progress for ever."""
+    for path in Path(folder).glob("gauge_live*_*.db"):
+        pid = int(path.stem.rsplit("_", 1)[1])
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            multiprocess.mark_process_dead(pid, folder)
+        except PermissionError:  # alive, someone else's
+            pass
 
 
 def multiprocess_mode() -> bool:
@@ -89,7 +105,8 @@ class ServiceMetrics(Observer):
 
     def __init__(self) -> None:
         # registry=None: outside prometheus-client's global registry, so several apps in
-        # one process (tests, an ASGI host) keep their own counts
+        # one process (tests, an ASGI host) keep their own counts; in multiprocess mode
+        # every app of a process writes the same files, and /metrics adds them all up
         self.requests = Counter(
             "mmsim_http_requests",
             "HTTP requests answered, by method, route template and status",
@@ -283,6 +300,7 @@ def install(app: Any, responses: dict[int | str, dict[str, Any]] | None = None) 
         Prometheus' text format."""
         registry = CollectorRegistry(auto_describe=False)
         if multiprocess_mode():
+            forget_dead_workers(os.environ[MULTIPROCESS_ENV])
             multiprocess.MultiProcessCollector(registry)
         else:
             for collector in metrics.collectors():

@@ -5,6 +5,7 @@ tests use the real app; the process tests run ``mmsim serve`` and talk HTTP to i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -308,6 +309,59 @@ def test_two_workers_serve_one_index_consistently_while_another_process_updates_
         assert sample(page, "mmsim_http_requests_total", **searched) == len(answers)
         assert sample(page, "mmsim_index_items") == 200
         assert sample(page, "mmsim_inference_threads") == threads
+
+
+def workers_of(pid: int) -> set[int]:
+    """The worker processes of uvicorn's supervisor ``pid`` (its children but
+    multiprocessing's resource tracker)."""
+    found = {int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+    workers = set()
+    for child in found:
+        with contextlib.suppress(FileNotFoundError):  # (it ended meanwhile)
+            if b"resource_tracker" not in Path(f"/proc/{child}/cmdline").read_bytes():
+                workers.add(child)
+    return workers
+
+
+def test_a_killed_worker_leaves_no_request_in_progress(built, tmp_path, monkeypatch):
+    """Multiprocess metrics in an operator's folder: a worker killed mid-request (no
+    shutdown of its own) stops counting as in progress once the supervisor replaced it;
+    the folder's other files are left alone; SIGTERM ends the supervisor with 0."""
+    shared = tmp_path / "prometheus"
+    shared.mkdir()
+    (shared / "counter_12345.db").write_bytes(b"another service's counts")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(shared))
+    hanging = ("workers=2", "batch_wait_ms=60000", "access_log=off")
+    with (
+        serving(built / "idx", *hanging) as (process, url),
+        ThreadPoolExecutor(1) as pool,
+    ):
+        stuck = pool.submit(fetch, f"{url}/api/search?q=x", None, 90)
+        wait_in_progress(url, "/api/search")
+        workers = workers_of(process.pid)
+        assert len(workers) == 2
+        for worker in workers:
+            os.kill(worker, signal.SIGKILL)
+        with pytest.raises(OSError):
+            stuck.result(timeout=30)
+        deadline = time.monotonic() + 60
+        while True:  # bounded: until both replacements answer
+            assert time.monotonic() < deadline, "the supervisor replaced no worker in 60 s"
+            try:
+                replaced = workers_of(process.pid)
+                page = samples(fetch(f"{url}/metrics", timeout=2))
+            except OSError:
+                time.sleep(0.2)
+                continue
+            if len(replaced) == 2 and not replaced & workers:
+                break
+            time.sleep(0.2)
+        running = {"method": "GET", "route": "/api/search"}
+        assert sample(page, "mmsim_http_requests_in_progress", **running) == 0
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0  # the supervisor exits 0 on SIGTERM
+    assert (shared / "counter_12345.db").read_bytes() == b"another service's counts"
+    assert list(shared.iterdir()) == [shared / "counter_12345.db"]  # its run folder removed
 
 
 # -- graceful shutdown ------------------------------------------------------------------------
