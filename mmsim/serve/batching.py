@@ -25,6 +25,7 @@ from typing import Any
 # how long past the end of a batch the next one may wait for the clients it answered,
 # as a share of that batch's run time
 PATIENCE_SHARE = 0.25
+STOPPED = "the service stopped before answering this request"
 
 
 class MicroBatcher:
@@ -45,7 +46,6 @@ class MicroBatcher:
         self._worker: asyncio.Task[None] | None = None
         self._expected = 1  # queries the next batch can expect (see the module docstring)
         self._company_until = 0.0  # the loop time until which it waits for them
-        self.batches = 0  # how many model calls were made (for tests and metrics)
         self.on_batch: Callable[[int], None] = lambda size: None  # the metrics' batch sizes
 
     async def submit(self, job: Any) -> Any:
@@ -59,50 +59,71 @@ class MicroBatcher:
 
     async def _collect(self) -> None:
         assert self._queue is not None
-        loop = asyncio.get_running_loop()
         while True:
             batch = [await self._queue.get()]
-            deadline = loop.time() + self.wait_s
-            while len(batch) < self.max_batch:
-                if not self._queue.empty():
-                    batch.append(self._queue.get_nowait())
-                    continue
-                if len(batch) < self._expected:
-                    remaining = max(deadline, self._company_until) - loop.time()
-                else:
-                    remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                try:
-                    batch.append(await asyncio.wait_for(self._queue.get(), remaining))
-                except asyncio.TimeoutError:
-                    break
-            live = [(job, fut) for job, fut in batch if not fut.cancelled()]
-            if not live:
-                continue
-            self.batches += 1
-            self.on_batch(len(live))
-            started = loop.time()
             try:
-                results = await loop.run_in_executor(
-                    self._executor, self._run, [job for job, _ in live]
-                )
-            except Exception as exc:  # every request of the batch gets the error
-                for _, fut in live:
+                await self._gather(batch)
+                live = [(job, fut) for job, fut in batch if not fut.cancelled()]
+                if live:
+                    await self._answer(live)
+            finally:  # whatever stopped this batch (close() cancels): no request waits on
+                for _, fut in batch:
                     if not fut.done():
-                        fut.set_exception(exc)
+                        fut.set_exception(RuntimeError(STOPPED))
+
+    async def _gather(self, batch: list[tuple[Any, asyncio.Future[Any]]]) -> None:
+        """Add queued jobs to ``batch`` until it is full or waited long enough."""
+        assert self._queue is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.wait_s
+        while len(batch) < self.max_batch:
+            if not self._queue.empty():
+                batch.append(self._queue.get_nowait())
                 continue
-            finally:
-                ended = loop.time()
-                self._expected = len(live) + self._queue.qsize()
-                self._company_until = ended + PATIENCE_SHARE * (ended - started)
+            if len(batch) < self._expected:
+                remaining = max(deadline, self._company_until) - loop.time()
+            else:
+                remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            try:
+                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+            except asyncio.TimeoutError:
+                return
+
+    async def _answer(self, live: list[tuple[Any, asyncio.Future[Any]]]) -> None:
+        """Run one batch and resolve every future of it: with its result, or with the
+        error that stopped the batch (never left pending, whatever failed)."""
+        assert self._queue is not None
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            self.on_batch(len(live))
+            results = await loop.run_in_executor(
+                self._executor, self._run, [job for job, _ in live]
+            )
+            if len(results) != len(live):  # (a bug of ``run``: no answer goes astray)
+                raise RuntimeError(f"a batch of {len(live)} requests got {len(results)} answers")
             for (_, fut), result in zip(live, results, strict=True):
                 if not fut.done():
                     if isinstance(result, Exception):
                         fut.set_exception(result)
                     else:
                         fut.set_result(result)
+        except Exception as exc:  # every request of the batch not yet answered gets it
+            for _, fut in live:
+                if not fut.done():
+                    fut.set_exception(exc)
+        finally:
+            ended = loop.time()
+            self._expected = len(live) + self._queue.qsize()
+            self._company_until = ended + PATIENCE_SHARE * (ended - started)
 
     async def close(self) -> None:
+        """Stop batching; requests still queued get an error instead of waiting."""
         if self._worker is not None:
             self._worker.cancel()
+        while self._queue is not None and not self._queue.empty():
+            _, fut = self._queue.get_nowait()
+            if not fut.done():
+                fut.set_exception(RuntimeError(STOPPED))
