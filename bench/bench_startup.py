@@ -21,17 +21,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from mmsim.plugin.testing import heavy_imports, probing_imports
 from mmsim.synthetic import write_dataset
 
 MMSIM = str(Path(sys.executable).parent / "mmsim")
-# runs mmsim in this interpreter and reports, at exit, which heavy libraries it loaded
-LOADED = (
-    "import atexit, sys, runpy\n"
-    "atexit.register(lambda: print('LOADED', ','.join(m for m in ('torch', 'transformers') "
-    "if m in sys.modules) or '-', file=sys.stderr))\n"
-    "sys.argv = ['mmsim', *sys.argv[1:]]\n"
-    "runpy.run_module('mmsim', run_name='__main__')\n"
-)
 
 
 def timed(args: list[str], cwd: Path, runs: int = 5) -> tuple[float, float]:
@@ -55,14 +48,14 @@ def timed(args: list[str], cwd: Path, runs: int = 5) -> tuple[float, float]:
 def loaded(args: list[str], cwd: Path) -> str:
     """Which of torch and transformers an mmsim command imported ('-': neither)."""
     done = subprocess.run(
-        [sys.executable, "-c", LOADED, *args[1:]],
+        [*probing_imports(), *args[1:]],
         cwd=cwd,
         capture_output=True,
         text=True,
         timeout=300,
         check=False,  # a config error exits 1, and is measured all the same
     )
-    return done.stderr.rpartition("LOADED ")[2].split()[0]
+    return ",".join(heavy_imports(done.stderr)) or "-"
 
 
 def main() -> None:

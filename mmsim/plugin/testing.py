@@ -25,6 +25,18 @@ from PIL import Image
 # the console script pip/uv installed beside this interpreter, so tests run the command
 # users run
 MMSIM = [str(Path(sys.executable).parent / "mmsim")]
+# the libraries a one-shot command over ONNX towers must not import (seconds each)
+HEAVY = ("torch", "transformers")
+_IMPORTED = "mmsim-imported:"
+# ``mmsim ARGS`` run by ``python -c IMPORT_PROBE ARGS``, reporting at exit on stderr which
+# of HEAVY it imported
+IMPORT_PROBE = (
+    "import atexit, sys, runpy\n"
+    f"atexit.register(lambda: print({_IMPORTED!r}, ','.join(m for m in {HEAVY!r} "
+    "if m in sys.modules) or '-', file=sys.stderr))\n"
+    "sys.argv = ['mmsim', *sys.argv[1:]]\n"
+    "runpy.run_module('mmsim', run_name='__main__')\n"
+)
 
 
 def write_images(folder: Path, count: int = 5) -> list[Path]:
@@ -85,6 +97,22 @@ def cli_env(extra_paths: list[Path] | None = None, **env: str) -> dict[str, str]
     result["HF_HUB_OFFLINE"] = "1"
     result.update(env)
     return result
+
+
+def probing_imports(python: str | Path = sys.executable) -> list[str]:
+    """The command line (to which the ``mmsim`` arguments are appended) that runs mmsim
+    in ``python`` and reports which of :data:`HEAVY` it imported: read the report from
+    its stderr with :func:`heavy_imports`. For tests and benchmarks of a quick start."""
+    return [str(python), "-c", IMPORT_PROBE]
+
+
+def heavy_imports(stderr: str) -> list[str]:
+    """Which of :data:`HEAVY` a command started by :func:`probing_imports` imported."""
+    _, mark, after = stderr.rpartition(_IMPORTED)
+    if not mark:
+        raise ValueError(f"no import report on stderr (the process died?):\n{stderr[-2000:]}")
+    report = after.split()[0]
+    return [] if report == "-" else report.split(",")
 
 
 @dataclass

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,7 @@ import pytest
 
 from mmsim import Matcher, semantic_search
 from mmsim.errors import ConfigError
-from mmsim.plugin.testing import cli_env
+from mmsim.plugin.testing import cli_env, heavy_imports, probing_imports
 from mmsim.spec.document import encoder_identity
 from mmsim.synthetic import write_dataset
 from mmsim_onnx.towers import OnnxImageTower, OnnxTextTower
@@ -89,19 +88,10 @@ def test_a_backend_that_cannot_run_is_a_clear_error(tmp_path):
         Matcher("demo", checkpoint=str(tmp_path), encoder_options={"backend": "onnx"})
 
 
-LOADED = (
-    "import atexit, sys, runpy\n"
-    "atexit.register(lambda: print('LOADED', [m for m in ('torch', 'transformers') "
-    "if m in sys.modules], file=sys.stderr))\n"
-    "sys.argv = ['mmsim', *sys.argv[1:]]\n"
-    "runpy.run_module('mmsim', run_name='__main__')\n"
-)
-
-
 def _run(*args: str, cwd: Path) -> str:
     """Run ``mmsim args`` and return its output; it must succeed without loading torch."""
     done = subprocess.run(
-        [sys.executable, "-c", LOADED, *args],
+        [*probing_imports(), *args],
         cwd=cwd,
         env=cli_env(),
         capture_output=True,
@@ -109,7 +99,7 @@ def _run(*args: str, cwd: Path) -> str:
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "LOADED []" in done.stderr, done.stderr[-3000:]
+    assert heavy_imports(done.stderr) == [], done.stderr[-3000:]
     return done.stdout
 
 
