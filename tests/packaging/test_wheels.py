@@ -19,11 +19,15 @@ import time
 import urllib.parse
 import urllib.request
 import zipfile
+from importlib import metadata
 from pathlib import Path
 
 import pytest
 
+from mmsim.plugin.testing import heavy_imports, probing_imports
 from tests.paths import REPO
+
+pytestmark = pytest.mark.wheels
 
 # Each wheel: its import package, its source folder, and the plugins it registers.
 PACKAGES = {
@@ -75,10 +79,6 @@ REQUIRED = {
         "mmsim_openai_clip/demo_model/onnx/text.onnx",
     ],
 }
-# torch 2.13.0 is a CPU build on this machine kind's disk, which pip finds through the
-# machine's find-links; elsewhere pip downloads it from PyPI (on Linux x86_64 the CUDA
-# build, several GB). Any torch the packages accept would do.
-TORCH = "torch==2.13.0"
 QUERY = "a red circle"
 
 
@@ -101,6 +101,58 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return built
 
 
+def _tracked(source: Path) -> list[str]:
+    """The files git tracks under ``source``, relative to it: what a wheel must carry
+    (an ignored or stray file in the checkout is not part of the package)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--", "."],
+        cwd=source,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    return [name for name in listed.split("\0") if name]
+
+
+def _constraints(python: Path, env: dict[str, str], folder: Path) -> Path:
+    """A pip constraints file holding the project environment's versions (what the suite
+    ran with), so pip installs the same releases, and torch: a build pip finds without a
+    download where there is one (a wheel in its configured find-links: this machine kind
+    keeps a CPU build on disk), else the project environment's."""
+    report = folder / "torch.json"
+    local = subprocess.run(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--quiet",
+            "--no-index",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "--ignore-installed",
+            "--report",
+            str(report),
+            "torch",
+        ],
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
+    if local.returncode == 0:
+        torch = json.loads(report.read_text())["install"][0]["metadata"]["version"]
+    else:
+        torch = metadata.version("torch")
+    versions = {d.metadata["Name"].lower(): d.version for d in metadata.distributions()}
+    chosen = ("mmsim", "torch")  # the wheels built here; torch (and torchvision) above
+    pins = [f"{n}=={v}" for n, v in sorted(versions.items()) if not n.startswith(chosen)]
+    path = folder / "constraints.txt"
+    path.write_text("\n".join([*pins, f"torch=={torch}", ""]))
+    return path
+
+
 def _entry_points(wheel: zipfile.ZipFile) -> dict[str, dict[str, str]]:
     info = next(n for n in wheel.namelist() if n.endswith(".dist-info/entry_points.txt"))
     groups: dict[str, dict[str, str]] = {}
@@ -121,15 +173,13 @@ def test_wheels_carry_every_package_file_entry_point_and_no_workspace_path(wheel
             names = set(wheel.namelist())
             metadata = wheel.read(next(n for n in names if n.endswith(".dist-info/METADATA")))
             entry_points = _entry_points(wheel)
-        shipped = {
-            f"{package}/{path.relative_to(source).as_posix()}"
-            for path in source.rglob("*")
-            if path.is_file() and "__pycache__" not in path.parts
-        }
+        shipped = {f"{package}/{path}" for path in _tracked(source)}
+        assert shipped, f"git lists no file under {source}"
         assert shipped - names == set(), f"{dist}: files of {source} missing from the wheel"
         assert set(REQUIRED.get(dist, [])) <= names, f"{dist}: package data missing"
+        version = wheels[dist].name.split("-")[1]  # {dist}-{version}-{tags}.whl
         outside = {
-            n for n in names if not n.startswith((f"{package}/", f"{dist}-0.1.0.dist-info/"))
+            n for n in names if not n.startswith((f"{package}/", f"{dist}-{version}.dist-info/"))
         }
         assert outside == set(), f"{dist}: files outside its package: {sorted(outside)}"
         requires = [
@@ -167,6 +217,15 @@ def _run(command: list[str], cwd: Path, env: dict[str, str], timeout: int = 300)
         command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
     )
     assert result.returncode == 0, f"{' '.join(command)}:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def _quick(command: list[str], cwd: Path, env: dict[str, str]) -> str:
+    """Run an mmsim command started by ``probing_imports``: it must succeed without
+    importing torch or transformers (the demo's graphs run on onnxruntime)."""
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, f"{command[3:]}:\n{result.stdout}\n{result.stderr}"
+    assert heavy_imports(result.stderr) == [], f"{command[3:]} imported them:\n{result.stderr}"
     return result.stdout
 
 
@@ -224,9 +283,21 @@ def _serve_and_search(mmsim: Path, index: Path, cwd: Path, env: dict[str, str]) 
 def test_wheels_install_with_pip_and_the_quick_start_runs_from_an_empty_folder(wheels, tmp_path):
     venv, home = tmp_path / "venv", tmp_path / "empty"
     home.mkdir()
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    # uv makes the environment (python -m venv needs Debian's python3-venv on a system
+    # Python) and seeds it with pip, which then installs everything as a user's would
+    uv = os.environ.get("UV") or shutil.which("uv")
+    assert uv, "uv makes the environment (scripts/test.sh installs it)"
+    made = subprocess.run(
+        [uv, "venv", "--seed", "--python", sys.executable, str(venv)],
+        env={k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert made.returncode == 0, made.stderr
     env = _env(venv)
     python, mmsim = venv / "bin" / "python", venv / "bin" / "mmsim"
+    constraints = _constraints(python, env, tmp_path)
     # The wheels by path (PyPI's "mmsim" is another project), the plugins the demo
     # encoder needs through the core's extras; --no-compile: modules compile on import.
     _run(
@@ -238,9 +309,10 @@ def test_wheels_install_with_pip_and_the_quick_start_runs_from_an_empty_folder(w
             "--quiet",
             "--no-compile",
             "--disable-pip-version-check",
+            "--constraint",
+            str(constraints),
             "--find-links",
             str(wheels["mmsim"].parent),
-            TORCH,
             f"{wheels['mmsim']}[serve,openai-clip,onnx]",
             str(wheels["mmsim_openai_clip"]),
             str(wheels["mmsim_onnx"]),
@@ -252,14 +324,15 @@ def test_wheels_install_with_pip_and_the_quick_start_runs_from_an_empty_folder(w
     where = _run([str(python), "-c", "import mmsim; print(mmsim.__file__)"], home, env)
     assert Path(where.strip()).is_relative_to(venv), where
 
-    demo = _run([str(mmsim), "demo"], home, env)
+    demo = _quick([*probing_imports(python), "demo"], home, env)
     images = sorted((home / "demo_output" / "images").glob("*.png"))
     assert len(images) == 24 and (home / "demo_output" / "index.html").is_file()
     assert "Text -> image search" in demo and "✓" in demo
     assert "(onnx:" in demo.splitlines()[0]  # with the onnx plugin: the shipped graphs
     build = ["index", "build", "source=demo_output/images", "output=idx", "encoder=demo"]
     _run([str(mmsim), *build], home, env)
-    found = json.loads(_run([str(mmsim), "search", "index=idx", f"query={QUERY}"], home, env))
+    search = [*probing_imports(python), "search", "index=idx", f"query={QUERY}"]
+    found = json.loads(_quick(search, home, env))
     served = _serve_and_search(mmsim, home / "idx", home, env)
     paths = {hit["path"] for hit in found[0]["hits"]} | {hit["path"] for hit in served["hits"]}
     assert len(found[0]["hits"]) == 5 and len(served["hits"]) == 3
