@@ -118,8 +118,10 @@ def test_the_demo_ships_an_export_of_its_weights(exported, image_paths):
     fresh = _onnx(exported["demo"][1])
     shipped = Matcher("demo", encoder_options={"backend": "onnx"}, progress=False)
     items = [*image_paths, *TEXTS[:3]]
+    # the tolerance docs/demo-model.md gives the two backends: graphs from another
+    # exporter release may differ by a few 1e-6 and are the same model all the same
     np.testing.assert_allclose(
-        shipped.extract_embedding(items), fresh.extract_embedding(items), atol=1e-6
+        shipped.extract_embedding(items), fresh.extract_embedding(items), atol=1e-5
     )
 
 
