@@ -115,6 +115,37 @@ class LinkedSearchPage(SearchPage):
     next: str | None = Field(description="the URL of the next page; null on the last")
 
 
+class AnnInfo(BaseModel):
+    """The index's ANN structure (``mmsim index optimize``); the metrics read it too."""
+
+    backend: str = Field(description="the ANN library and structure, e.g. faiss_hnsw")
+    param: str | None = Field(None, description="the search parameter tuned for recall")
+    value: float | int | str | None = Field(None, description="the parameter's tuned value")
+    recall_at_10: float | None = Field(None, description="recall@10 measured when tuned")
+    count: int = Field(description="rows in the structure")
+    target_recall: float | None = None
+    tuning_query_source: str | None = None
+    rows_searched_exactly: int = Field(
+        description="rows added since it was built (searched exactly until the next optimize)"
+    )
+    built: str | None = Field(None, description="when it was built")
+
+
+class SkippedItem(BaseModel):
+    """An item the index could not embed, and why (retried when its file changes)."""
+
+    key: str = Field(description="the item's key in the source (a relative path, a row)")
+    item: str | None = Field(None, description="the item as the source gave it")
+    reason: str
+
+
+class ThresholdInfo(BaseModel):
+    """The saved matcher's threshold strategy, and whether it is calibrated."""
+
+    name: str | None
+    calibrated: bool
+
+
 class MatcherInfo(BaseModel):
     similarity: str
     threshold: str
@@ -135,17 +166,17 @@ class Info(BaseModel):
     deleted: int
     dim: int
     dtype: str
-    encoders: dict[str, Any]
-    source: dict[str, Any]
-    created: str
-    mmsim: str
+    encoders: dict[str, Any] = Field(description="the towers that built the index (configs)")
+    source: dict[str, Any] = Field(description="where the items come from (kind and place)")
+    created: str | None = Field(None, description="when the index was built")
+    mmsim: str | None = Field(None, description="the mmsim version that built it")
     shards: int
     size_bytes: int
     metadata_columns: list[str]
     keyword_search: bool
-    threshold: dict[str, Any]
-    skipped: list[dict[str, Any]]
-    ann: dict[str, Any] | None
+    threshold: ThresholdInfo
+    skipped: list[SkippedItem]
+    ann: AnnInfo | None
     matcher: MatcherInfo
 
 
@@ -186,8 +217,8 @@ class ImageEmbedding(BaseModel):
 
 
 class UpdateReport(BaseModel):
-    summary: str
-    skipped: list[dict[str, Any]]
+    summary: str = Field(description="what the update did: added, changed, moved, deleted")
+    skipped: list[SkippedItem]
 
 
 # -- requests ----------------------------------------------------------------------------

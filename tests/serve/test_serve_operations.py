@@ -117,8 +117,14 @@ def test_metrics_count_routes_batches_model_calls_updates_and_read_the_index(tmp
         assert sample(page, "mmsim_index_ann_built", backend="none") == 0
 
         write_tiles(photos / "new", 1, seed=5)
-        assert c.post("/api/update").status_code == 200
+        (photos / "new" / "broken.png").write_bytes(b"not a png")  # skipped, with why
+        updated = c.post("/api/update").json()
+        assert [s["key"] for s in updated["skipped"]] == ["new/broken.png"], updated
         Index.open(tmp_path / "idx").optimize()  # another writer builds the ANN structure
+        info = c.get("/api/info").json()  # typed: what the metrics read from it
+        assert info["ann"]["backend"] == "faiss_hnsw" and info["ann"]["count"] == 9
+        assert info["ann"]["rows_searched_exactly"] == 0
+        assert info["skipped"][0]["reason"] and info["threshold"]["calibrated"] is False
         page = samples(c.get("/metrics").text)
         assert sample(page, "mmsim_index_items") == 9  # read from the index at scrape time
         assert sample(page, "mmsim_index_ann_built", backend="faiss_hnsw") == 1
@@ -134,7 +140,11 @@ def test_metrics_count_routes_batches_model_calls_updates_and_read_the_index(tmp
         assert sample(page, "mmsim_update_failures_total") == 1
         assert sample(page, "mmsim_update_duration_seconds_count") == 2
 
-        scrape = c.app.openapi()["paths"]["/metrics"]["get"]  # type: ignore[attr-defined]
+        document = c.app.openapi()  # type: ignore[attr-defined]
+        typed = document["components"]["schemas"]["Info"]["properties"]
+        assert typed["ann"]["anyOf"][0] == {"$ref": "#/components/schemas/AnnInfo"}
+        assert typed["skipped"]["items"] == {"$ref": "#/components/schemas/SkippedItem"}
+        scrape = document["paths"]["/metrics"]["get"]
         assert list(scrape["responses"]["200"]["content"]) == ["text/plain"]
 
 
