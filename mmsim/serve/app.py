@@ -23,6 +23,7 @@ from urllib.parse import urlencode
 
 from mmsim.errors import DiskFullError
 from mmsim.index import Index
+from mmsim.retrieval.keywords import MAX_WORDS
 from mmsim.retrieval.query import MAX_PARTS, Item, Part, Query
 from mmsim.serve.batching import MicroBatcher
 from mmsim.serve.config import ServeConfig
@@ -322,7 +323,10 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
         "out (a weighted sum of zero); `offset` and `page` go one at a time and stay "
         "within `max_offset`; a page past the end is 422; `where` is an SQL expression "
         "over the index's columns and `sort` one of them (422 if not); `mode=vector` "
-        "needs a query, `mode=keyword` words (`keywords` or a text); cutoffs need a "
+        "needs a query, `mode=keyword` words (`keywords` or a text); plain `keywords` "
+        "(and, in keyword or hybrid mode without `keywords`, the query's texts) need a word "
+        f"of letters or digits and at most {MAX_WORDS} words, `keyword_syntax=fts5` needs "
+        "FTS5 query syntax; cutoffs need a "
         "query and are not for keyword mode; `sort` is not for hybrid mode, and sorts "
         "vector results only with a cutoff; the fusion weights may not both be 0; "
         "`as_of` is a commit the index has made (the `as_of` of a first page); an item "

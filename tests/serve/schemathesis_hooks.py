@@ -6,7 +6,9 @@ What it cannot state is what only the index can judge or how parameters combine;
 search routes' descriptions list those rules, and tests/serve/test_serve_search.py
 tests each refusal. Here a *positive* case (one the schema calls valid) is made to obey
 them, with values valid for the served index, so that ``positive_data_acceptance``
-tests what the schema promises; negative cases are sent as generated.
+tests what the schema promises; values that already obey them are kept (plain keywords
+with words, page 1, offset 0, an ``as_of`` the index has made). Negative cases are sent
+as generated.
 """
 
 from __future__ import annotations
@@ -18,9 +20,12 @@ from typing import Any
 import schemathesis
 from PIL import Image
 
-MAX_PARTS = 64
+from mmsim.retrieval.keywords import MAX_WORDS, WORD
+from mmsim.retrieval.query import MAX_PARTS
+
 # ids the served index holds (the test passes them): positive cases ask for real items
 ITEMS = [int(i) for i in os.environ.get("CONTRACT_ITEM_IDS", "1").split(",")]
+AS_OF = int(os.environ.get("CONTRACT_AS_OF", "1"))  # a commit the index has made
 SEARCHES = {"/api/search", "/api/search/image", "/api/search/similar"}
 CUTOFFS = ("matches_only", "min_probability", "min_score")
 
@@ -63,6 +68,11 @@ def _value(part: Any) -> Any:
     return part
 
 
+def _words(text: Any) -> bool:
+    """Plain keywords the index takes: a word of letters or digits, not too many."""
+    return isinstance(text, str) and 0 < len(WORD.findall(text)) <= MAX_WORDS
+
+
 def _present(options: dict[str, Any], key: str) -> bool:
     value = options.get(key)
     return value is not None and value != [] and value is not False
@@ -92,19 +102,23 @@ def _obey_search_rules(options: dict[str, Any], path: str, json: bool) -> None:
     positive = len(listed) + (1 if options.get("query") or path == "/api/search/image" else 0)
     if isinstance(options.get("negative"), list):
         del options["negative"][max(0, MAX_PARTS - positive) :]
-    if _present(options, "keywords"):  # words the index can look for, in either syntax
-        options["keywords"] = "scene"
+    fts5 = options.get("keyword_syntax") == "fts5"
+    if _present(options, "keywords") and (fts5 or not _words(options["keywords"])):
+        options["keywords"] = "scene"  # plain: a word to look for; fts5: its syntax
     if _present(options, "where"):  # an SQL filter over the index's columns
         options["where"] = "modality = 'image'"
     if _present(options, "sort"):  # a column of the index
         options["sort"] = "-id"
-    options.pop("as_of", None)  # a commit this index has made: the first page's
-    options.pop("page", None)  # a page within the results (the index has a few dozen)
-    options.pop("offset", None)
+    if "as_of" in options:
+        options["as_of"] = AS_OF  # a commit this index has made
+    if "page" in options:
+        options["page"] = 1  # a page within the results (the index has a few dozen)
+    if "offset" in options:
+        options["offset"] = 0
     mode = options.get("mode")
     if mode in ("vector", "hybrid") and not parts:
         options["mode"] = "keyword" if _present(options, "keywords") else None
-    if options.get("mode") in ("keyword", "hybrid"):
+    if options.get("mode") in ("keyword", "hybrid") and not _present(options, "keywords"):
         options["keywords"] = "scene"  # (else the query's texts: they may have no words)
     if options.get("mode") == "hybrid":
         options.pop("sort", None)  # hybrid results are in fused order

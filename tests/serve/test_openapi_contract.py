@@ -57,6 +57,8 @@ def test_every_schemathesis_check_passes_against_the_running_service(scenes, tmp
         with urllib.request.urlopen(f"{url}/openapi.json", timeout=10) as answer:
             document = json.load(answer)
         operations = sum(len(methods) for methods in document["paths"].values())
+        with urllib.request.urlopen(f"{url}/api/search?top_k=1", timeout=10) as answer:
+            as_of = str(json.load(answer)["as_of"])  # a first page's commit
         result = subprocess.run(
             [
                 st,
@@ -77,7 +79,10 @@ def test_every_schemathesis_check_passes_against_the_running_service(scenes, tmp
             ],
             cwd=tmp_path,  # schemathesis keeps its state in the working folder
             env=cli_env(
-                [REPO], SCHEMATHESIS_HOOKS="tests.serve.schemathesis_hooks", CONTRACT_ITEM_IDS=ids
+                [REPO],
+                SCHEMATHESIS_HOOKS="tests.serve.schemathesis_hooks",
+                CONTRACT_ITEM_IDS=ids,
+                CONTRACT_AS_OF=as_of,
             ),
             capture_output=True,
             text=True,
