@@ -495,13 +495,15 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
     )
     async def thumbnail(
         item_id: int,
-        size: int | None = Query_(
-            None, description=f"the longest side, kept between 16 and {config.thumbnail_size}"
+        size: int = Query_(
+            config.thumbnail_size,
+            ge=16,
+            le=config.thumbnail_size,
+            description="the longest side in pixels (thumbnail_size, the default, at most)",
         ),
     ) -> JPEGResponse:
         """A JPEG of an indexed image file (only the file the index recorded)."""
-        side = min(size or config.thumbnail_size, config.thumbnail_size)
-        data = await run(engine.thumbnail, item_id, max(16, side))
+        data = await run(engine.thumbnail, item_id, size)
         return JPEGResponse(data, headers={"Cache-Control": "max-age=300"})
 
     @app.post("/api/update", responses=errors(403, 409, 422, 503, 507))

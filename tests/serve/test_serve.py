@@ -230,6 +230,12 @@ def test_thumbnails_only_for_indexed_files(client, built, tmp_path):
     response = client.get(f"/api/items/{hits[0]['response_id']}/thumbnail")
     assert response.status_code == 200 and response.headers["content-type"] == "image/jpeg"
     assert Image.open(io.BytesIO(response.content)).size[0] <= 256
+    url = f"/api/items/{hits[0]['response_id']}/thumbnail"
+    small = client.get(url, params={"size": 16})
+    assert max(Image.open(io.BytesIO(small.content)).size) == 16
+    for size in (0, -5, 15, 257):  # the range the schema declares: 16 to thumbnail_size
+        refused = client.get(url, params={"size": size})
+        assert refused.status_code == 422 and "size" in refused.json()["error"], size
     for path in (
         "/api/items/..%2F..%2Fetc%2Fpasswd/thumbnail",
         "/api/items/%2Fetc%2Fpasswd/thumbnail",
