@@ -61,7 +61,8 @@ def share_cores(config: ServeConfig) -> int | None:
     (when a model runs on it) to ``config.inference_threads``; 0: the cores less one,
     shared among the workers. Their default, every core, starves the event loop and
     costs throughput: BLAS threads spin after each product on the cores HTTP needs
-    (``bench/bench_serve.py``, 2 cores: 8 clients got 64 searches/s instead of 41).
+    (``bench/bench_serve.py``, 2 cores, 8 clients: 145 searches/s instead of 85; see
+    docs/serve.md, "Under load").
     Returns the limit, or None where ``inference_threads`` is None (left alone)."""
     if config.inference_threads is None:
         return None
