@@ -273,9 +273,13 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
         )
 
     async def search(
-        body: Any, images: list[Any] | None = None, label: str | None = None
+        body: Any,
+        images: list[Any] | None = None,
+        label: str | None = None,
+        chosen: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        chosen = options(body)
+        """Run the search ``body`` asks for (``chosen``: its options, if checked already)."""
+        chosen = chosen or options(body)
         positive = [*(images or [])]
         if body.query is not None:
             positive.append(Part(engine.check_text(body.query)))
@@ -315,7 +319,7 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
     text_query = limits.text  # the schema keywords of a text parameter
     form = schemas.form_field
     bound = limits.bounds  # one source of every search option's range
-    texts_query = {"maxLength": config.max_query_chars, "pattern": schemas.NON_BLANK}
+    texts_query = limits.text()["json_schema_extra"]  # the items of a list of texts
     search_errors = errors(404, 413, 422)  # and 400 where there is a body
     search_rules = (
         "Rules the schema cannot state: `negative` needs a positive part (`q`, `id`, an "
@@ -418,9 +422,9 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
             locals(),
             negative=[PartBody(text=t) for t in negative if t.strip()],
         )
-        options(body)  # refuse bad options before decoding the image
+        chosen = options(body)  # refuse bad options before decoding the image
         image = await uploaded_image(file, config)
-        page = await search(body, images=[Part(image)], label=file.filename)
+        page = await search(body, images=[Part(image)], label=file.filename, chosen=chosen)
         return schemas.SearchPage.model_validate(page)
 
     @app.get(
