@@ -12,8 +12,8 @@ so a slow or stalled destination (a pipe nobody reads) never holds up an answer:
 ``QUEUED_LINES`` waiting, lines are dropped.
 
 An exception no handler turned into an answer is logged here (its traceback under
-``traceback``) and answered with a JSON 500 that carries the request id, instead of
-reaching the server's plain-text 500 without one.
+``traceback``; on stderr with ``access_log=off``) and answered with a JSON 500 that
+carries the request id, instead of reaching the server's plain-text 500 without one.
 """
 
 from __future__ import annotations
@@ -48,6 +48,8 @@ UNWIND_S = 2.0  # how long shutdown waits for cancelled requests to log their li
 CANCELLED = 499  # logged for a request cancelled before its answer (nginx's convention)
 FLUSH_S = 5.0  # how long shutdown waits for the log's destination to take the last lines
 QUEUED_LINES = 10_000  # lines waiting for a stalled destination before lines are dropped
+# where an unhandled error's traceback goes with access_log=off (logging's stderr default)
+ERRORS = logging.getLogger("mmsim.serve.errors")
 
 
 class JsonLines(logging.Formatter):
@@ -182,8 +184,10 @@ class AccessLog:
         except Exception as exc:
             fields["error"] = f"{type(exc).__name__}: {exc}"
             fields["traceback"] = traceback.format_exc()
-            if status or self.logger is None:  # too late to answer, or no log to hold it
+            if status:  # too late to answer
                 raise
+            if self.logger is None:  # no access log to hold the traceback: stderr has it
+                ERRORS.error("request %s failed", rid, exc_info=True)
             status = 500
             message = f"internal error (request id {rid}; see the service's log)"
             body = json.dumps({"error": message, "status": 500}).encode()

@@ -263,6 +263,20 @@ def test_a_stalled_access_log_never_holds_up_answers(built):
         process.kill()  # (its log is stalled for good: no graceful shutdown to wait for)
 
 
+def test_an_unhandled_error_carries_its_request_id_with_the_access_log_off(built, caplog):
+    app = create_app(built / "idx", ServeConfig(access_log="off"))
+
+    @app.get("/api/fault", include_in_schema=False)
+    async def fault() -> None:
+        raise RuntimeError("the fault under test")
+
+    with TestClient(app, raise_server_exceptions=False) as c:
+        answer = c.get("/api/fault")
+    rid = answer.headers["x-request-id"]
+    assert answer.status_code == 500 and rid in answer.json()["error"]
+    assert any(rid in r.getMessage() and r.exc_info for r in caplog.records)  # the traceback
+
+
 # -- workers ----------------------------------------------------------------------------------
 
 
