@@ -525,6 +525,8 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
         report = await engine.writer.call(engine.update)
         return schemas.UpdateReport.model_validate(report)
 
+    if config.token:
+        _declare_token(app)
     metrics.install(app, responses=errors())  # GET /metrics; counts what the guard refuses
     access_log.install(app, config)  # outermost: logs every request with its X-Request-ID
     if config.host not in ("127.0.0.1", "localhost", "::1"):
@@ -535,6 +537,23 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
             stacklevel=2,
         )
     return app
+
+
+def _declare_token(app: FastAPI) -> None:
+    """Say in ``/openapi.json`` that every route needs the token: a bearer header, or
+    ``?token=`` (for links and images), so generated clients send it."""
+    document = app.openapi
+
+    def secured() -> dict[str, Any]:
+        schema = document()  # (FastAPI's, built once and cached)
+        schema.setdefault("components", {})["securitySchemes"] = {
+            "bearer": {"type": "http", "scheme": "bearer"},
+            "token": {"type": "apiKey", "in": "query", "name": "token"},
+        }
+        schema["security"] = [{"bearer": []}, {"token": []}]
+        return schema
+
+    app.openapi = secured  # type: ignore[method-assign]
 
 
 def _search_body(model: type[BaseModel], parameters: dict[str, Any], **parts: Any) -> Any:

@@ -265,6 +265,11 @@ def test_thumbnails_only_for_indexed_files(client, built, tmp_path):
 
 def test_token_protects_every_route(built):
     with TestClient(create_app(built[1], ServeConfig(token="s3cret"))) as c:
+        document = c.get("/openapi.json?token=s3cret").json()  # clients are told to send it
+        assert document["security"] == [{"bearer": []}, {"token": []}]
+        schemes = document["components"]["securitySchemes"]
+        assert schemes["bearer"] == {"type": "http", "scheme": "bearer"}
+        assert schemes["token"] == {"type": "apiKey", "in": "query", "name": "token"}
         for path in ("/", "/api/health", "/api/search?q=x", "/docs", "/static/app.js"):
             assert c.get(path).status_code == 401, path
         assert c.get("/api/health", headers={"Authorization": "Bearer wrong"}).status_code == 401
