@@ -8,6 +8,7 @@ surfaces as a bare ``KeyError`` or an empty result deep inside a loop.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Sequence
 from pathlib import PurePath
 from typing import TypeVar
@@ -55,13 +56,18 @@ class DiskFullError(MmsimError, OSError):
     Raised instead of the raw ``OSError`` so the user sees what was being written (the
     index, the export, ...), which file system is full and what to do; ``path`` holds the
     file being written and ``what`` the thing it belongs to, for programs (the service
-    answers 507 with them).
+    answers 507 with them). ``errno`` is the OS's (ENOSPC, or EDQUOT for a quota), as
+    code that tests ``exc.errno == errno.ENOSPC`` expects.
     """
 
-    def __init__(self, path: object, what: str, message: str) -> None:
+    def __init__(self, path: object, what: str, message: str, code: int = errno.ENOSPC) -> None:
         self.path = path
         self.what = what
         super().__init__(message)
+        self.errno = code
+
+    def __reduce__(self) -> tuple:  # (another process: Ray) OSError's would drop path, what
+        return (type(self), (self.path, self.what, str(self), self.errno))
 
 
 class MissingDependencyError(MmsimError, ImportError):

@@ -40,29 +40,73 @@ def digest_file(path: str | Path, algorithm: str = "blake2b") -> str:
     return digest.hexdigest()
 
 
-def write_atomic(path: str | Path, data: str | bytes) -> Path:
+# what a failed write of whole files leaves, said after "run the same command again"
+WHOLE_FILES = "no file is left half-written, and a file it replaces is left as it was"
+
+
+def write_atomic(path: str | Path, data: str | bytes, *, what: str | None = None) -> Path:
     """Write ``data`` to ``path`` whole: temp file + fsync + rename. A full disk is a
-    :class:`DiskFullError` naming ``path`` (the old file, if any, is left as it was)."""
+    :class:`DiskFullError` naming ``what`` (default: ``path``) and ``path`` (the old
+    file, if any, is left as it was)."""
     target = Path(path)
-    payload = data.encode("utf-8") if isinstance(data, str) else data
-    with reporting_full_disk(str(target), target, exact=True):
-        target.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "wb") as out:
-                out.write(payload)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(temp, target)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+    with reporting_full_disk(what or str(target), target, then=WHOLE_FILES, exact=True):
+        os.replace(_written_beside(target, data), target)
     return target
+
+
+def write_together(files: dict[Path, str | bytes], *, what: str) -> None:
+    """Write files that belong together (embeddings and their metadata) whole and as a
+    set: every one goes to a temporary file first and only then are they renamed over
+    their targets; when a rename fails the ones done are undone, so a full disk leaves
+    all the old files (or none) rather than a new one beside an old one."""
+    temps: dict[Path, Path] = {}
+    done: list[tuple[Path, Path | None]] = []  # (target, the old file kept aside)
+    with reporting_full_disk(what, next(iter(files)), then=WHOLE_FILES, exact=True):
+        try:
+            for target, data in files.items():
+                temps[target] = _written_beside(target, data)
+            for target, temp in temps.items():
+                kept = None
+                if target.exists():
+                    kept = temp.with_name(f"{temp.name}.old")
+                    os.link(target, kept)
+                done.append((target, kept))
+                os.replace(temp, target)
+        except BaseException:
+            for target, kept in reversed(done):
+                if kept is None:
+                    target.unlink(missing_ok=True)
+                else:
+                    os.replace(kept, target)
+            for temp in temps.values():
+                temp.unlink(missing_ok=True)
+            raise
+        for _, kept in done:
+            if kept is not None:
+                kept.unlink(missing_ok=True)
+
+
+def _written_beside(target: Path, data: str | bytes) -> Path:
+    """``data`` in a new, fsynced temporary file in ``target``'s folder (removed again
+    if writing it fails): what a rename then puts in place at once."""
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(payload)
+            out.flush()
+            os.fsync(out.fileno())
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return Path(temp)
 
 
 # numpy's ndarray.tofile (what np.save uses on a real file) reports a short fwrite so
 _SHORT_WRITE = re.compile(r"\d+ requested and \d+ written")
 _FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+_ROOM = 1 << 20  # less free than this: the file system that ran out is this one
 # what libraries that wrap the OS error in their own (torch's stream writer, safetensors'
 # Rust IoError, SQLite) keep of it
 _FULL_WORDS = (
@@ -117,27 +161,35 @@ def disk_full_error(
     """The :class:`DiskFullError` for ``exc``: ``path`` is the file being written unless
     ``exc`` names one (an OSError's filename, or an earlier DiskFullError's path) and
     ``exact`` is false (with it, ``path`` is named even where the OS error names the
-    temporary file written beside it)."""
+    temporary file written beside it). An error that names no file and was not raised
+    by a write of ``path`` (``exact``) may come from another file system (torch's
+    /dev/shm): when ``path``'s has room, the message says only that a write ran out of
+    space, with the library's own words."""
     named = exc.path if isinstance(exc, DiskFullError) else getattr(exc, "filename", None)
+    original = exc.__cause__ if isinstance(exc, DiskFullError) and exc.__cause__ else exc
     file = Path(os.path.abspath(path if exact else named or path))
     mount = mount_point(file)
-    original = exc.__cause__ if isinstance(exc, DiskFullError) else exc
     stats = os.statvfs(mount)
     free = f"{stats.f_bavail * stats.f_frsize:,} bytes free"
+    code = original.errno if isinstance(original, OSError) else None
     fix = f"free space on {mount}"
-    if isinstance(original, OSError) and original.errno == errno.EDQUOT:
+    if code == errno.EDQUOT:
         state = f"the disk quota on {mount} is exceeded ({free})"
         fix = f"free space (or raise the quota) on {mount}"
     elif stats.f_files and not stats.f_favail:  # out of inodes: no new file, whatever its size
         state = f"the file system {mount} has no free inodes left ({free})"
         fix = f"delete files on {mount}"
-    else:
+    elif named or exact or out_of_room(mount, _ROOM):
         state = f"the file system {mount} is full ({free})"
+    else:  # the full file system is not known: say what the library said
+        words = " ".join(str(original).split()) or type(original).__name__
+        state = f"a write ran out of space ({words}; {mount} has {free})"
+        fix = "free space on the file system it writes to"
     message = (
         f"cannot write {what}{'' if str(file) in what else f' ({file})'}: {state}. "
         f"{fix[0].upper()}{fix[1:]} and run the same command again: {then}"
     )
-    return DiskFullError(file, what, message)
+    return DiskFullError(file, what, message, code if code in _FULL_ERRNOS else errno.ENOSPC)
 
 
 @contextmanager
@@ -145,7 +197,7 @@ def reporting_full_disk(
     what: str,
     path: str | Path,
     *,
-    then: str = "files are written whole or not at all",
+    then: str = WHOLE_FILES,
     exact: bool = False,
 ) -> Iterator[None]:
     """Turn a write that runs out of space inside the block into a :class:`DiskFullError`.
@@ -155,14 +207,16 @@ def reporting_full_disk(
     whatever it names with ``exact``: a temporary file is not what the user knows);
     ``then``: what state the run leaves and what running it again does. Blocks nest: the
     outermost names ``what`` and ``then`` (it knows what the user asked for), the
-    innermost the file. Other errors pass unchanged.
+    innermost the file; a DiskFullError that already names ``what`` (a more specific
+    message from inside, such as why a manifest cannot be read) passes unchanged, as do
+    other errors.
     """
     try:
         yield
     except Exception as exc:
-        if not is_disk_full(exc):
+        if not is_disk_full(exc) or (isinstance(exc, DiskFullError) and exc.what == what):
             raise
-        cause = exc.__cause__ if isinstance(exc, DiskFullError) else exc
+        cause = exc.__cause__ if isinstance(exc, DiskFullError) and exc.__cause__ else exc
         raise disk_full_error(exc, path, what, then, exact=exact) from cause
 
 

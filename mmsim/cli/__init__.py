@@ -63,7 +63,8 @@ INDEX_COMMANDS = {
     "duplicates": "groups of near-duplicate items, as JSON or an HTML page",
     "calibrate": "fit the index's matcher's threshold on labelled pairs (matches_only=true)",
 }
-_AGAIN = "files are written whole or not at all"
+# after a full disk in a write that no command wraps (so not written with write_atomic)
+_UNWRAPPED = "a file it was writing may be incomplete"
 # index subcommands whose `threshold=` is not the matcher's threshold group but this option
 THRESHOLD_OPTION = {"duplicates": "min_similarity", "calibrate": "strategy"}
 USAGE = (
@@ -107,8 +108,15 @@ def _guarded(command: str, task: Callable[[DictConfig], None], debug: bool) -> C
         except Exception as exc:
             if debug or not is_disk_full(exc):
                 raise
-            full = disk_full_error(exc, os.getcwd(), f"the output of mmsim {command}", _AGAIN)
-            _fail(f"mmsim {command}: error: {full}")
+            named = getattr(exc, "filename", None)
+            if named:
+                what = f"the output of mmsim {command}"
+                _fail(f"mmsim {command}: error: {disk_full_error(exc, named, what, _UNWRAPPED)}")
+            words = " ".join(str(exc).split()) or type(exc).__name__
+            _fail(  # no file named: which file system is not known here
+                f"mmsim {command}: error: a write ran out of space ({words}). Free space on "
+                f"the file system it writes to and run the same command again: {_UNWRAPPED}"
+            )
 
     return run
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
 
 from mmsim.cli.common import as_list, build_matcher, output_path
+from mmsim.files import write_atomic
 from mmsim.inputs.folders import image_files
 
 
@@ -39,12 +41,13 @@ def run(cfg: DictConfig) -> None:
     matcher = build_matcher(cfg)
     result = matcher.classify(images, classes, templates_of(cfg.templates), labels=labels)
     out = output_path(cfg.output)
-    with out.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["image", "prediction", *(["label"] if labels else []), *classes])
-        for row, index in enumerate(result.indices):
-            probabilities = [f"{p:.6f}" for p in result.probabilities[row]]
-            label = [labels[index]] if labels else []
-            writer.writerow([images[index], result.predictions[row], *label, *probabilities])
+    handle = io.StringIO(newline="")
+    writer = csv.writer(handle)
+    writer.writerow(["image", "prediction", *(["label"] if labels else []), *classes])
+    for row, index in enumerate(result.indices):
+        probabilities = [f"{p:.6f}" for p in result.probabilities[row]]
+        label = [labels[index]] if labels else []
+        writer.writerow([images[index], result.predictions[row], *label, *probabilities])
+    write_atomic(out, handle.getvalue())  # whole or not at all, on a full disk too
     accuracy = "" if result.accuracy is None else f", accuracy {result.accuracy:.3f}"
     print(f"classified {len(result.indices)} images into {len(classes)} classes{accuracy} -> {out}")

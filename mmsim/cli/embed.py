@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 
 from mmsim.cli.common import as_list, build_matcher, output_path
 from mmsim.embedding.pipeline import EmbeddingResult
-from mmsim.files import reporting_full_disk, write_atomic
+from mmsim.files import write_together
 from mmsim.inputs.detect import detect_modality
 from mmsim.inputs.folders import image_files
 from mmsim.inputs.tables import read_lines
@@ -59,9 +59,10 @@ def run(cfg: DictConfig) -> None:
         ],
     }
     meta_path = out.with_suffix(".meta.json")
-    with reporting_full_disk(f"the embeddings {out}", out):
-        write_atomic(out, buffer.getvalue())
-        write_atomic(meta_path, json.dumps(meta, indent=2) + "\n")
+    write_together(  # the embeddings and their metadata: both new, or both as they were
+        {out: buffer.getvalue(), meta_path: json.dumps(meta, indent=2) + "\n"},
+        what=f"the embeddings {out}",
+    )
     print(
         f"embedded {len(kept)} items ({meta['images']} images, {meta['texts']} texts) into "
         f"{meta['embedding_dim']} dims -> {out}"

@@ -7,6 +7,7 @@ import json
 from omegaconf import DictConfig, OmegaConf
 
 from mmsim.cli.common import build_matcher, emit_json, output_path, pairs_table
+from mmsim.files import write_atomic
 from mmsim.index.engine import engine_for
 from mmsim.index.gallery import duplicates_page
 from mmsim.index.index import Index
@@ -125,7 +126,7 @@ def duplicates(cfg: DictConfig) -> None:
     groups = index.duplicates(cfg.min_similarity, max_group=cfg.max_group)
     if cfg.output and str(cfg.output).lower().endswith((".html", ".htm")):
         out = output_path(cfg.output)
-        out.write_text(duplicates_page(f"Near duplicates in {index.folder}", groups))
+        write_atomic(out, duplicates_page(f"Near duplicates in {index.folder}", groups))
         print(f"{len(groups)} groups of near duplicates (threshold {cfg.min_similarity}) -> {out}")
         return
     emit_json(groups, cfg.output)

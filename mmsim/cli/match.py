@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import csv
+import io
 
 from omegaconf import DictConfig
 
 from mmsim.cli.common import build_matcher, output_path, pairs_table
+from mmsim.files import write_atomic
 
 
 def run(cfg: DictConfig) -> None:
@@ -17,20 +19,21 @@ def run(cfg: DictConfig) -> None:
     proba = matcher.threshold.proba(scores[ok])
     decisions = matcher.threshold.decide(scores[ok])
     out = output_path(cfg.output)
-    with out.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=[*table.header, "score", "p_match", "match"])
-        writer.writeheader()
-        results = iter(zip(scores[ok], proba, decisions, strict=True))
-        for row, scored in zip(table.rows, ok, strict=True):
-            s, p, d = next(results) if scored else ("", "", "")
-            writer.writerow(
-                {
-                    **row,
-                    "score": f"{s:.6f}" if scored else "",
-                    "p_match": f"{p:.6f}" if scored else "",
-                    "match": int(d) if scored else "",
-                }
-            )
+    handle = io.StringIO(newline="")
+    writer = csv.DictWriter(handle, fieldnames=[*table.header, "score", "p_match", "match"])
+    writer.writeheader()
+    results = iter(zip(scores[ok], proba, decisions, strict=True))
+    for row, scored in zip(table.rows, ok, strict=True):
+        s, p, d = next(results) if scored else ("", "", "")
+        writer.writerow(
+            {
+                **row,
+                "score": f"{s:.6f}" if scored else "",
+                "p_match": f"{p:.6f}" if scored else "",
+                "match": int(d) if scored else "",
+            }
+        )
+    write_atomic(out, handle.getvalue())  # whole or not at all, on a full disk too
     print(
         f"scored {int(ok.sum())} of {len(table)} pairs: {int(decisions.sum())} match "
         f"(threshold '{matcher.threshold.config.name}') -> {out}"

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mmsim.files import write_atomic
+
 _STYLE = (Path(__file__).parent / "page.css").read_text(encoding="utf-8")
 
 
@@ -110,5 +112,5 @@ def write_html(report: DemoReport, path: Path) -> Path:
             f"{mark}</td><td>{'match' if pair['label'] else 'no match'}</td></tr>"
         )
     parts.append("</tbody></table></main></html>")
-    path.write_text("\n".join(parts) + "\n", encoding="utf-8")
+    write_atomic(path, "\n".join(parts) + "\n")
     return path
