@@ -34,10 +34,13 @@ def fetch(url: str, headers: dict[str, str] | None = None, timeout: float = 60) 
 
 @contextmanager
 def serving(
-    index: Path, *options: str, stderr: int | IO[bytes] | None = None
+    index: Path,
+    *options: str,
+    stderr: int | IO[bytes] | None = None,
+    until: str = "/api/health/ready",
 ) -> Iterator[tuple[subprocess.Popen, str]]:
     """``mmsim serve`` over ``index`` (and ``key=value`` options); yields the process and
-    its URL once it is ready (bounded wait), and stops it afterwards. Its stderr (the
+    its URL once ``until`` answers (bounded wait), and stops it afterwards. Its stderr (the
     default access log) goes to a temporary file, read back if it fails to start: a
     pipe nobody reads would stop the service once it filled."""
     port = free_port()
@@ -52,7 +55,7 @@ def serving(
         deadline = time.monotonic() + 90
         while True:
             try:
-                fetch(f"{url}/api/health/ready", timeout=2)
+                fetch(f"{url}{until}", timeout=2)
                 break
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:

@@ -90,6 +90,31 @@ def test_chromium_is_installed():
     assert shutil.which("chromium") == CHROMIUM or Path(CHROMIUM).is_file()
 
 
+def test_page_shows_a_failed_load_and_stops_waiting(tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    write_collection(tmp_path / "photos")
+    Index.build(tmp_path / "photos", Matcher("toy", progress=False), tmp_path / "idx")
+    for saved in (tmp_path / "idx" / "matcher").iterdir():  # the model cannot be loaded
+        if saved.is_file():
+            saved.write_text("{ not a matcher")
+    with (
+        serving(tmp_path / "idx", "access_log=off", until="/api/health/live") as (_, url),
+        sync_playwright() as p,
+    ):
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page()
+        asked: list[str] = []
+        page.on("request", lambda r: asked.append(r.url) if "health" in r.url else None)
+        page.goto(url + "/")
+        page.wait_for_function("document.getElementById('status').textContent.includes('failed')")
+        assert page.get_attribute("#status", "class") == "error"
+        seen = len(asked)
+        page.wait_for_timeout(1500)  # the page polled every 500 ms while loading
+        assert len(asked) == seen, asked
+        browser.close()
+
+
 @pytest.fixture(scope="module")
 def scenes_server(tmp_path_factory):
     """``mmsim serve`` over a calibrated index of 60 demo-world scenes."""
