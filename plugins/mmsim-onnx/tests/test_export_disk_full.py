@@ -30,3 +30,16 @@ def test_an_export_to_a_full_disk_says_so_and_leaves_nothing(small_disk, tmp_pat
     assert last.startswith(f"mmsim export: error: cannot write the export {out}")
     shutil.rmtree(ballast)
     assert list(small_disk.iterdir()) == []  # no temporary export folder
+
+
+def test_an_export_that_fills_the_disk_part_way_says_so_and_leaves_nothing(small_disk):
+    """Room for the start of the image graph only: torch.onnx's writer runs out in the
+    middle of a file, and that is a full disk too, not a failed export of the graph."""
+    out = small_disk / "export"
+    ballast = fill_disk(small_disk, leave=256 * 1024)
+    with pytest.raises(DiskFullError) as full:
+        Matcher("demo", progress=False).export_onnx(out, report=lambda _: None)
+    assert str(full.value).startswith(f"cannot write the export {out}")
+    assert f"the file system {small_disk} is full" in str(full.value)
+    shutil.rmtree(ballast)
+    assert list(small_disk.iterdir()) == []
