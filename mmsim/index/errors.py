@@ -21,8 +21,9 @@ class IndexSourceError(MmsimError, ValueError):
     """The source to index is empty, unreadable or not the one the index was built from."""
 
 
-class IndexUnreadableError(MmsimError, OSError):
-    """The index is intact but cannot be read where it is (a read-only folder)."""
+class IndexReadOnlyError(MmsimError, OSError):
+    """The index's folder cannot be written (a read-only mount or folder): it cannot be
+    updated there, nor read where its ``-wal`` holds commits (SQLite needs a ``-shm``)."""
 
 
 class IndexChangedError(MmsimError, OSError):

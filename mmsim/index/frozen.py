@@ -17,7 +17,7 @@ from pathlib import Path
 
 from mmsim.errors import DiskFullError
 from mmsim.files import free_bytes, mount_point, out_of_room
-from mmsim.index.errors import IndexCorruptError, IndexUnreadableError
+from mmsim.index.errors import IndexCorruptError, IndexReadOnlyError
 
 # why opening normally fails on a full or read-only file system (no -shm or -wal file):
 # SQLite's error names (Python 3.11+), and its messages for them (3.10)
@@ -62,6 +62,20 @@ def fingerprint(path: Path) -> tuple:
     return tuple(stats)
 
 
+def read_only_error(exc: sqlite3.OperationalError, path: Path) -> OSError | None:
+    """What ``exc`` stands for when SQLite could not create the ``-shm`` or ``-wal``
+    file of ``path`` on a file system with room: an ENOSPC when it has none, else an
+    IndexReadOnlyError (a read-only mount or folder); None for other errors."""
+    full = space_error(exc, path)
+    if full is not None or not cannot_write_beside(exc):
+        return full
+    return IndexReadOnlyError(
+        f"index {path.parent} cannot be written: SQLite cannot create {path.name}-shm or "
+        f"-wal beside it ({exc}), so its folder or file system is read-only. Make it "
+        "writable (or copy the index where it can be) and run the same command again"
+    )
+
+
 def frozen_connection(path: Path, exc: sqlite3.OperationalError) -> sqlite3.Connection:
     """``path`` opened as an immutable file after opening it normally failed with
     ``exc``: right when the ``-wal`` file holds no commits, so the main file has them
@@ -91,7 +105,7 @@ def frozen_connection(path: Path, exc: sqlite3.OperationalError) -> sqlite3.Conn
             "command again: the index is intact",
         ) from exc
     if cannot_write_beside(exc):  # a read-only folder or file system, with room
-        raise IndexUnreadableError(
+        raise IndexReadOnlyError(
             f"index {path.parent} cannot be read here: SQLite cannot create {path.name}-shm "
             f"beside it ({exc}) to read the commits in {wal.name}. Make the folder "
             "writable (or copy the index where it is) and run the same command again"

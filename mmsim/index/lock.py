@@ -8,13 +8,14 @@ a full disk reaches the write that reports it, after deleting what it can).
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 from pathlib import Path
 from types import TracebackType
 
 from mmsim.files import is_disk_full
-from mmsim.index.errors import IndexLockedError
+from mmsim.index.errors import IndexLockedError, IndexReadOnlyError
 
 LOCK_FILE = "write.lock"
 
@@ -27,7 +28,17 @@ class WriteLock:
         self._fd: int | None = None
 
     def __enter__(self) -> WriteLock:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            if exc.errno not in (errno.EROFS, errno.EACCES):
+                raise
+            raise IndexReadOnlyError(
+                f"index {self.path.parent} cannot be written: {self.path.name} cannot be "
+                f"opened for writing ({exc.strerror}), so its folder or file system is "
+                "read-only. Make it writable (or copy the index where it can be) and run "
+                "the same command again"
+            ) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -47,7 +47,7 @@ import numpy as np
 
 from mmsim.files import reporting_full_disk
 from mmsim.index.errors import IndexChangedError, IndexCorruptError
-from mmsim.index.frozen import fingerprint, frozen_connection, space_error
+from mmsim.index.frozen import fingerprint, frozen_connection, read_only_error
 from mmsim.index.photo import PHOTO_FIELDS
 
 FILE = "manifest.sqlite"
@@ -179,10 +179,10 @@ class Manifest:
         try:
             manifest = cls._connect(path)
         except sqlite3.OperationalError as exc:
-            full = space_error(exc, path)
-            if full is None:
+            cannot = read_only_error(exc, path)
+            if cannot is None:
                 raise
-            raise full from exc
+            raise cannot from exc
         with reporting_full_disk(f"manifest {path}", path):
             manifest.conn.executescript(_SCHEMA + _FTS_SCHEMA)
             manifest.set_state("schema_version", SCHEMA_VERSION)
@@ -289,17 +289,18 @@ class Manifest:
 
     def writable(self) -> None:
         """Reconnect a frozen manifest normally; on a file system still full, an ENOSPC
-        naming the ``-shm`` file SQLite could not create. A writer calls it before it
-        reads anything, so that it never decides from the frozen view."""
+        naming the ``-shm`` file SQLite could not create (on a read-only one, an
+        IndexReadOnlyError). A writer calls it before it reads anything, so that it
+        never decides from the frozen view."""
         if not self.frozen:
             return
         try:
             fresh = self._connect(self.path)
         except sqlite3.OperationalError as exc:
-            full = space_error(exc, self.path)
-            if full is None:
+            cannot = read_only_error(exc, self.path)
+            if cannot is None:
                 raise
-            raise full from exc
+            raise cannot from exc
         self._replace(fresh)
 
     def _replace(self, fresh: Manifest) -> None:

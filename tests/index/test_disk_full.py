@@ -298,3 +298,20 @@ conn.execute("INSERT INTO state(key, value) VALUES ('killed', '1')")
 print("committed", flush=True)
 time.sleep(60)
 """
+
+
+def test_an_index_on_a_read_only_file_system_is_searched_and_not_updated(
+    collection, small_disk, tmp_path
+):
+    """A read-only mount: searching needs no file beside the manifest; an update says
+    the folder is read-only, in one line, not a SQLite traceback."""
+    out = small_disk / "idx"
+    Index.build(collection / "part0", Matcher("toy", progress=False), out, progress=False).close()
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    assert len(Index.open(out)) == 10
+    searched = run_cli("search", f"index={out}", "query=a photo", "top_k=3", cwd=tmp_path)
+    assert searched.returncode == 0, searched.stderr
+    failed = run_cli("index", "update", str(out), cwd=tmp_path)
+    assert failed.returncode == 2 and "Traceback" not in failed.stderr
+    assert failed.stderr.startswith(f"mmsim index update: error: index {out} cannot be written")
+    assert "read-only" in failed.stderr and failed.stderr.count("\n") == 1
