@@ -29,6 +29,7 @@ import numpy as np
 
 import mmsim.index.lookups as lookups
 from mmsim.index.ann_search import AnnSearch
+from mmsim.index.errors import IndexChangedError
 from mmsim.index.exact import as_lists, exact_above, exact_search
 from mmsim.index.manifest import Manifest
 from mmsim.index.snapshot import Snapshot
@@ -42,6 +43,7 @@ from mmsim.scoring.thresholds import ThresholdStrategy
 Hit = dict[str, Any]
 COSINE_GRID = np.linspace(-1.0, 1.0, 20_001)
 GRID_STEP = float(COSINE_GRID[1] - COSINE_GRID[0])
+_TRIES = 3  # a page read while a writer began (a frozen manifest) is searched again
 
 
 @dataclass
@@ -141,6 +143,17 @@ class Searcher:
         self.name = name
 
     def page(self, query: Query | None, options: SearchOptions) -> SearchPage:
+        """One page of results; searched again (at most twice) when a writer in another
+        process began while a manifest read frozen from a full disk was being read."""
+        for attempt in range(_TRIES):
+            try:
+                return self._page(query, options)
+            except IndexChangedError:
+                if attempt == _TRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _page(self, query: Query | None, options: SearchOptions) -> SearchPage:
         snapshot = self.view()
         as_of = self._as_of(options, snapshot)
         sort = options.sort_key()
