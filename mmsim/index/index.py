@@ -68,6 +68,7 @@ class Index:
         self.dim = int(record["dim"])
         self.dtype = str(record["dtype"])
         self._matcher = matcher
+        self._runtime: dict[str, Any] = {}  # set_runtime's changes, kept for reloads
         self._manifest = Manifest.open(folder / MANIFEST_FILE)
         self._snapshot: Snapshot | None = None
         self.last_report: UpdateReport | None = None  # what the last build did
@@ -158,9 +159,18 @@ class Index:
             self._matcher = None  # saved again since (calibrated by another process)
         if self._matcher is None:
             self._loaded_at = self._saved.stamp()
-            self._matcher = Matcher.load(self.folder / MATCHER_DIR, progress=False)
+            self._matcher = Matcher.load(self.folder / MATCHER_DIR, progress=False, **self._runtime)
             check_matcher(self.record, self._matcher, self.folder)
         return self._matcher
+
+    def set_runtime(self, **changes: Any) -> None:
+        """Run the matcher with other runtime settings (``num_threads``, ``batch_size``,
+        ... as :class:`~mmsim.matcher.matcher.Matcher` takes them): now, and each time it
+        is loaded again after a calibration elsewhere. Given before the matcher is first
+        used (as the service gives its thread share), the model loads once, with them."""
+        self._runtime.update(changes)
+        if self._matcher is not None:
+            self._matcher.set_runtime(**changes)
 
     # -- writing ----------------------------------------------------------------------------
     def update(

@@ -23,7 +23,7 @@ class ServeConfig:
     the JSON access log goes (``stderr``, ``off`` or a file, appended to).
     ``timeout_graceful_shutdown``: seconds a SIGTERM waits for in-flight requests before
     cancelling them (uvicorn's option of that name). ``inference_threads``: the BLAS
-    (and torch) threads of the inference thread's work; 0 leaves a core to the event
+    (and torch or onnxruntime) threads of the inference thread's work; 0 leaves a core to the event
     loop: (cores - 1) / workers, at least 1; None leaves the libraries' own defaults
     (every core), as an app in a host process should.
     """

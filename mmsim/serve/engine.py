@@ -105,12 +105,16 @@ class Engine:
         self._root = os.path.realpath(source["root"]) if source.get("kind") == "folder" else None
 
     def warm_up(self) -> None:
-        """Load the model and the index's view now, so the first request is not slow."""
+        """Load the model and the index's view now, so the first request is not slow.
+        The thread share is given first, so that the model loads once with it
+        (onnxruntime fixes a session's threads when it creates it)."""
+        self.threads = share_cores(self.config)
+        if self.threads:
+            self.index.set_runtime(num_threads=self.threads)
         matcher = self.index.matcher
         with contextlib.suppress(ConfigError):  # an encoder without a text tower
             matcher.extract_embedding([matcher.text_tower and "warm-up"], progress=False)
         len(self.index)
-        self.threads = share_cores(self.config)
 
     # -- inputs -------------------------------------------------------------------------
     def check_text(self, text: str, what: str = "query") -> str:

@@ -348,6 +348,29 @@ def test_the_default_demo_index_works_offline(tmp_path):
     assert demo_index(tmp_path / "cache", scenes=40) == folder  # built once, then reused
 
 
+def test_the_thread_share_reaches_the_onnx_sessions_of_the_demo(tmp_path):
+    """inference_threads bounds onnxruntime too (the demo runs its graphs there): its
+    sessions are made with the share, since they cannot change their threads later."""
+    import sys
+
+    from threadpoolctl import threadpool_limits
+
+    from mmsim.demo.demo_index import demo_index
+
+    folder = demo_index(tmp_path / "cache", scenes=12)
+    torch = sys.modules.get("torch")
+    torch_threads = torch.get_num_threads() if torch else None
+    with threadpool_limits(limits=None):  # the share is process-wide: give it back after
+        app = create_app(folder, ServeConfig(inference_threads=1))
+        with TestClient(app) as c:
+            assert c.get("/api/search", params={"q": "a red circle"}).status_code == 200
+            matcher = app.state.engine.index.matcher
+            sessions = [t.session.graph.get_session_options() for t in matcher.towers.values()]
+            assert [o.intra_op_num_threads for o in sessions] == [1, 1]
+    if torch:
+        torch.set_num_threads(torch_threads)
+
+
 def test_a_full_disk_makes_the_update_route_a_507_and_searches_go_on(small_disk, tmp_path):
     photos = tmp_path / "photos"
     write_images(photos, 3)
