@@ -96,13 +96,15 @@ def frozen_connection(path: Path, exc: sqlite3.OperationalError) -> sqlite3.Conn
             conn.close()
     if space_error(exc, path) is not None:
         mount, free = mount_point(path), free_bytes(path)
+        inodes = out_of_room(path, 0)  # (no byte is less than 0: no inode is left)
+        fix = f"Delete files on {mount}" if inodes else f"Free space on {mount}"
         raise DiskFullError(
             path,
             f"index {path.parent}",
             f"index {path.parent} cannot be read while {mount} is full ({free:,} bytes "
-            f"free): {wal.name} holds commits that SQLite needs a {path.name}-shm file to "
-            f"read, and it cannot create one. Free space on {mount} and run the same "
-            "command again: the index is intact",
+            f"free{', no free inodes' if inodes else ''}): {wal.name} holds commits that "
+            f"SQLite needs a {path.name}-shm file to read, and it cannot create one. {fix} "
+            "and run the same command again: the index is intact",
         ) from exc
     if cannot_write_beside(exc):  # a read-only folder or file system, with room
         raise IndexReadOnlyError(
