@@ -23,6 +23,7 @@ from urllib.parse import urlencode
 
 from mmsim.errors import DiskFullError
 from mmsim.index import Index
+from mmsim.index.errors import IndexChangedError
 from mmsim.retrieval.keywords import MAX_WORDS
 from mmsim.retrieval.query import MAX_PARTS, Item, Part, Query
 from mmsim.serve.batching import MicroBatcher
@@ -60,14 +61,16 @@ IMAGE_FILE: dict[str, Any] = {
 STATUSES = {
     400: "the body is not valid JSON or multipart form data",
     401: "a token is needed (the service was started with token=...)",
-    403: "refused: the service is read-only, or the file is a link out of the collection",
+    403: "refused: the service (or its index's file system) is read-only, or the file is a "
+    "link out of the collection",
     404: "no item with that id in the index (or, for a thumbnail, no image file to show)",
     409: "another writer (an update or build) holds the index's lock: wait, then update again",
     413: "too large: the request body, an upload, its pixels or a text (max_* limits)",
     422: "invalid: a parameter out of its range, an empty text, a bad filter, an image "
     "that cannot be decoded, parameters that do not go together",
     503: "not ready: the model and the index are still loading, or loading them failed "
-    "(`state` says which)",
+    "(`state` says which); or, for a read, the index changed under it while it was read "
+    "from a full disk: retry after `Retry-After` seconds",
     507: "the index's file system is full: free space, then update again",
 }
 
@@ -144,6 +147,10 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
     @app.exception_handler(RequestError)
     async def request_error(_: Request, exc: RequestError) -> JSONResponse:
         return _error(exc.status, str(exc))
+
+    @app.exception_handler(IndexChangedError)
+    async def changed(_: Request, exc: IndexChangedError) -> JSONResponse:
+        return _error(503, f"{exc}: retry", {"Retry-After": "1"})
 
     @app.exception_handler(DiskFullError)
     async def disk_full(_: Request, exc: DiskFullError) -> JSONResponse:
@@ -320,7 +327,7 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
     form = schemas.form_field
     bound = limits.bounds  # one source of every search option's range
     texts_query = limits.text()["json_schema_extra"]  # the items of a list of texts
-    search_errors = errors(404, 413, 422)  # and 400 where there is a body
+    search_errors = errors(404, 413, 422, 503)  # and 400 where there is a body
     search_rules = (
         "Rules the schema cannot state: `negative` needs a positive part (`q`, `id`, an "
         f"image); a query has at most {MAX_PARTS} parts in all, and they may not cancel "
@@ -384,7 +391,7 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
     @app.post(
         "/api/search",
         response_model_exclude_unset=True,
-        responses=errors(400, 404, 413, 422),
+        responses=errors(400, 404, 413, 422, 503),
         description=search_rules,
     )
     async def search_post(body: SearchBody) -> schemas.SearchPage:  # type: ignore[valid-type]
@@ -394,7 +401,7 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
     @app.post(
         "/api/search/image",
         response_model_exclude_unset=True,
-        responses=errors(400, 404, 413, 422),
+        responses=errors(400, 404, 413, 422, 503),
         description="Search with an uploaded image. " + search_rules,
     )
     async def search_image(
@@ -485,7 +492,9 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
         return schemas.MatchVerdict.model_validate(await run(engine.match, image, caption))
 
     # -- items -------------------------------------------------------------------------
-    @app.get("/api/items/{item_id}", response_model_exclude_unset=True, responses=errors(404, 422))
+    @app.get(
+        "/api/items/{item_id}", response_model_exclude_unset=True, responses=errors(404, 422, 503)
+    )
     async def item(item_id: int) -> schemas.Item:
         return schemas.Item.model_validate(await run(engine.item, item_id))
 
@@ -494,7 +503,7 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
         response_class=JPEGResponse,
         responses={
             200: {"content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}},
-            **json_errors(403, 404, 422),
+            **json_errors(403, 404, 422, 503),
         },
     )
     async def thumbnail(

@@ -33,6 +33,7 @@ from threadpoolctl import threadpool_limits
 
 from mmsim.errors import ConfigError, ItemError, MmsimError
 from mmsim.index import Index, IndexLockedError, IndexSourceError
+from mmsim.index.errors import IndexReadOnlyError
 from mmsim.retrieval.query import MissingItemError, Part, Query
 from mmsim.serve.config import ServeConfig
 
@@ -279,7 +280,8 @@ class Engine:
 
     def update(self, writer: Index) -> dict[str, Any]:
         """Run ``writer.update()`` (on the writer's thread, its own handle of the index):
-        another writer holding the lock is 409, a source gone or empty 422."""
+        another writer holding the lock is 409, a source gone or empty 422, an index
+        folder that cannot be written (a read-only mount) 403."""
         start = time.perf_counter()
         try:
             report = writer.update(progress=False)
@@ -287,6 +289,8 @@ class Engine:
             self.observer.updated(time.perf_counter() - start, failed=True)
             if isinstance(exc, IndexLockedError):
                 raise RequestError(409, f"{exc}; then update again") from None
+            if isinstance(exc, IndexReadOnlyError):
+                raise RequestError(403, str(exc)) from None
             if isinstance(exc, IndexSourceError):
                 raise RequestError(422, f"the index's source cannot be read: {exc}") from None
             raise

@@ -6,6 +6,7 @@ import asyncio
 import io
 import shutil
 import struct
+import subprocess
 import threading
 import time
 import warnings
@@ -391,6 +392,19 @@ def test_a_full_disk_makes_the_update_route_a_507_and_searches_go_on(small_disk,
         shutil.rmtree(ballast)  # space again: the same update completes
         assert "12 added" in c.post("/api/update").json()["summary"]
         assert c.get("/api/health").json()["items"] == 15
+
+
+def test_an_index_on_a_read_only_mount_is_searched_and_its_update_is_a_403(small_disk, tmp_path):
+    photos = tmp_path / "photos"
+    write_images(photos, 3)
+    Index.build(photos, Matcher("toy", progress=False), small_disk / "idx", progress=False).close()
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    with TestClient(create_app(small_disk / "idx", ServeConfig(read_only=False))) as c:
+        refused = c.post("/api/update")
+        assert refused.status_code == 403, refused.text
+        assert "read-only" in refused.json()["error"]
+        searched = c.get("/api/search", params={"q": "x", "top_k": 10})
+        assert searched.status_code == 200 and searched.json()["total"] == 3
 
 
 def test_live_at_once_ready_once_the_model_and_the_index_are_loaded(built):
