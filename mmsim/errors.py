@@ -100,9 +100,8 @@ def describe_item(item: object, limit: int = 80) -> str:
     """A short, printable description of an input item for error messages."""
     if isinstance(item, PurePath):  # a path is shown whole: its tail is what identifies it
         return repr(str(item))
-    if isinstance(item, str):
-        text = item if len(item) <= limit else item[: limit - 3] + "..."
-        return repr(text)
+    if isinstance(item, str):  # cut in the middle: a path's file name stays in sight
+        return repr(shorten(item, limit))
     if isinstance(item, (bytes, bytearray)):
         return f"<{len(item)} bytes>"
     size = getattr(item, "size", None)
@@ -114,6 +113,16 @@ def describe_item(item: object, limit: int = 80) -> str:
         return f"<{type(item).__name__} shape={tuple(shape)}>"
     text = repr(item)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` at most ``limit`` characters long, cut in the middle ("head...tail"): the
+    end of a long path (its file name) says which item it is, as its start does for a
+    text."""
+    if len(text) <= limit:
+        return text
+    tail = (limit - 3) // 2
+    return text[: limit - 3 - tail] + "..." + text[len(text) - tail :]
 
 
 def choice(name: str, value: T, allowed: Sequence[T]) -> T:

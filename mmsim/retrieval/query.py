@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from mmsim.errors import MmsimError
+from mmsim.errors import MmsimError, shorten
 
 MAX_TEXT_CHARS = 2000  # a longer text part is refused (the text towers read ~77 tokens)
 MAX_PARTS = 64
@@ -104,7 +104,7 @@ class Query:
             if isinstance(value, Item):
                 shown = f"item {value.id}"
             elif isinstance(value, str):
-                shown = value if len(value) <= 60 else value[:57] + "..."
+                shown = shorten(value, 60)
             elif isinstance(value, np.ndarray):
                 shown = f"embedding[{value.size}]"
             else:

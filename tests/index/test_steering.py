@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from mmsim import Matcher
+from mmsim.errors import shorten
 from mmsim.index import Index
 from mmsim.plugin.testing import MMSIM, cli_env, run_cli, write_images
 from mmsim.retrieval.query import Item, MissingItemError, Part, Query, QueryError
@@ -75,9 +76,10 @@ def test_compound_query_is_the_weighted_sum_of_extract_embedding_results(scenes)
     assert [[h["response_id"] for h in hits] for hits in both] == [
         [i for i, _ in exact_ranking(index, row)[1:4]] for row in rows
     ]
-    assert page.query == "a red circle + a large shape^0.5 + " + f"{image}^2 + item 7 + " + (
-        f"embedding[{index.dim}] - a blue square^1.5"
+    assert page.query == "a red circle + a large shape^0.5 + " + f"{shorten(image, 60)}^2" + (
+        f" + item 7 + embedding[{index.dim}] - a blue square^1.5"
     )
+    assert shorten(image, 60).endswith(Path(image).name)  # a long path keeps its file name
     # "item:ID" is the same part as Item(ID): "more like these"
     like = index.search_page(Query(["item:3", "item:9"]), top_k=5, exact=True)
     both = unit(unit(index.vectors([3])[0]) + unit(index.vectors([9])[0]))
