@@ -21,7 +21,7 @@ from mmsim.errors import DiskFullError
 from mmsim.index import Index
 from mmsim.index.errors import IndexChangedError
 from mmsim.index.manifest import Manifest
-from mmsim.plugin.testing import MMSIM, cli_env, committed_rows, fill_disk, run_cli, write_images
+from mmsim.plugin.testing import MMSIM, cli_env, committed_rows, fill_disk, run_cli
 
 AGAIN = "run the same command again"
 
@@ -50,14 +50,6 @@ def assert_no_stray_shards(folder: Path) -> None:
     with sqlite3.connect(folder / "manifest.sqlite") as conn:
         known = {row[0] for row in conn.execute("SELECT file FROM shards")}
     assert {p.name for p in (folder / "shards").iterdir()} == known
-
-
-@pytest.fixture(scope="module")
-def collection(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("collection")
-    for part in range(6):
-        write_images(root / f"part{part}", 10)  # 60 files
-    return root
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import pytest
 
 from mmsim import Matcher
 from mmsim.index import Index
-from mmsim.plugin.testing import committed_rows, write_images
+from mmsim.plugin.testing import committed_rows
 
 BUILD = """
 import sys, time
@@ -44,14 +44,6 @@ def keyword_ids(folder: Path) -> set[int]:
 def live_ids(folder: Path) -> set[int]:
     with sqlite3.connect(folder / "manifest.sqlite") as conn:
         return {row[0] for row in conn.execute("SELECT id FROM items WHERE deleted = 0")}
-
-
-@pytest.fixture(scope="module")
-def collection(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("collection")
-    for part in range(6):
-        write_images(root / f"part{part}", 10)  # 60 files
-    return root
 
 
 @pytest.fixture(scope="module")
