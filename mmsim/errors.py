@@ -49,6 +49,9 @@ class DamagedFileError(MmsimError, ValueError):
         self.path = path
         super().__init__(message)
 
+    def __reduce__(self) -> tuple:  # (another process: Ray) Exception's would call (message)
+        return (type(self), (self.path, str(self)))
+
 
 class DiskFullError(MmsimError, OSError):
     """A write ran out of space (ENOSPC, EDQUOT, or a short write) on a file system.
@@ -94,6 +97,9 @@ class ItemError(MmsimError, ValueError):
         self.item = item
         self.reason = reason
         super().__init__(f"item {index} ({describe_item(item)}): {reason}")
+
+    def __reduce__(self) -> tuple:  # (another process: Ray) Exception's would call (message)
+        return (type(self), (self.index, self.item, self.reason))
 
 
 def describe_item(item: object, limit: int = 80) -> str:

@@ -4,6 +4,7 @@ answer (an image, a text, or an error naming the item / argument / file), and wi
 
 from __future__ import annotations
 
+import pickle
 import time
 import zlib
 
@@ -35,6 +36,16 @@ def gradient(h: int = 40, w: int = 24) -> np.ndarray:
 
 def embed_one(matcher, item):
     return matcher.extract_embedding([item])[0]
+
+
+def test_an_item_error_crosses_processes_whole(matcher, tmp_path):
+    """Ray hands a worker's errors to the driver pickled: the item and reason survive."""
+    gone = str(tmp_path / "gone.jpg")
+    with pytest.raises(ItemError) as got:
+        matcher.extract_embedding([gone])
+    again = pickle.loads(pickle.dumps(got.value))
+    assert (again.index, again.item, again.reason) == (0, gone, got.value.reason)
+    assert str(again) == str(got.value)
 
 
 # -- EXIF, 16-bit, closed images, extreme shapes -----------------------------------------

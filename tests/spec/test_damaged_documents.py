@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 
 import pytest
 
@@ -27,8 +28,10 @@ def matcher():
 def test_damaged_matcher_json_is_named(matcher, tmp_path, content, problem):
     folder = matcher.save(tmp_path / "m").parent
     (folder / "matcher.json").write_text(content)
-    with pytest.raises(DamagedFileError, match=rf"matcher\.json cannot be read: {problem}"):
+    with pytest.raises(DamagedFileError, match=rf"matcher\.json cannot be read: {problem}") as got:
         Matcher.load(folder)
+    again = pickle.loads(pickle.dumps(got.value))  # as Ray hands it to the driver
+    assert (str(again), again.path) == (str(got.value), got.value.path)
 
 
 def test_bad_threshold_state_is_named(tmp_path):
