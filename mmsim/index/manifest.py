@@ -10,10 +10,20 @@ mtime, content hash, shard and row of its vector, the commit ``seq`` that wrote 
 vector, a deleted flag, and one column per metadata field), ``shards``, ``skipped``
 (items that could not be embedded, with the reason and the file's size/mtime so
 ``update`` retries them when they change), ``state`` (key/value: commit sequence,
-ANN build) and ``items_fts``: an FTS5 table with one row per live item (its text, its
-file name and folders, its text metadata) for keyword search. The FTS row of an item
-is written and deleted by the same statements' transaction as the item's row, so the
-keyword index can never drift from the vectors, whatever was killed when.
+ANN build), ``videos`` and ``frames`` (below) and ``items_fts``: an FTS5 table with
+one row per live item (its text, its file name and folders, its text metadata) for
+keyword search. The FTS row of an item is written and deleted by the same statements'
+transaction as the item's row, so the keyword index can never drift from the vectors,
+whatever was killed when.
+
+A video is not an item but a group of them: each sampled frame is an ``items`` row
+(modality ``image``, key ``<video key>#t=<sampled time>``, the video's path, stat,
+hash and metadata, so every image search and keyword search finds it) with a
+``frames`` row of the same id (the video's key, the frame's presentation time and
+number, the time that was asked for). ``videos`` holds one row per video: its stat,
+hash, sampling and stream info, the time ranges it is embedded in (each marked done
+when its frames commit, so a killed build resumes at the first range not done), the
+gaps the decoder could not read and whether it is complete.
 
 Photo metadata (:data:`~mmsim.index.photo.PHOTO_FIELDS`) is stored in metadata
 columns like the source's own fields, but it is read from the file, not the source:
@@ -51,8 +61,8 @@ from mmsim.index.frozen import fingerprint, frozen_connection, read_only_error
 from mmsim.index.photo import PHOTO_FIELDS
 
 FILE = "manifest.sqlite"
-SCHEMA_VERSION = 2  # 2: items_fts (keyword search)
-READABLE_VERSIONS = (1, 2)  # 1 is upgraded by the next writer (update, optimize, ...)
+SCHEMA_VERSION = 3  # 2: items_fts (keyword search); 3: videos and frames
+READABLE_VERSIONS = (1, 2, 3)  # older ones are upgraded by the next writer (update, ...)
 # columns of `items` that are not metadata; a user column with one of these names is
 # stored with a `meta_` prefix
 RESERVED = frozenset(
@@ -99,6 +109,30 @@ CREATE VIRTUAL TABLE IF NOT EXISTS items_fts USING fts5(
     text, path, metadata, tokenize = 'unicode61 remove_diacritics 2'
 );
 """
+_VIDEO_SCHEMA = """
+CREATE TABLE IF NOT EXISTS videos (
+    key TEXT PRIMARY KEY,
+    path TEXT,
+    size INTEGER,
+    mtime_ns INTEGER,
+    hash TEXT,
+    sampling TEXT NOT NULL,
+    info TEXT NOT NULL,
+    frames INTEGER NOT NULL DEFAULT 0,
+    gaps TEXT NOT NULL DEFAULT '[]',
+    complete INTEGER NOT NULL DEFAULT 0,
+    seq INTEGER NOT NULL,
+    ranges TEXT NOT NULL DEFAULT '[]'
+);
+CREATE TABLE IF NOT EXISTS frames (
+    id INTEGER PRIMARY KEY,
+    video TEXT NOT NULL,
+    time REAL NOT NULL,
+    frame INTEGER,
+    sampled REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS frames_video ON frames(video);
+"""
 FTS_COLUMNS = ("text", "path", "metadata")
 _OPEN_TRIES = 3  # a frozen open that a writer overlapped is tried again
 
@@ -127,6 +161,37 @@ class Stored:
     mtime_ns: int | None
     hash: str | None
     path: str | None
+
+
+@dataclass
+class StoredVideo:
+    """A ``videos`` row: what ``update`` compares with the source and resumes from.
+    ``ranges`` are ``[start, end, done]`` spans of seconds; ``gaps`` are
+    ``{"start", "end", "reason"}`` spans the decoder could not read."""
+
+    key: str
+    path: str | None
+    size: int | None
+    mtime_ns: int | None
+    hash: str | None
+    sampling: dict[str, Any]
+    info: dict[str, Any]
+    frames: int
+    gaps: list[dict[str, Any]]
+    complete: bool
+    seq: int
+    ranges: list[list[Any]]
+
+
+@dataclass(frozen=True)
+class StoredFrame:
+    """A live frame row: its item id, the time asked for (its key), the frame's own
+    presentation time and number."""
+
+    id: int
+    sampled: float
+    time: float
+    frame: int | None
 
 
 @dataclass(frozen=True)
@@ -184,7 +249,7 @@ class Manifest:
                 raise
             raise cannot from exc
         with reporting_full_disk(f"manifest {path}", path):
-            manifest.conn.executescript(_SCHEMA + _FTS_SCHEMA)
+            manifest.conn.executescript(_SCHEMA + _FTS_SCHEMA + _VIDEO_SCHEMA)
             manifest.set_state("schema_version", SCHEMA_VERSION)
             manifest.set_state("seq", 0)
             manifest.set_state("photo_metadata", 1)  # nothing indexed yet lacks it
@@ -228,22 +293,38 @@ class Manifest:
             self.version = int(self.get_state("schema_version", self.version))
         return self.version >= 2
 
+    @property
+    def has_videos(self) -> bool:
+        """Whether the manifest has its ``videos`` and ``frames`` tables (schema 3 and
+        later); read again while it has not (another process may upgrade it)."""
+        if self.version < 3:
+            self.version = int(self.get_state("schema_version", self.version))
+        return self.version >= 3
+
     def upgrade(self) -> bool:
         """Bring an older manifest to the current schema (the caller holds the write
-        lock): create the keyword table and fill it from every live item, in one
-        transaction. Returns whether anything changed."""
+        lock), in one transaction: from 1, create the keyword table and fill it from
+        every live item; from 1 or 2, create the (empty) video tables. Returns whether
+        anything changed."""
         if self.version == SCHEMA_VERSION:
             return False
+        before = self.version
         try:
             with self.transaction():
-                self.conn.execute(_FTS_SCHEMA)
-                self.version = SCHEMA_VERSION  # so that _index_text writes the rows
-                ids = [r[0] for r in self.conn.execute("SELECT id FROM items WHERE deleted = 0")]
-                for item_id in ids:
-                    self._index_text(item_id)
+                if before < 2:
+                    self.conn.execute(_FTS_SCHEMA)
+                    self.version = 2  # so that _index_text writes the rows
+                    ids = [
+                        r[0] for r in self.conn.execute("SELECT id FROM items WHERE deleted = 0")
+                    ]
+                    for item_id in ids:
+                        self._index_text(item_id)
+                for statement in _VIDEO_SCHEMA.split(";"):  # executescript would COMMIT
+                    self.conn.execute(statement)
                 self.set_state("schema_version", SCHEMA_VERSION)
+                self.version = SCHEMA_VERSION
         except BaseException:
-            self.version = 1
+            self.version = before
             raise
         return True
 
@@ -405,12 +486,54 @@ class Manifest:
         return [file for file in files if file not in named]
 
     def stored_by_key(self) -> dict[str, Stored]:
+        """The live rows of the source's own items (a video's frames are planned with
+        their video: they are never in a scan)."""
+        frames = " AND id NOT IN (SELECT id FROM frames)" if self.has_videos else ""
         return {
             key: Stored(i, size, mtime, digest, path)
             for i, key, size, mtime, digest, path in self.conn.execute(
-                "SELECT id, key, size, mtime_ns, hash, path FROM items WHERE deleted = 0"
+                f"SELECT id, key, size, mtime_ns, hash, path FROM items WHERE deleted = 0{frames}"
             )
         }
+
+    def videos(self) -> dict[str, StoredVideo]:
+        """Every ``videos`` row, by key."""
+        if not self.has_videos:
+            return {}
+        out = {}
+        for row in self.conn.execute(
+            "SELECT key, path, size, mtime_ns, hash, sampling, info, frames, gaps, complete, "
+            "seq, ranges FROM videos"
+        ):
+            key, path, size, mtime, digest, sampling, info, frames, gaps, complete, seq, ranges = (
+                row
+            )
+            out[key] = StoredVideo(
+                key,
+                path,
+                size,
+                mtime,
+                digest,
+                json.loads(sampling),
+                json.loads(info),
+                int(frames),
+                json.loads(gaps),
+                bool(complete),
+                int(seq),
+                json.loads(ranges),
+            )
+        return out
+
+    def frames_of(self, video: str) -> list[StoredFrame]:
+        """The live frames of one video, by the time asked for."""
+        return [
+            StoredFrame(int(i), float(sampled), float(t), frame)
+            for i, sampled, t, frame in self.conn.execute(
+                "SELECT f.id, f.sampled, f.time, f.frame FROM frames f JOIN items i ON i.id = f.id "
+                "WHERE f.video = ? AND i.deleted = 0 ORDER BY f.sampled",
+                (video,),
+            )
+        ]
 
     def skipped(self) -> dict[str, tuple[int | None, int | None, str, str]]:
         """key -> (size, mtime_ns, reason, item)."""
@@ -443,8 +566,17 @@ class Manifest:
         for start in range(0, len(unique), 900):  # SQLite's limit on bound parameters
             chunk = unique[start : start + 900]
             marks = ",".join("?" * len(chunk))
-            query = f"SELECT id, modality, path, text{names} FROM items WHERE id IN ({marks})"
-            for item_id, modality, path, text, *values in self.conn.execute(query, chunk):
+            if self.has_videos:
+                video = "f.video, f.time, f.frame"
+                join = "LEFT JOIN frames f ON f.id = items.id"
+            else:  # schema 1 or 2: no frames
+                video, join = "NULL, NULL, NULL", ""
+            query = (
+                f"SELECT items.id, modality, path, text, {video}{names} FROM items {join} "
+                f"WHERE items.id IN ({marks})"
+            )
+            for item_id, modality, path, text, *rest in self.conn.execute(query, chunk):
+                (video_key, time, frame), values = rest[:3], rest[3:]
                 row: dict[str, Any] = {"modality": modality}
                 if path is not None:
                     row["path"] = path
@@ -453,6 +585,8 @@ class Manifest:
                 row["metadata"] = {
                     c: v for c, v in zip(columns, values, strict=True) if v is not None
                 }
+                if video_key is not None:
+                    row["video"] = {"key": video_key, "time": time, "frame": frame}
                 out[item_id] = row
         return out
 
@@ -463,10 +597,18 @@ class Manifest:
             ).fetchall()
         )
         (dead,) = self.conn.execute("SELECT COUNT(*) FROM items WHERE deleted = 1").fetchone()
+        videos = frames = 0
+        if self.has_videos:
+            (videos,) = self.conn.execute("SELECT COUNT(*) FROM videos").fetchone()
+            (frames,) = self.conn.execute(
+                "SELECT COUNT(*) FROM frames f JOIN items i ON i.id = f.id WHERE i.deleted = 0"
+            ).fetchone()
         return {
             "items": sum(live.values()),
-            "images": live.get("image", 0),
+            "images": live.get("image", 0) - frames,  # image files; frames are counted apart
             "texts": live.get("text", 0),
+            "videos": videos,
+            "frames": frames,
             "deleted": dead,
         }
 
@@ -495,8 +637,9 @@ class Manifest:
         )
         return int(cursor.lastrowid)
 
-    def put(self, record: ItemRecord, shard: int, row: int, seq: int, item_id: int | None) -> None:
-        """Insert a new row, or point an existing row (``item_id``) at a new vector."""
+    def put(self, record: ItemRecord, shard: int, row: int, seq: int, item_id: int | None) -> int:
+        """Insert a new row, or point an existing row (``item_id``) at a new vector;
+        returns the row's id."""
         values = {
             **self._values(record),
             "modality": record.modality,
@@ -504,7 +647,7 @@ class Manifest:
             "row": row,
             "seq": seq,
         }
-        self._store(values, item_id)
+        return self._store(values, item_id)
 
     def relocate(self, item_id: int, record: ItemRecord) -> None:
         """Update what is known about a row without touching its vector (a renamed or
@@ -559,7 +702,7 @@ class Manifest:
         ).fetchone()
         if row is None or row[0]:
             return
-        _deleted, key, text, path, *values = row
+        _deleted, key, text, path, *values = row  # a frame's key: its video's, then #t=
         words = [
             str(v)
             for c, v in zip(columns, values, strict=True)
@@ -567,10 +710,10 @@ class Manifest:
         ]
         self.conn.execute(
             "INSERT INTO items_fts(rowid, text, path, metadata) VALUES (?, ?, ?, ?)",
-            (item_id, text or "", searchable_path(path, key), "\n".join(words)),
+            (item_id, text or "", searchable_path(path, key.split("#t=")[0]), "\n".join(words)),
         )
 
-    def _store(self, values: dict[str, Any], item_id: int | None) -> None:
+    def _store(self, values: dict[str, Any], item_id: int | None) -> int:
         names = list(values)
         if item_id is None:
             cursor = self.conn.execute(
@@ -584,12 +727,63 @@ class Manifest:
             self.conn.execute(f"UPDATE items SET {sets} WHERE id = ?", [*values.values(), item_id])
         self.conn.execute("DELETE FROM skipped WHERE key = ?", (values["key"],))
         self._index_text(item_id)
+        return item_id
 
     def delete(self, ids: Iterable[int]) -> None:
         ids = list(ids)
         self.conn.executemany("UPDATE items SET deleted = 1 WHERE id = ?", ((i,) for i in ids))
         if self.has_keywords:
             self.conn.executemany("DELETE FROM items_fts WHERE rowid = ?", ((i,) for i in ids))
+        if self.has_videos:  # a deleted frame is no frame any more
+            self.conn.executemany("DELETE FROM frames WHERE id = ?", ((i,) for i in ids))
+
+    def put_video(self, video: StoredVideo) -> None:
+        """Insert or replace a ``videos`` row."""
+        self.conn.execute(
+            "INSERT OR REPLACE INTO videos(key, path, size, mtime_ns, hash, sampling, info, "
+            "frames, gaps, complete, seq, ranges) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                video.key,
+                video.path,
+                video.size,
+                video.mtime_ns,
+                video.hash,
+                json.dumps(video.sampling, sort_keys=True),
+                json.dumps(video.info, sort_keys=True),
+                video.frames,
+                json.dumps(video.gaps),
+                int(video.complete),
+                video.seq,
+                json.dumps(video.ranges),
+            ),
+        )
+
+    def add_frame(
+        self, item_id: int, video: str, sampled: float, time: float, frame: int | None
+    ) -> None:
+        """Mark item ``item_id`` as the frame of ``video`` at ``time`` (asked for at
+        ``sampled``)."""
+        self.conn.execute(
+            "INSERT OR REPLACE INTO frames(id, video, time, frame, sampled) VALUES (?, ?, ?, ?, ?)",
+            (item_id, video, time, frame, sampled),
+        )
+
+    def move_video(self, old: str, new: StoredVideo, record: ItemRecord) -> None:
+        """A renamed (or touched) video: its row and its frames' rows take the new key,
+        path, stat and metadata of ``record``; no vector changes."""
+        for frame in self.frames_of(old):
+            self.relocate(frame.id, frame_record(record, frame.sampled))
+        self.conn.execute("UPDATE frames SET video = ? WHERE video = ?", (new.key, old))
+        if old != new.key:
+            self.conn.execute("DELETE FROM videos WHERE key = ?", (old,))
+        self.put_video(new)
+
+    def delete_video(self, key: str) -> int:
+        """Delete a video's row and all its frames; returns how many frames."""
+        ids = [f.id for f in self.frames_of(key)]
+        self.delete(ids)
+        self.conn.execute("DELETE FROM videos WHERE key = ?", (key,))
+        return len(ids)
 
     def record_skipped(self, record: ItemRecord, item: str, reason: str) -> None:
         self.conn.execute(
@@ -601,6 +795,27 @@ class Manifest:
 
     def forget_skipped(self, keys: Iterable[str]) -> None:
         self.conn.executemany("DELETE FROM skipped WHERE key = ?", ((k,) for k in keys))
+
+
+def frame_key(video: str, sampled: float) -> str:
+    """The item key of a video's frame sampled at ``sampled`` seconds."""
+    return f"{video}#t={sampled:.3f}"
+
+
+def frame_record(video: ItemRecord, sampled: float) -> ItemRecord:
+    """The item record of a video's frame: an image with the video's path, stat, hash
+    and metadata (so keyword search finds it by the video's name and folder), and no
+    photo metadata to read."""
+    return ItemRecord(
+        key=frame_key(video.key, sampled),
+        modality="image",
+        path=video.path,
+        size=video.size,
+        mtime_ns=video.mtime_ns,
+        hash=video.hash,
+        metadata=dict(video.metadata),
+        photo={},
+    )
 
 
 def searchable_path(path: str | None, key: str | None = None) -> str:
