@@ -1,0 +1,125 @@
+"""Opening a video file with PyAV: the checks every reader shares, each failure a
+:class:`VideoError` naming the file and the reason.
+
+The header is checked before anything is decoded: a 16K frame (or a forged header
+claiming one) is refused by its size, not after a gigabyte of frame buffers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from mmsim.inputs.video.errors import VideoError, ffmpeg_words, load_av
+
+# 8K UHD (7680 x 4320): the largest frames read; a 16K frame is refused from its header
+MAX_PIXELS = 7680 * 4320
+
+
+def check_file(path: str | Path) -> Path:
+    """``path`` as a Path, if it is an existing, non-empty regular file."""
+    file = Path(path)
+    if not file.exists():
+        raise VideoError(file, "file not found")
+    if not file.is_file():
+        raise VideoError(file, "not a regular file")
+    if file.stat().st_size == 0:
+        raise VideoError(file, "the file is empty (0 bytes)")
+    return file
+
+
+@contextmanager
+def opened(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> Iterator[tuple[Any, Any]]:
+    """``(container, video stream)`` of ``path``, checked: a video stream exists, its
+    codec has a decoder here, its frame size is within ``max_pixels``. Threaded decoding
+    is on (frame and slice threads, whatever the codec supports)."""
+    file = check_file(path)
+    av = load_av()
+    try:
+        container = av.open(str(file), mode="r")
+    except av.FFmpegError as exc:
+        raise VideoError(file, open_problem(file, exc)) from None
+    except OSError as exc:  # the file went away or cannot be read (permissions)
+        raise VideoError(file, f"it cannot be read ({ffmpeg_words(exc)})") from None
+    try:
+        stream = video_stream(file, container, max_pixels)
+        stream.thread_type = "AUTO"
+        yield container, stream
+    finally:
+        container.close()
+
+
+def open_problem(file: Path, exc: BaseException) -> str:
+    """Why FFmpeg could not open ``file``, in words a user can act on."""
+    words = ffmpeg_words(exc)
+    if "moov atom not found" in words:
+        return (
+            "it is truncated or was never finished (its MP4 index, the 'moov' atom, is "
+            f"missing; FFmpeg: {words})"
+        )
+    return f"it is not a video file FFmpeg can read, or it is damaged (FFmpeg: {words})"
+
+
+def video_stream(file: Path, container: Any, max_pixels: int = MAX_PIXELS) -> Any:
+    """The first video stream of ``container``, if it has a decoder and a frame size
+    within ``max_pixels`` (read from the header: nothing is decoded)."""
+    streams = list(container.streams.video)
+    if not streams:
+        kinds = sorted({s.type for s in container.streams})
+        has = f"only {' and '.join(kinds)} streams" if kinds else "no streams at all"
+        raise VideoError(file, f"it has no video stream ({has})")
+    stream = streams[0]
+    try:
+        context = stream.codec_context
+    except Exception as exc:  # PyAV raises several types for a missing codec
+        context = None
+        why = ffmpeg_words(exc)
+    else:
+        why = "no decoder"
+    if context is None or context.codec is None or not context.codec.is_decoder:
+        tag = codec_tag(stream)
+        raise VideoError(
+            file,
+            f"its video codec ({tag}) is not supported: FFmpeg in PyAV's wheel has {why} "
+            "for it (convert the file to H.264, HEVC, VP9 or AV1)",
+        )
+    width, height = context.width, context.height
+    if width * height > max_pixels:
+        raise VideoError(
+            file,
+            f"its frames are {width}x{height} ({width * height / 1e6:.1f} megapixels), "
+            f"more than the {max_pixels / 1e6:.1f} megapixels read (max_pixels, 8K UHD)",
+        )
+    return stream
+
+
+def codec_tag(stream: Any) -> str:
+    """The stream's codec as the file names it (its name, else its FourCC)."""
+    try:
+        name = stream.codec_context.name
+    except Exception:  # as above
+        name = None
+    if name and name != "none":
+        return name
+    tag = getattr(stream.codec_context, "codec_tag", None) if name else None
+    return f"FourCC {tag!r}" if tag else "unknown"
+
+
+def seconds(stream: Any, pts: int | None) -> float | None:
+    """``pts`` of ``stream`` in seconds from the stream's first timestamp."""
+    if pts is None:
+        return None
+    base = stream.time_base or Fraction(1, 1)
+    return float((pts - (stream.start_time or 0)) * base)
+
+
+def file_size(path: str | Path) -> int:
+    """The size of ``path`` now (a file that shrinks while read is named, not a crash)."""
+    try:
+        return os.stat(path).st_size
+    except OSError as exc:
+        raise VideoError(path, f"it cannot be read any more ({exc.strerror})") from None
