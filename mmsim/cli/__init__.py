@@ -54,6 +54,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "mmsim.cli.export",
         "write the towers as ONNX graphs (fp32 or int8) for the onnx encoder",
     ),
+    "clip": ("mmsim.cli.clip", "write the moment of a video frame hit as a video file"),
 }
 INDEX_COMMANDS = {
     "build": "embed a folder or table into a new index (or resume a killed build)",
@@ -176,6 +177,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     module, config_name, label = COMMANDS[command][0], command, command
     if command == "index":
         label, config_name, rest = _index_command(rest)
+    elif command == "clip" and rest and "=" not in rest[0] and not rest[0].startswith("-"):
+        rest = [f"index={rest[0]}", *rest[1:]]  # mmsim clip idx/ id=...
     elif command == "search":
         rest = [hydra_quoted("where", a) for a in rest if a != "--html"] + (
             ["format=html"] if "--html" in rest else []

@@ -48,6 +48,7 @@ def render(results: list[dict[str, Any]], fmt: str, title: str) -> str:
             "response_id": hit["response_id"],
             "score": f"{hit['score']:.4f}" if "score" in hit else "",
             "item": hit.get("path") or hit.get("text") or hit.get("item", ""),
+            "moment": moment(hit["video"]) if "video" in hit else "",
             "metadata": json.dumps(hit.get("metadata", {}), ensure_ascii=False)
             if hit.get("metadata")
             else "",
@@ -55,19 +56,32 @@ def render(results: list[dict[str, Any]], fmt: str, title: str) -> str:
         for r in results
         for rank, hit in enumerate(r["hits"], 1)
     ]
+    moments = ["moment"] if any(row["moment"] for row in rows) else []  # hits in videos
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.DictWriter(
-            buffer, fieldnames=["query", "rank", "response_id", "score", "item", "metadata"]
+            buffer,
+            fieldnames=["query", "rank", "response_id", "score", "item", *moments, "metadata"],
+            extrasaction="ignore",
         )
         writer.writeheader()
         writer.writerows(rows)
         return buffer.getvalue()
-    return _table(rows)
+    return _table(rows, ["query", "rank", "score", "response_id", "item", *moments, "metadata"])
 
 
-def _table(rows: list[dict[str, Any]]) -> str:
-    columns = ["query", "rank", "score", "response_id", "item", "metadata"]
+def moment(video: dict[str, Any]) -> str:
+    """Where in its video a hit is: the frame's timecode, or a segment's span, its
+    frame count and its best frame's time."""
+    if "start" not in video:
+        return video["timecode"]
+    return (
+        f"{video['start_timecode']}-{video['end_timecode']} "
+        f"({video['frames']} frames, best at {video['timecode']})"
+    )
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     width = shutil.get_terminal_size((120, 20)).columns
     cells = [[str(row[c]) for c in columns] for row in rows]
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]

@@ -79,6 +79,7 @@ def saved_corpus(path: str, matcher: Matcher, modality: str | None) -> tuple[lis
 STEERING = (
     "negative", "weights", "negative_weights", "keywords", "mode", "matches_only",
     "min_probability", "min_score", "sort", "page", "as_of", "window", "fusion_weights",
+    "group",
 )  # fmt: skip
 
 
@@ -144,6 +145,7 @@ def search_index(cfg: DictConfig, queries: list[str]) -> list[dict]:
         "fusion_weights": _plain(cfg.fusion_weights),
         "window": cfg.window,
         "exact": bool(cfg.exact),
+        "group": cfg.group or "frames",
     }
     pages = [index.search_page(q, **options) for q in compound_queries(cfg, queries)]
     return [

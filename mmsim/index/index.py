@@ -31,6 +31,7 @@ from mmsim.index.errors import IndexSourceError
 from mmsim.index.lock import LOCK_FILE, WriteLock
 from mmsim.index.manifest import FILE as MANIFEST_FILE
 from mmsim.index.manifest import Manifest
+from mmsim.index.moments import frame_fields
 from mmsim.index.query_vectors import combined_vector, given_embeddings
 from mmsim.index.querying import Cutoff, Searcher, SearchPage
 from mmsim.index.record import (
@@ -313,6 +314,9 @@ class Index:
         wanted = np.asarray([i for i in given if _INT64[0] <= i <= _INT64[1]], dtype=np.int64)
         live = wanted[np.isin(wanted, self._view().live.ids)]
         rows = self._manifest.rows(live.tolist())
+        for row in rows.values():
+            if "video" in row:
+                row["video"] = frame_fields(row["video"])
         return {i: {"response_id": i, **rows[i]} for i in live.tolist()}
 
     def search(
@@ -384,6 +388,7 @@ class Index:
         keyword_syntax: str = "plain",
         exact: bool = False,
         modality: str | None = None,
+        group: str = "frames",
     ) -> SearchPage:
         """One page of one search, with its total and the way to the next page.
 
@@ -398,7 +403,9 @@ class Index:
         ``min_score``: only cosines at least this. ``sort``: a column (``-`` for
         descending) instead of relevance. ``offset`` or ``page`` (from 1) and ``top_k``:
         the page; ``as_of``: the commit an earlier page returned, so pages stay
-        consistent while the index is updated. See ``docs/search.md``.
+        consistent while the index is updated. ``group``: ``frames`` (a hit per item),
+        ``segments`` (neighbouring frames of a video as one moment) or ``videos`` (a hit
+        per video); see ``docs/search.md`` and ``docs/video.md``.
         """
         if keywords is not None:
             query = Query(keywords=keywords) if query is None else _with_keywords(query, keywords)
@@ -417,6 +424,7 @@ class Index:
             keyword_syntax=keyword_syntax,
             exact=exact,
             modality=modality,
+            group=group,
             **({} if rrf_k is None else {"rrf_k": rrf_k}),
             **({} if fusion_weights is None else {"fusion_weights": dict(fusion_weights)}),
         )
@@ -431,12 +439,22 @@ class Index:
         where: str | Mapping[str, Any] | None = None,
         as_of: int | None = None,
         exact: bool = False,
+        group: str = "frames",
     ) -> list[SearchPage]:
         """Pages of several query embeddings ((N, D)) ranked in one pass over the
         vectors: a batch of plain searches with the same options, as a service's
-        micro-batch runs them."""
-        options = SearchOptions(top_k=top_k, offset=offset, where=where, as_of=as_of, exact=exact)
+        micro-batch runs them (grouped into moments, each query is ranked on its own)."""
+        options = SearchOptions(
+            top_k=top_k, offset=offset, where=where, as_of=as_of, exact=exact, group=group
+        )
         return self._searcher.vector_pages(self._query_vectors(vectors, None), options)
+
+    def segment(self, item: int, query: Any = None) -> Hit:
+        """The moment around the frame ``item``: the segment ``group="segments"`` grows
+        from it for ``query`` (a text, an image, a :class:`Query`, ...; default: the
+        frame itself, so its neighbours that look like it). A hit with the segment's
+        ``start``, ``end``, their timecodes and ``frames`` in its ``video`` entry."""
+        return self._searcher.segment(int(item), None if query is None else Query.of(query))
 
     def calibrate(
         self,

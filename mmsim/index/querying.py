@@ -17,12 +17,19 @@ A cutoff (``matches_only``, ``min_probability``: the matcher's calibrated thresh
 that pass, so its ``total`` is exact. Hits of an index whose matcher is calibrated carry
 ``p_match`` and ``match``. ``as_of`` pins a search to the rows committed up to that
 commit, so every page of a query ranks the same rows.
+
+Frame hits (of a video) carry the video's ``path`` and ``video``: its key, the frame's
+time (seconds and ``hh:mm:ss.mmm``) and number. ``group="segments"`` / ``"videos"``
+pages over moments instead of frames (:mod:`mmsim.index.moments`): the plain ranking
+is read deep enough to fill the page with groups (``GROUP_DEPTH`` hits at least, four
+times deeper each round until the page is full or the ranking ran out); ``total``
+counts the groups found and is exact only when the ranking ran out.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -32,11 +39,12 @@ from mmsim.index.ann_search import AnnSearch
 from mmsim.index.errors import IndexChangedError
 from mmsim.index.exact import as_lists, exact_above, exact_search
 from mmsim.index.manifest import Manifest
+from mmsim.index.moments import Timelines, frame_fields, group_hits
 from mmsim.index.snapshot import Snapshot
 from mmsim.retrieval.fusion import Fused, reciprocal_rank_fusion
 from mmsim.retrieval.keywords import match_expression
-from mmsim.retrieval.options import DEFAULT_WINDOW, SearchOptions
-from mmsim.retrieval.query import Query, QueryError
+from mmsim.retrieval.options import DEFAULT_WINDOW, MAX_RESULTS, SearchOptions
+from mmsim.retrieval.query import Item, MissingItemError, Query, QueryError
 from mmsim.scoring.similarity import SimilarityStrategy
 from mmsim.scoring.thresholds import ThresholdStrategy
 
@@ -44,14 +52,16 @@ Hit = dict[str, Any]
 COSINE_GRID = np.linspace(-1.0, 1.0, 20_001)
 GRID_STEP = float(COSINE_GRID[1] - COSINE_GRID[0])
 _TRIES = 3  # a page read while a writer began (a frozen manifest) is searched again
+GROUP_DEPTH = 100  # the fewest frames ranked to fill a page of segments or videos
+Embed = Callable[[Query, str | None], np.ndarray]
 
 
 @dataclass
 class SearchPage:
     """One page of a search: its hits, how many results there are in all (``total``,
     exact or a lower bound: ``total_exact``), where the page starts and where the next
-    one does (None at the end), and the commit the search saw (``as_of``: pass it with
-    the next page's request to page over the same rows)."""
+    one does (None at the end), the commit the search saw (``as_of``: pass it with
+    the next page's request to page over the same rows), and how hits are ``group``ed."""
 
     query: str
     mode: str
@@ -63,6 +73,7 @@ class SearchPage:
     as_of: int
     sort: str | None = None
     cutoff: dict[str, Any] | None = field(default=None)
+    group: str = "frames"
 
     @property
     def next_offset(self) -> int | None:
@@ -82,6 +93,7 @@ class SearchPage:
             "as_of": self.as_of,
             "sort": self.sort,
             "cutoff": self.cutoff,
+            "group": self.group,
             "hits": self.hits,
         }
 
@@ -147,13 +159,17 @@ class Searcher:
         process began while a manifest read frozen from a full disk was being read."""
         for attempt in range(_TRIES):
             try:
+                if options.group != "frames":
+                    return self._grouped(query, options)
                 return self._page(query, options)
             except IndexChangedError:
                 if attempt == _TRIES - 1:
                     raise
         raise AssertionError("unreachable")
 
-    def _page(self, query: Query | None, options: SearchOptions) -> SearchPage:
+    def _page(
+        self, query: Query | None, options: SearchOptions, embed: Embed | None = None
+    ) -> SearchPage:
         snapshot = self.view()
         as_of = self._as_of(options, snapshot)
         sort = options.sort_key()
@@ -195,7 +211,7 @@ class Searcher:
         if mode == "keyword":
             return self._keyword(query, match, options, as_of, pin)
         cutoff = self._cutoff(options)
-        vector = self.query_vector(query, options.modality)
+        vector = (embed or self.query_vector)(query, options.modality)
         allowed = self._allowed(snapshot, options, as_of)
         if mode == "vector":
             return self._vector(snapshot, query, vector, options, allowed, as_of, cutoff)
@@ -243,6 +259,8 @@ class Searcher:
         plain = options.mode in (None, "vector") and options.sort_key() is None
         if options.has_cutoff or not plain:
             raise QueryError("vector_pages takes plain vector searches: no cutoff, sort or mode")
+        if options.group != "frames":  # each query ranked as deep as its groups need
+            return [self.page(Query(positive=[v]), options) for v in vectors]
         snapshot = self.view()
         as_of = self._as_of(options, snapshot)
         allowed = self._allowed(snapshot, options, as_of)
@@ -413,6 +431,82 @@ class Searcher:
             hits = self._with_rows([{"response_id": i} for i in ids])
         return self._result(None, "browse", hits, total, True, options, seen, None)
 
+    # -- moments -------------------------------------------------------------------------
+    def _grouped(self, query: Query | None, options: SearchOptions) -> SearchPage:
+        """A page of segments or videos: the plain ranking (its query embedded once), read
+        four times deeper each round until the page's groups are found or it ran out."""
+        embedded: list[np.ndarray] = []
+
+        def embed(query: Query, modality: str | None) -> np.ndarray:
+            if not embedded:
+                embedded.append(self.query_vector(query, modality))
+            return embedded[0]
+
+        need = options.offset + options.top_k
+        ranking = replace(options, group="frames", offset=0, top_k=min(MAX_RESULTS, 4 * need))
+        ranking = replace(ranking, top_k=max(ranking.top_k, GROUP_DEPTH))
+        timelines = None
+        while True:
+            ranked = self._page(query, ranking, embed)
+            if timelines is None:  # every round ranks the rows the first one saw
+                ranking = replace(ranking, as_of=ranked.as_of)
+                timelines = self._timelines(ranking, embedded[0] if embedded else None)
+            groups = group_hits(ranked.hits, options.group, timelines)
+            done = ranked.next_offset is None
+            if done or len(groups) >= need or ranking.top_k >= MAX_RESULTS:
+                break
+            ranking = replace(ranking, top_k=min(MAX_RESULTS, 4 * ranking.top_k))
+        if done and options.offset and options.offset >= len(groups):
+            raise _past_end(options, len(groups))
+        return replace(
+            ranked,
+            hits=groups[options.offset : need],
+            total=len(groups),
+            total_exact=done,
+            offset=options.offset,
+            top_k=options.top_k,
+            group=options.group,
+        )
+
+    def _timelines(self, options: SearchOptions, vector: np.ndarray | None) -> Timelines:
+        """What grouping reads of each video: the frames the search could return (the
+        filter, ``as_of``, the cutoff) and their cosines with the query vector."""
+        snapshot = self.view()
+        allowed = self._allowed(snapshot, options, int(options.as_of or 0))
+        usable = snapshot.live.ids if allowed is None else allowed
+        if vector is None:
+            return Timelines(self.manifest, usable, None)
+        cutoff = self.cutoff() if options.cutoff_by_matcher else None
+        return Timelines(
+            self.manifest,
+            usable,
+            lambda ids: _cosines(snapshot, ids, vector),
+            (lambda s: passes(s, options, cutoff)) if options.has_cutoff else None,
+        )
+
+    def segment(self, item_id: int, query: Query | None = None) -> Hit:
+        """The segment around one frame, grown as ``group="segments"`` grows a seed, for
+        ``query`` (default: the frame itself, so its neighbours that look like it)."""
+        snapshot = self.view()
+        live = snapshot.live.ids
+        at = int(np.searchsorted(live, item_id))
+        if at >= live.size or live[at] != item_id:
+            raise MissingItemError(f"item {item_id} is not an item of index {self.name}")
+        (hit,) = self._with_rows([{"response_id": item_id}])
+        if "video" not in hit:
+            what = hit.get("path") or hit.get("text", "")
+            raise QueryError(
+                f"item {item_id} is not a frame of a video (it is the {hit['modality']} "
+                f"{what!r}): give the id of a frame, a hit of a search over videos"
+            )
+        vector = self.query_vector(query or Query(positive=[Item(item_id)]), None)
+        timelines = Timelines(
+            self.manifest, snapshot.live.ids, lambda ids: _cosines(snapshot, ids, vector)
+        )
+        hit["score"] = float(_cosines(snapshot, np.array([item_id]), vector)[0])
+        (grouped,) = group_hits([hit], "segments", timelines)
+        return grouped
+
     # -- pieces --------------------------------------------------------------------------
     def _above(
         self,
@@ -441,6 +535,9 @@ class Searcher:
 
     def _with_rows(self, hits: list[Hit]) -> list[Hit]:
         rows = self.manifest.rows([h["response_id"] for h in hits])
+        for row in rows.values():
+            if "video" in row:
+                row["video"] = frame_fields(row["video"])
         return [{**h, **rows[h["response_id"]]} for h in hits if h["response_id"] in rows]
 
     def _result(
@@ -455,10 +552,7 @@ class Searcher:
         cutoff: Cutoff | None,
     ) -> SearchPage:
         if exact and options.offset and options.offset >= total:
-            raise QueryError(
-                f"offset {options.offset} is past the end of the results ({total} in all, "
-                f"{options.top_k} per page)"
-            )
+            raise _past_end(options, total)
         shown = None
         if options.has_cutoff:
             shown = {
@@ -525,6 +619,21 @@ class Searcher:
                 f"index {self.name} was built by an older mmsim and has no keyword table "
                 "yet: run `mmsim index update index=...` once to add it"
             )
+
+
+def _past_end(options: SearchOptions, total: int) -> QueryError:
+    return QueryError(
+        f"offset {options.offset} is past the end of the results ({total} in all, "
+        f"{options.top_k} per page)"
+    )
+
+
+def _cosines(snapshot: Snapshot, ids: np.ndarray, vector: np.ndarray) -> np.ndarray:
+    """Cosines of live ``ids`` (any order) with a query vector, in the order given."""
+    order = np.argsort(ids)
+    out = np.empty(ids.size, dtype=np.float64)
+    out[order] = snapshot.vectors(ids[order]) @ vector
+    return out
 
 
 def _sort_needs_cutoff() -> QueryError:

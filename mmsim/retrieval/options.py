@@ -1,8 +1,11 @@
-"""The options of one search, checked before any work: mode, cutoffs, paging, sort.
+"""The options of one search, checked before any work: mode, cutoffs, paging, sort,
+grouping.
 
 Paging is by ``offset`` (or ``page``, from 1) over one ranking; ``as_of`` pins the
 ranking to the index as it was at a commit (the ``as_of`` a first page returns), so
 later pages of the same query neither repeat nor skip items while an update commits.
+``group`` pages over moments of videos instead of single frames (see
+:mod:`mmsim.index.moments`).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from mmsim.retrieval.keywords import SYNTAXES
 from mmsim.retrieval.query import QueryError
 
 MODES = ("vector", "keyword", "hybrid")
+GROUPS = ("frames", "segments", "videos")  # one hit per frame, per segment, per video
 MAX_OFFSET = 1_000_000
 MAX_RESULTS = 10_000_000  # top_k and window: more than any page or fusion needs
 DEFAULT_WINDOW = 100  # each ranking's depth in hybrid fusion
@@ -43,6 +47,7 @@ class SearchOptions:
     keyword_syntax: str = "plain"
     exact: bool = False
     modality: str | None = None  # what the query's string parts are (None: detect each)
+    group: str = "frames"
 
     @classmethod
     def create(cls, *, page: int | None = None, **options: Any) -> SearchOptions:
@@ -55,12 +60,14 @@ class SearchOptions:
         return cls(**options)
 
     def __post_init__(self) -> None:
-        for name in ("sort", "mode"):
+        for name in ("sort", "mode", "group"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):
                 raise QueryError(f"{name} must be a text, got {value!r}")
         if self.mode is not None and self.mode not in MODES:
             raise QueryError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.group not in GROUPS:
+            raise QueryError(f"group must be one of {GROUPS}, got {self.group!r}")
         _int("top_k", self.top_k, 1, MAX_RESULTS)
         _int("offset", self.offset, 0)
         if self.offset > MAX_OFFSET:
