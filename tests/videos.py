@@ -86,6 +86,8 @@ def write_video(
             if times is not None:
                 frame.pts = round(times[i] * 1000)
                 frame.time_base = Fraction(1, 1000)
+                following = times[i + 1] if i + 1 < len(times) else times[i] + 1 / fps
+                frame.duration = round((following - times[i]) * 1000)
             else:
                 frame.pts = i
             out.mux(stream.encode(frame))
@@ -132,4 +134,111 @@ def mean_colour(image: Image.Image) -> tuple[int, int, int]:
 
 def near(colour: Sequence[int], expected: Sequence[int], tolerance: int = 12) -> bool:
     """Whether two RGB colours differ by at most ``tolerance`` in every channel."""
-    return all(abs(a - b) <= tolerance for a, b in zip(colour, expected, strict=True))
+    return all(abs(int(a) - int(b)) <= tolerance for a, b in zip(colour, expected, strict=True))
+
+
+def phone_clip(path: str | Path, frames: int = 10, fps: int = 10) -> np.ndarray:
+    """A clip filmed "in portrait" as phones store it: landscape 64x48 frames (the scene
+    turned a quarter counter-clockwise) with a display matrix that turns them 90 degrees
+    clockwise. Returns the upright 48x64 picture (red top half, blue bottom half) a
+    player shows."""
+    upright = np.zeros((64, 48, 3), dtype=np.uint8)
+    upright[:32] = COLOURS[0]
+    upright[32:] = COLOURS[2]
+    stored = np.ascontiguousarray(np.rot90(upright, 1))
+    write_video(path, [stored] * frames, fps, rotation=90)
+    return upright
+
+
+def audio_only(path: str | Path, seconds: float = 1.0) -> Path:
+    """An MP4 holding only an AAC track (silence)."""
+    out = av.open(str(path), mode="w")
+    try:
+        write_silence(out, out.add_stream("aac", rate=8000), seconds)
+    finally:
+        out.close()
+    return Path(path)
+
+
+def zero_frames(path: str | Path, container_format: str = "avi", codec: str = "mjpeg") -> Path:
+    """A video stream with no frames in it (a recording stopped at once): the header is
+    written, no packet is."""
+    out = av.open(str(path), mode="w", format=container_format)
+    try:
+        stream = out.add_stream(codec, rate=10)
+        stream.width, stream.height = 64, 48
+        stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
+        out.start_encoding()
+    finally:
+        out.close()
+    return Path(path)
+
+
+def unknown_codec(path: str | Path) -> Path:
+    """An MP4 whose video is in a codec FFmpeg does not know: an H.264 clip whose sample
+    entry FourCC (``avc1``) is renamed ``zzzz``, as a demuxer sees a codec it lacks (no
+    encoder in PyAV's wheel writes a codec its decoders cannot read)."""
+    target = Path(path)
+    colour_clip(target, seconds=1)
+    data = target.read_bytes()
+    assert data.count(b"avc1") >= 1
+    target.write_bytes(data.replace(b"avc1", b"zzzz"))
+    return target
+
+
+def sixteen_k(path: str | Path) -> Path:
+    """One real 15360x8640 H.264 frame (16K; ~1 s and ~600 MB to encode)."""
+    out = av.open(str(path), mode="w")
+    try:
+        stream = out.add_stream("libx264", rate=1)
+        stream.width, stream.height, stream.pix_fmt = 15360, 8640, "yuv420p"
+        stream.options = {"preset": "ultrafast", "threads": "1"}
+        out.mux(stream.encode(av.VideoFrame(15360, 8640, "yuv420p")))
+        out.mux(stream.encode())
+    finally:
+        out.close()
+    return Path(path)
+
+
+def truncated(path: str | Path, keep: float = 0.5, codec: str = "libx264") -> Path:
+    """A 4-second colour clip cut after ``keep`` of its bytes (a copy that stopped)."""
+    target = Path(path)
+    colour_clip(target, seconds=4, codec=codec, gop=10)
+    data = target.read_bytes()
+    target.write_bytes(data[: int(len(data) * keep)])
+    return target
+
+
+def corrupt_middle(path: str | Path, start: float, end: float, seed: int = 0) -> list[tuple]:
+    """A 4-second H.264 colour clip (a key frame a second) whose packets shown in
+    ``[start, end)`` are overwritten with random bytes in place (the MP4's index still
+    points at them): what a bad sector or a broken download leaves. Returns the colours."""
+    target = Path(path)
+    colours = colour_clip(target, seconds=4, gop=10)
+    with av.open(str(target)) as container:
+        stream = container.streams.video[0]
+        spans = [
+            (packet.pos, packet.size)
+            for packet in container.demux(stream)
+            if packet.size and start <= float(packet.pts * stream.time_base) < end
+        ]
+    data = bytearray(target.read_bytes())
+    noise = np.random.default_rng(seed)
+    for position, size in spans:
+        data[position : position + size] = noise.integers(0, 256, size, dtype=np.uint8).tobytes()
+    target.write_bytes(bytes(data))
+    return colours
+
+
+def backwards(path: str | Path, fps: int = 10) -> list[tuple]:
+    """Two 2-second MPEG-TS recordings joined byte for byte (as ``cat a.ts b.ts`` or a
+    camera that restarts its clock does): the timestamps jump back to the start at 2 s.
+    Returns the colours of its four seconds as played."""
+    target = Path(path)
+    parts = [target.with_suffix(f".part{i}.ts") for i in range(2)]
+    write_video(parts[0], [COLOURS[0]] * fps + [COLOURS[1]] * fps, fps)
+    write_video(parts[1], [COLOURS[2]] * fps + [COLOURS[3]] * fps, fps)
+    target.write_bytes(b"".join(part.read_bytes() for part in parts))
+    for part in parts:
+        part.unlink()
+    return list(COLOURS[:4])

@@ -6,21 +6,25 @@ from __future__ import annotations
 import pickle
 import subprocess
 import sys
+from fractions import Fraction
 
+import numpy as np
 import pytest
 
 from mmsim.errors import ConfigError
 from mmsim.inputs.video import (
     VIDEO_PATTERNS,
+    ReadStats,
     Sampling,
     VideoError,
+    frame_at,
     is_video_path,
     probe,
     read_frames,
     sample_times,
     timecode,
 )
-from tests.videos import colour_clip, mean_colour, near
+from tests.videos import COLOURS, colour_clip, mean_colour, near, phone_clip, write_video
 
 
 @pytest.fixture(scope="module")
@@ -115,3 +119,61 @@ def test_video_error_names_the_file_and_survives_a_pickle(tmp_path):
     error = pickle.loads(pickle.dumps(caught.value))
     assert str(error) == str(caught.value) and str(tmp_path / "gone.mp4") in str(error)
     assert error.reason == "file not found"
+
+
+@pytest.mark.parametrize("suffix,codec", [(".mp4", "libx264"), (".webm", "libvpx-vp9")])
+def test_seeking_decodes_less_and_gives_the_same_frames(tmp_path, suffix, codec):
+    path = tmp_path / f"long{suffix}"
+    colours = colour_clip(path, seconds=8, fps=10, codec=codec, gop=10)
+    wanted = [0.0, 2.5, 4.0, 4.05, 6.3, 7.9]
+    runs = {}
+    for strategy in ("auto", "decode"):
+        stats = ReadStats()
+        frames = list(read_frames(path, wanted, strategy=strategy, stats=stats))
+        runs[strategy] = (frames, stats)
+    (sought, seek_stats), (decoded, decode_stats) = runs["auto"], runs["decode"]
+    assert [f.time for f in sought] == [f.time for f in decoded]
+    assert [f.time for f in sought] == pytest.approx([0.0, 2.5, 4.0, 4.1, 6.3, 7.9])
+    assert [f.frame for f in sought] == [f.frame for f in decoded] == [0, 25, 40, 41, 63, 79]
+    for a, b in zip(sought, decoded, strict=True):
+        assert a.image.tobytes() == b.image.tobytes()
+        assert near(mean_colour(a.image), colours[int(a.time)])
+    assert decode_stats.seeks == 0 and decode_stats.decoded == 80
+    assert seek_stats.seeks >= 3 and seek_stats.decoded < 50
+
+
+def test_a_phone_clip_comes_out_upright_at_its_display_size(tmp_path):
+    path = tmp_path / "phone.mp4"
+    upright = phone_clip(path)
+    info = probe(path)
+    assert (info.width, info.height, info.rotation) == (48, 64, 90)
+    image = frame_at(path, 0.5)
+    assert image.size == (48, 64)
+    assert near(mean_colour(image.crop((0, 0, 48, 28))), upright[0, 0])  # red on top
+    assert near(mean_colour(image.crop((0, 36, 48, 64))), upright[-1, 0])  # blue below
+
+
+def test_non_square_pixels_are_made_square(tmp_path):
+    path = tmp_path / "anamorphic.mp4"
+    left_right = [COLOURS[0]] * 32 + [COLOURS[2]] * 32
+    array = np.array([left_right] * 48, dtype=np.uint8)
+    write_video(path, [array] * 5, 10, sample_aspect_ratio=Fraction(2, 1))
+    assert (probe(path).width, probe(path).height) == (128, 48)
+    image = frame_at(path, 0)
+    assert image.size == (128, 48)
+    assert near(mean_colour(image.crop((0, 0, 56, 48))), COLOURS[0])
+    assert near(mean_colour(image.crop((72, 0, 128, 48))), COLOURS[2])
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_variable_frame_rate_is_timed_by_presentation_timestamps(tmp_path, suffix):
+    path = tmp_path / f"vfr{suffix}"
+    times = [0.0, 0.1, 0.15, 0.5, 0.53, 1.2, 1.25, 2.0]
+    write_video(path, [COLOURS[k] for k in range(len(times))], 10, times=times)
+    assert probe(path).duration == pytest.approx(2.1)
+    for strategy in ("auto", "decode"):
+        frames = list(read_frames(path, [0.0, 0.12, 0.5, 0.6, 1.9], strategy=strategy))
+        assert [f.time for f in frames] == pytest.approx([0.0, 0.15, 0.5, 1.2, 2.0])
+        assert [
+            near(mean_colour(f.image), COLOURS[times.index(round(f.time, 2))]) for f in frames
+        ] == [True] * 5

@@ -15,7 +15,7 @@ when this package is imported.
 
 from mmsim.inputs.video.errors import VideoError
 from mmsim.inputs.video.formats import VIDEO_PATTERNS, VIDEO_SUFFIXES, is_video_path, timecode
-from mmsim.inputs.video.frames import Frame, Gap, frame_at, read_frames
+from mmsim.inputs.video.frames import Frame, Gap, ReadStats, frame_at, read_frames
 from mmsim.inputs.video.probe import VideoInfo, probe
 from mmsim.inputs.video.sampling import Sampling, sample_times
 from mmsim.inputs.video.shots import detect_shots
@@ -25,6 +25,7 @@ __all__ = [
     "VIDEO_SUFFIXES",
     "Frame",
     "Gap",
+    "ReadStats",
     "Sampling",
     "VideoError",
     "VideoInfo",

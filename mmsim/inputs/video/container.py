@@ -18,6 +18,10 @@ from mmsim.inputs.video.errors import VideoError, ffmpeg_words, load_av
 
 # 8K UHD (7680 x 4320): the largest frames read; a 16K frame is refused from its header
 MAX_PIXELS = 7680 * 4320
+# FFmpeg decodes a first frame while opening a file to learn what its header leaves out;
+# skipping that keeps a 16K frame (400 MB of buffers) from being decoded before its size
+# is checked. Frame sizes are then checked again on the first decoded frame.
+_NO_PROBE_DECODING = {"skip_frame": "all"}
 
 
 def check_file(path: str | Path) -> Path:
@@ -40,7 +44,7 @@ def opened(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> Iterator[tuple[
     file = check_file(path)
     av = load_av()
     try:
-        container = av.open(str(file), mode="r")
+        container = av.open(str(file), mode="r", options=_NO_PROBE_DECODING)
     except av.FFmpegError as exc:
         raise VideoError(file, open_problem(file, exc)) from None
     except OSError as exc:  # the file went away or cannot be read (permissions)
@@ -53,15 +57,35 @@ def opened(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> Iterator[tuple[
         container.close()
 
 
+# first bytes of containers whose damage is worth telling apart from "not a video"
+_SIGNATURES = ((4, b"ftyp", "an MP4/MOV file"), (0, b"\x1a\x45\xdf\xa3", "a Matroska/WebM file"))
+
+
 def open_problem(file: Path, exc: BaseException) -> str:
-    """Why FFmpeg could not open ``file``, in words a user can act on."""
+    """Why FFmpeg could not open ``file``, in words a user can act on: a video that
+    ends too early, a video container that is damaged, or not a video at all."""
     words = ffmpeg_words(exc)
-    if "moov atom not found" in words:
-        return (
-            "it is truncated or was never finished (its MP4 index, the 'moov' atom, is "
-            f"missing; FFmpeg: {words})"
+    if isinstance(exc, EOFError):  # av.error.EOFError: the header promised more
+        return f"it ends before its first frame: it is empty or truncated (FFmpeg: {words})"
+    with file.open("rb") as handle:
+        head = handle.read(12)
+    for offset, magic, kind in _SIGNATURES:
+        if head[offset : offset + len(magic)] == magic:
+            return (
+                f"it is {kind} but truncated or damaged: FFmpeg cannot read its header or "
+                f"index (FFmpeg: {words})"
+            )
+    return f"it is not a video file FFmpeg can read (FFmpeg: {words})"
+
+
+def check_size(file: Path, width: int, height: int, max_pixels: int) -> None:
+    """Refuse frames of more than ``max_pixels``."""
+    if width * height > max_pixels:
+        raise VideoError(
+            file,
+            f"its frames are {width}x{height} ({width * height / 1e6:.1f} megapixels), "
+            f"more than the {max_pixels / 1e6:.1f} megapixels read (max_pixels, 8K UHD)",
         )
-    return f"it is not a video file FFmpeg can read, or it is damaged (FFmpeg: {words})"
 
 
 def video_stream(file: Path, container: Any, max_pixels: int = MAX_PIXELS) -> Any:
@@ -73,40 +97,16 @@ def video_stream(file: Path, container: Any, max_pixels: int = MAX_PIXELS) -> An
         has = f"only {' and '.join(kinds)} streams" if kinds else "no streams at all"
         raise VideoError(file, f"it has no video stream ({has})")
     stream = streams[0]
-    try:
-        context = stream.codec_context
-    except Exception as exc:  # PyAV raises several types for a missing codec
-        context = None
-        why = ffmpeg_words(exc)
-    else:
-        why = "no decoder"
+    context = stream.codec_context  # None: FFmpeg does not know the codec
     if context is None or context.codec is None or not context.codec.is_decoder:
-        tag = codec_tag(stream)
+        name = context.name if context is not None else "a codec FFmpeg does not know"
         raise VideoError(
             file,
-            f"its video codec ({tag}) is not supported: FFmpeg in PyAV's wheel has {why} "
-            "for it (convert the file to H.264, HEVC, VP9 or AV1)",
+            f"its video codec ({name}) is not supported: FFmpeg in PyAV's wheel has no "
+            "decoder for it (convert the file to H.264, HEVC, VP9 or AV1)",
         )
-    width, height = context.width, context.height
-    if width * height > max_pixels:
-        raise VideoError(
-            file,
-            f"its frames are {width}x{height} ({width * height / 1e6:.1f} megapixels), "
-            f"more than the {max_pixels / 1e6:.1f} megapixels read (max_pixels, 8K UHD)",
-        )
+    check_size(file, context.width, context.height, max_pixels)
     return stream
-
-
-def codec_tag(stream: Any) -> str:
-    """The stream's codec as the file names it (its name, else its FourCC)."""
-    try:
-        name = stream.codec_context.name
-    except Exception:  # as above
-        name = None
-    if name and name != "none":
-        return name
-    tag = getattr(stream.codec_context, "codec_tag", None) if name else None
-    return f"FourCC {tag!r}" if tag else "unknown"
 
 
 def seconds(stream: Any, pts: int | None) -> float | None:

@@ -26,7 +26,7 @@ from typing import Any
 from PIL import Image
 
 from mmsim.errors import choice
-from mmsim.inputs.video.container import MAX_PIXELS, file_size, opened, seconds
+from mmsim.inputs.video.container import MAX_PIXELS, check_size, file_size, opened, seconds
 from mmsim.inputs.video.errors import VideoError, ffmpeg_words, load_av
 from mmsim.inputs.video.formats import timecode
 from mmsim.inputs.video.probe import Geometry, clockwise, geometry
@@ -68,33 +68,47 @@ class Gap:
     reason: str
 
 
+@dataclass
+class ReadStats:
+    """What a read cost: frames decoded and seeks made (a benchmark's decode cost per
+    sampled frame; a test's proof that a read sought)."""
+
+    decoded: int = 0
+    seeks: int = 0
+
+
 def read_frames(
     path: str | Path,
     times: Sequence[float],
     *,
     gaps: list[Gap] | None = None,
     strategy: str = "auto",
+    stats: ReadStats | None = None,
     max_pixels: int = MAX_PIXELS,
 ) -> Iterator[Frame]:
     """The frames at ``times`` (seconds), in time order, each at most once.
 
-    ``gaps``: a list the damaged ranges are appended to; ``strategy``: ``"auto"`` (seek
-    where it saves decoding) or ``"decode"`` (decode every frame from the start: the
-    baseline a benchmark compares with; both give the same frames). Frames become PIL
-    images one at a time, so memory is what the caller keeps.
+    ``gaps``: a list the unreadable ranges are appended to as they are met;
+    ``strategy``: ``"auto"`` (seek where it saves decoding) or ``"decode"`` (decode
+    every frame from the start: the baseline a benchmark compares with; both give the
+    same frames); ``stats``: counts of frames decoded and seeks, added to as it reads.
+    Frames become PIL images one at a time, so memory is what the caller keeps.
     """
     choice("strategy", strategy, STRATEGIES)
     wanted = sorted({float(t) for t in times})
-    if any(not math.isfinite(t) or t < 0 for t in wanted):
-        bad = next(t for t in wanted if not math.isfinite(t) or t < 0)
-        raise ValueError(f"times must be finite seconds >= 0; got {bad!r} for {path}")
+    bad = [t for t in wanted if not math.isfinite(t) or t < 0]
+    if bad:
+        raise ValueError(f"times must be finite seconds >= 0; got {bad[0]!r} for {path}")
     if not wanted:
         return
     av = load_av()
     with opened(path, max_pixels=max_pixels) as (container, stream):
-        reader = FrameReader(path, container, stream, wanted, strategy, av)
-        reader.gaps = gaps if gaps is not None else []
-        yield from reader.frames()
+        reader = FrameReader(path, container, stream, av, strategy=strategy, max_pixels=max_pixels)
+        if gaps is not None:
+            reader.gaps = gaps
+        if stats is not None:
+            reader.stats = stats
+        yield from reader.frames(wanted)
 
 
 def frame_at(path: str | Path, time: float) -> Image.Image:
@@ -106,62 +120,72 @@ def frame_at(path: str | Path, time: float) -> Image.Image:
 
 
 class FrameReader:
-    """One pass over a video for a sorted list of wanted times."""
+    """Decoding one opened video from here on: timing, damage, seeking decisions.
+
+    :func:`read_frames` drives it for wanted times; :func:`detect_shots` reads every
+    frame through :meth:`decoded` so both treat damage and timestamps alike.
+    """
 
     def __init__(
         self,
         path: str | Path,
         container: Any,
         stream: Any,
-        wanted: list[float],
-        strategy: str,
         av: Any,
+        *,
+        strategy: str = "auto",
+        max_pixels: int = MAX_PIXELS,
     ) -> None:
         self.path, self.container, self.stream, self.av = path, container, stream, av
-        self.wanted, self.next = wanted, 0
+        self.max_pixels = max_pixels
+        self.seen = False  # any frame decoded yet
         rate = stream.average_rate or stream.guessed_rate
         self.fps = float(rate) if rate else None
         self.step = 1 / self.fps if self.fps else 0.04
+        self.duration = float(stream.duration * stream.time_base) if stream.duration else None
+        if self.duration is None and container.duration:
+            self.duration = container.duration / 1_000_000
         self.size = file_size(path)
         self.gaps: list[Gap] = []
+        self.stats = ReadStats()
         self.shape: Geometry | None = None
         self.can_seek = strategy == "auto" and not container.format.flags & _AVFMT_TS_DISCONT
-        self.counted = 0  # frames decoded from the start; None once a seek skipped some
+        self.counted = 0  # frames decoded from the start, while that is what was done
         self.numbered = True
-        self.position: float | None = None  # time of the last frame decoded
-        self.last: float | None = None  # of the last frame timed (for backwards jumps)
+        self.floor = 0.0  # where reading (re)started: the start or a seek's target
+        self.last: float | None = None  # time of the last frame read
         self.offset = 0.0  # added to timestamps after they went backwards
         self.interval = 0.0  # longest key frame interval seen
         self.last_key: float | None = None
-        self.damage: float | None = None  # start of the damaged range being read
+        self.damage: tuple[float, str] | None = None  # (start, why) of a range not read
 
-    def frames(self) -> Iterator[Frame]:
+    def frames(self, wanted: list[float]) -> Iterator[Frame]:
         """Seek-and-decode passes until every wanted time is served or the file ends."""
-        sought: float | None = None
+        index = 0
+        sought: float | None = None  # a seek's target, until its first frame is seen
         retries = 0
-        while self.next < len(self.wanted):
-            target = self.wanted[self.next]
-            if sought is None and self.worth_seeking(target):
-                sought = self.seek(target)
+        while index < len(wanted):
+            if sought is None and self.worth_seeking(wanted[index]):
+                sought = self.seek(wanted[index])
             restart = False
             for frame, time in self.decoded():
-                if sought is not None:  # the first frame after a seek: did it land early enough?
-                    landed, sought = time, None
-                    if landed > target + 1e-6 and landed > 0 and retries < _EARLY_RETRIES:
+                if sought is not None:  # the first frame after a seek: early enough?
+                    late = time > wanted[index] + 1e-6 and sought > 0
+                    if late and retries < _EARLY_RETRIES:
                         retries += 1
-                        sought = self.seek(max(0.0, target - 2.0 ** (retries - 1)))
+                        sought = self.seek(max(0.0, sought - 2.0 ** (retries - 1)))
                         restart = True
                         break
-                    retries = 0
+                    sought, retries = None, 0
                 hit = False
-                while self.next < len(self.wanted) and self.wanted[self.next] <= time + 1e-6:
-                    self.next += 1
+                while index < len(wanted) and wanted[index] <= time + 1e-6:
+                    index += 1
                     hit = True
                 if hit:
                     yield Frame(time, self.number(time), self.image(frame))
-                if self.next >= len(self.wanted):
+                if index >= len(wanted):
                     return
-                if self.worth_seeking(self.wanted[self.next]):
+                if self.worth_seeking(wanted[index]):
                     restart = True
                     break
             if not restart:
@@ -169,14 +193,14 @@ class FrameReader:
 
     def worth_seeking(self, target: float) -> bool:
         """Whether seeking to the key frame before ``target`` decodes less than going on."""
-        if not self.can_seek:
+        if not self.can_seek or self.damage is not None:
             return False
-        here = -math.inf if self.position is None else self.position
+        here = -math.inf if self.last is None else self.last
         keys = self.key_times()
         if keys:
             k = bisect.bisect_right(keys, target) - 1
             return k >= 0 and keys[k] > here + SEEK_GAIN
-        return target - max(here, 0.0) > max(SEEK_WITHOUT_INDEX, self.interval)
+        return target - max(here, self.floor) > max(SEEK_WITHOUT_INDEX, self.interval)
 
     def key_times(self) -> list[float]:
         """Key frame times from the container's index (decode timestamps: a little early)."""
@@ -186,20 +210,21 @@ class FrameReader:
 
     def seek(self, target: float) -> float:
         """Seek to the key frame at or before ``target``; returns ``target``."""
-        base = self.stream.time_base
-        pts = int(target / base) + (self.stream.start_time or 0)
+        pts = int(target / self.stream.time_base) + (self.stream.start_time or 0)
         try:
             self.container.seek(pts, stream=self.stream, backward=True, any_frame=False)
         except self.av.FFmpegError:
             self.can_seek = False  # decode on instead: slower, still right
             return target
+        self.stats.seeks += 1
         self.numbered = False
-        self.position = self.last = None
-        self.last_key = None
+        self.floor, self.last, self.last_key = target, None, None
         return target
 
     def decoded(self) -> Iterator[tuple[Any, float]]:
-        """(frame, time) from here on; damaged packets become gaps, not errors."""
+        """(frame, time) from here on. Packets the decoder rejects and frames it flags
+        corrupt open a gap, and so do the frames after them up to the next key frame
+        (they are predicted from the damaged ones); the file's end closes the read."""
         packets = self.container.demux(self.stream)
         while True:
             try:
@@ -208,31 +233,42 @@ class FrameReader:
                 break
             except self.av.FFmpegError as exc:  # a read error mid-file: what was read stays
                 self.check_size()
-                self.close_damage(None, f"the file cannot be read on ({ffmpeg_words(exc)})")
+                self.open_damage(f"the file cannot be read on ({ffmpeg_words(exc)})")
                 break
             try:
                 frames = packet.decode()
             except self.av.FFmpegError as exc:
-                self.note_damage(packet, exc)
+                self.numbered = False
+                self.open_damage(f"the decoder rejected damaged data ({ffmpeg_words(exc)})")
                 continue
             for frame in frames:
-                if frame.is_corrupt:
-                    self.note_damage(packet, None)
-                    continue
-                time = self.time_of(frame)
-                self.close_damage(time, "the decoder could not read these frames")
-                self.position = time
+                if not self.seen:  # a header may leave the size out: check the frame's
+                    check_size(Path(self.path), frame.width, frame.height, self.max_pixels)
+                    self.seen = True
+                self.stats.decoded += 1
                 if self.numbered:
                     self.counted += 1
+                if frame.is_corrupt:
+                    self.open_damage("the decoder flagged frames as corrupt")
+                    continue
+                if self.damage is not None and not frame.key_frame:
+                    continue  # predicted from damaged frames
+                time = self.time_of(frame)
+                self.close_damage(time)
                 self.learn_interval(frame, time)
                 yield frame, time
-        self.close_damage(None, "the decoder could not read the frames up to the end")
+        self.check_size()
+        if not self.seen:
+            why = f": {self.damage[1]}" if self.damage is not None else ""
+            raise VideoError(self.path, f"it has no frames that decode{why}")
+        self.close_damage(self.duration)
+        self.note_early_end()
 
     def time_of(self, frame: Any) -> float:
         """The frame's presentation time, moved on if the timestamps went backwards."""
         raw = seconds(self.stream, frame.pts)
         if raw is None:  # no timestamp: one frame after the last
-            raw = (self.last - self.offset + self.step) if self.last is not None else 0.0
+            raw = (self.last - self.offset + self.step) if self.last is not None else self.floor
         time = raw + self.offset
         if self.last is not None and time < self.last - 1e-6:
             jumped = time
@@ -240,33 +276,45 @@ class FrameReader:
             self.offset += time - jumped
             self.can_seek = False  # seeking by these timestamps would land anywhere
             said = f"timestamps go backwards after {timecode(self.last)} (to {timecode(raw)})"
-            self.gaps.append(
-                Gap(self.last, self.last, f"{said}; later frames are timed on from there")
-            )
+            self.gaps.append(Gap(self.last, self.last, f"{said}; later frames are timed on"))
         self.last = time
         return time
 
     def learn_interval(self, frame: Any, time: float) -> None:
+        """Keep the longest key frame interval seen (when to seek without an index)."""
         if frame.key_frame:
             if self.last_key is not None:
                 self.interval = max(self.interval, time - self.last_key)
             self.last_key = time
 
-    def note_damage(self, packet: Any, exc: BaseException | None) -> None:
+    def open_damage(self, why: str) -> None:
+        """Start a gap just after the last frame read (if none is open)."""
         if self.damage is None:
-            at = seconds(self.stream, packet.pts)
-            self.damage = (at + self.offset) if at is not None else (self.position or 0.0)
+            start = self.floor if self.last is None else self.last + self.step
+            self.damage = (round(start, 6), why)
 
-    def close_damage(self, end: float | None, reason: str) -> None:
+    def close_damage(self, end: float | None) -> None:
+        """End the open gap at ``end`` (the next frame read, or the video's end)."""
         if self.damage is None:
             return
-        stop = end if end is not None else self.damage
-        if end is None and self.stream.duration:
-            stop = max(stop, float(self.stream.duration * self.stream.time_base))
-        self.gaps.append(Gap(round(self.damage, 6), round(stop, 6), reason))
+        start, why = self.damage
+        stop = max(start, end if end is not None else start)
+        self.gaps.append(Gap(start, round(stop, 6), why))
         self.damage = None
 
+    def note_early_end(self) -> None:
+        """A file whose frames stop well before its stated duration (truncated, or its
+        end damaged past the demuxer's resync) gets a gap to that duration."""
+        if self.last is None or self.duration is None:
+            return
+        if self.last + 2 * self.step + 0.1 < self.duration:
+            start = round(self.last + self.step, 6)
+            said = f"no frame could be read after {timecode(self.last)}"
+            reason = f"{said} though the file says it lasts {timecode(self.duration)} (truncated?)"
+            self.gaps.append(Gap(start, round(self.duration, 6), reason))
+
     def check_size(self) -> None:
+        """A file that shrank while it was read is named, not decoded on as damage."""
         now = file_size(self.path)
         if now < self.size:
             raise VideoError(
@@ -274,6 +322,7 @@ class FrameReader:
             )
 
     def number(self, time: float) -> int:
+        """The frame's number: counted from the start, else ``round(time * fps)``."""
         if self.numbered:
             return self.counted - 1
         return round(time * self.fps) if self.fps else 0

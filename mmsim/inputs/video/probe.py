@@ -12,7 +12,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from mmsim.inputs.video.container import MAX_PIXELS, opened, seconds
+from mmsim.inputs.video.container import MAX_PIXELS, check_size, opened, seconds
 from mmsim.inputs.video.errors import VideoError, ffmpeg_words, load_av
 
 
@@ -70,7 +70,7 @@ def probe(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> VideoInfo:
     header looks right but whose frames do not decode is refused here, not mid-index."""
     av = load_av()
     with opened(path, max_pixels=max_pixels) as (container, stream):
-        first = first_frame(path, container, stream, av)
+        first = first_frame(path, container, stream, av, max_pixels)
         shape = geometry(stream, clockwise(first.rotation))
         fps = stream.average_rate or stream.guessed_rate
         width, height = shape.display
@@ -85,10 +85,11 @@ def probe(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> VideoInfo:
         )
 
 
-def first_frame(path: str | Path, container: Any, stream: Any, av: Any) -> Any:
+def first_frame(path: str | Path, container: Any, stream: Any, av: Any, max_pixels: int) -> Any:
     """The first decodable frame, or the VideoError that says why there is none."""
     try:
         for frame in container.decode(stream):
+            check_size(Path(path), frame.width, frame.height, max_pixels)
             return frame
     except av.FFmpegError as exc:
         raise VideoError(
@@ -98,16 +99,29 @@ def first_frame(path: str | Path, container: Any, stream: Any, av: Any) -> Any:
 
 
 def duration_of(container: Any, stream: Any) -> float:
-    """Seconds of video: the stream's duration, else the container's, else the last
-    packet's end (demuxed, not decoded)."""
+    """Seconds of video: the later of what the header says (the stream's duration, else
+    the container's) and the end of the last packet (read after seeking to the last key
+    frame, nothing decoded). Both are needed: a variable frame rate MP4 written with
+    B-frames states the sum of its decode-time steps, shorter than the frames shown."""
+    stated = 0.0
     if stream.duration:
-        return float(stream.duration * stream.time_base)
-    if container.duration:
-        return container.duration / 1_000_000
-    container.seek(0)
-    last = 0.0
-    for packet in container.demux(stream):
-        end = seconds(stream, packet.pts)
-        if end is not None:
-            last = max(last, end + float((packet.duration or 0) * stream.time_base))
-    return last
+        stated = float(stream.duration * stream.time_base)
+    elif container.duration:
+        stated = container.duration / 1_000_000
+    return max(stated, last_packet_end(container, stream))
+
+
+def last_packet_end(container: Any, stream: Any) -> float:
+    """Where the last packet's display ends, in seconds from the stream's start (0.0 when
+    the file cannot be sought)."""
+    av = load_av()
+    end = 0.0
+    try:
+        container.seek(2**62, stream=stream, backward=True, any_frame=False)
+        for packet in container.demux(stream):
+            start = seconds(stream, packet.pts)
+            if start is not None:
+                end = max(end, start + float((packet.duration or 0) * stream.time_base))
+    except av.FFmpegError:
+        return end
+    return end

@@ -49,7 +49,7 @@ def detect_shots(
     previous: np.ndarray | None = None
     av = load_av()
     with opened(path, max_pixels=max_pixels) as (container, stream):
-        reader = FrameReader(path, container, stream, [], "decode", av)
+        reader = FrameReader(path, container, stream, av, strategy="decode")
         if start > 0:
             reader.seek(start)
         context = stream.codec_context
