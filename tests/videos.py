@@ -8,6 +8,7 @@ to 320x240, a few seconds): they are written again in every test session.
 
 from __future__ import annotations
 
+import colorsys
 from collections.abc import Iterable, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -242,3 +243,45 @@ def backwards(path: str | Path, fps: int = 10) -> list[tuple]:
     for part in parts:
         part.unlink()
     return list(COLOURS[:4])
+
+
+def shot_clip(
+    path: str | Path,
+    shots: int = 24,
+    fps: int = 24,
+    size: tuple[int, int] = (96, 64),
+    seed: int = 0,
+) -> list[float]:
+    """Shots of distinct scenes joined by hard cuts; returns the cut times (the first
+    frame of each shot after the first). Every shot moves, so no cut is a change from
+    stillness: a square crossing a plain background, a striped texture panning a few
+    pixels a frame (every frame changes a lot), or a fade (brightness rising steadily).
+    """
+    rng = np.random.default_rng(seed)
+    width, height = size
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    frames: list[np.ndarray] = []
+    cuts: list[float] = []
+    hue = rng.random()
+    for shot in range(shots):
+        if shot:
+            cuts.append(len(frames) / fps)
+        hue = (hue + rng.uniform(0.25, 0.75)) % 1.0  # far from the shot before
+        base = np.array(colorsys.hsv_to_rgb(hue, rng.uniform(0.5, 1.0), rng.uniform(0.5, 1.0)))
+        other = np.array(colorsys.hsv_to_rgb((hue + 0.5) % 1.0, 1.0, 1.0))
+        length = int(rng.integers(10, 22))
+        kind = shot % 3
+        period = rng.uniform(8, 20)
+        for i in range(length):
+            if kind == 0:  # a square crossing the background
+                image = np.broadcast_to(base, (height, width, 3)).copy()
+                x = int(i * (width - 16) / length)
+                image[20:36, x : x + 16] = other
+            elif kind == 1:  # a pan over stripes
+                stripes = 0.5 + 0.5 * np.sin((xx + 3 * i) * 2 * np.pi / period + yy / 9)
+                image = stripes[..., None] * base + (1 - stripes[..., None]) * other
+            else:  # a fade up
+                image = np.broadcast_to(base * (0.35 + 0.65 * i / length), (height, width, 3))
+            frames.append((np.clip(image, 0, 1) * 255).astype(np.uint8))
+    write_video(path, frames, fps, size=size)
+    return cuts

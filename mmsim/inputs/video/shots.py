@@ -1,13 +1,21 @@
 """Finding cuts (:func:`detect_shots`): where one shot ends and the next begins.
 
-Every frame is decoded (a cut can fall on any frame) but scored small: each is scaled
-in FFmpeg to 64 pixels wide and compared with the frame before in HSV, the mean
-absolute difference of hue, saturation and value (0-255) being the frame's *change*.
-A cut is a change that stands out from its neighbourhood: at least ``threshold`` times
-the mean change of the two frames on each side, and at least ``MIN_CHANGE`` in itself.
-Comparing with the neighbourhood rather than with a fixed level is what keeps a fast
-pan or a fade, where every frame changes a lot or gradually, from reading as a run of
-cuts (the idea of PySceneDetect's AdaptiveDetector).
+Every frame is decoded (a cut can fall on any frame) but scored small: FFmpeg scales it
+to 64 pixels wide, and two changes from the frame before are measured (both 0-255):
+
+- *change*: where the pixels changed, the mean absolute difference of hue (as an
+  angle), saturation and value, pixel by pixel (PySceneDetect's content score);
+- *shift*: how far the colours moved wherever the pixels are, the mean difference of
+  the sorted red, green and blue values. Motion (a pan, an object crossing) moves
+  pixels but keeps the colours, so it shifts little; a cut to another scene shifts a
+  lot.
+
+A cut is a frame whose change is at least ``MIN_CHANGE`` and whose change or shift is
+at least ``threshold`` times the mean of the two frames on each side. Comparing with the
+neighbourhood rather than with a fixed level (PySceneDetect's AdaptiveDetector idea) is
+what keeps a fast pan or a fade, where every frame changes a lot or steadily, from
+reading as a run of cuts; the shift is what still finds a cut into or out of such a pan,
+whose change alone does not stand out from the pan's.
 """
 
 from __future__ import annotations
@@ -45,11 +53,12 @@ def detect_shots(
     end)``; damaged frames are skipped (a gap is no cut)."""
     stop = info.duration if end is None else end
     times: list[float] = []
-    changes: list[float] = []
-    previous: np.ndarray | None = None
+    changes: list[float] = []  # where the pixels changed
+    shifts: list[float] = []  # how far the colours moved, wherever the pixels are
+    previous: tuple[np.ndarray, np.ndarray] | None = None
     av = load_av()
     with opened(path, max_pixels=max_pixels) as (container, stream):
-        reader = FrameReader(path, container, stream, av, strategy="decode")
+        reader = FrameReader(path, container, stream, av, strategy="decode", max_pixels=max_pixels)
         if start > 0:
             reader.seek(start)
         context = stream.codec_context
@@ -59,24 +68,39 @@ def detect_shots(
                 continue
             if time >= stop:
                 break
-            small = frame.reformat(width=SMALL_WIDTH, height=height, format="rgb24")
-            hsv = np.asarray(Image.fromarray(small.to_ndarray()).convert("HSV"), dtype=np.int16)
-            changes.append(0.0 if previous is None else float(np.abs(hsv - previous).mean()))
+            rgb = frame.reformat(width=SMALL_WIDTH, height=height, format="rgb24").to_ndarray()
+            hsv = np.asarray(Image.fromarray(rgb).convert("HSV"), dtype=np.int16)
+            colours = np.sort(rgb.reshape(-1, 3), axis=0).astype(np.int16)
+            if previous is None:
+                changes.append(0.0)
+                shifts.append(0.0)
+            else:
+                difference = np.abs(hsv - previous[0])
+                hue = difference[..., 0]
+                difference[..., 0] = np.minimum(hue, 256 - hue)  # hue is an angle
+                changes.append(float(difference.mean()))
+                shifts.append(float(np.abs(colours - previous[1]).mean()))
             times.append(time)
-            previous = hsv
-    return cuts(times, changes, threshold)
+            previous = (hsv, colours)
+    return cuts(times, changes, shifts, threshold)
 
 
-def cuts(times: list[float], changes: list[float], threshold: float) -> list[float]:
-    """The times whose change stands out from its neighbours' (see the module)."""
+def cuts(
+    times: list[float], changes: list[float], shifts: list[float], threshold: float
+) -> list[float]:
+    """The times whose change is large and stands out from its neighbours' (see the
+    module)."""
     found: list[float] = []
-    score = np.asarray(changes)
-    for i in range(1, len(score)):
-        if score[i] < MIN_CHANGE:
+    change, shift = np.asarray(changes), np.asarray(shifts)
+    for i in range(1, len(change)):
+        if change[i] < MIN_CHANGE:
             continue
-        around = [j for j in range(max(1, i - WINDOW), min(len(score), i + WINDOW + 1)) if j != i]
-        mean = float(score[around].mean()) if around else 0.0
-        if score[i] < threshold * max(mean, 1e-3):
+        around = [j for j in range(max(1, i - WINDOW), min(len(change), i + WINDOW + 1)) if j != i]
+        if not around:
+            continue
+        stands_out = change[i] >= threshold * max(float(change[around].mean()), 1e-3)
+        moved = shift[i] >= threshold * max(float(shift[around].mean()), 1e-3)
+        if not (stands_out or moved):
             continue
         if found and times[i] - found[-1] < MIN_SHOT:
             continue

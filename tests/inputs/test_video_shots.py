@@ -1,0 +1,57 @@
+"""Shot detection on real generated footage with known cuts, and the sampling modes that
+use it."""
+
+from __future__ import annotations
+
+import pytest
+
+from mmsim.inputs.video import Sampling, detect_shots, probe, read_frames, sample_times
+from mmsim.inputs.video.sampling import SHOT_SETTLE
+from tests.videos import shot_clip
+
+FPS = 24
+
+
+@pytest.fixture(scope="module")
+def footage(tmp_path_factory):
+    """24 shots (squares crossing, pans over stripes, fades up) and their 23 cut times."""
+    path = tmp_path_factory.mktemp("shots") / "shots.mp4"
+    cuts = shot_clip(path, shots=24, fps=FPS)
+    return path, probe(path), cuts
+
+
+def within_a_frame(a: float, b: float) -> bool:
+    return abs(a - b) <= 1 / FPS + 1e-6
+
+
+def test_cuts_are_found_within_a_frame_and_motion_is_no_cut(footage):
+    path, info, cuts = footage
+    found = detect_shots(path, info)
+    hits = [c for c in cuts if any(within_a_frame(c, f) for f in found)]
+    false = [f for f in found if not any(within_a_frame(c, f) for c in cuts)]
+    assert len(hits) >= 0.95 * len(cuts)
+    assert len(false) < 0.05 * len(found)
+
+
+def test_a_range_finds_the_cuts_inside_it(footage):
+    path, info, cuts = footage
+    start, end = cuts[5] - 0.1, cuts[12] + 0.1
+    found = detect_shots(path, info, start, end)
+    assert len(found) == 8 and all(
+        within_a_frame(a, b) for a, b in zip(found, cuts[5:13], strict=True)
+    )
+
+
+def test_shot_sampling_takes_the_first_frame_and_one_after_each_cut(footage):
+    path, info, cuts = footage
+    times = sample_times(path, info, Sampling(mode="shots"))
+    assert times[0] == 0.0 and len(times) == len(cuts) + 1
+    for time, cut in zip(times[1:], cuts, strict=True):
+        assert cut < time <= cut + SHOT_SETTLE + 1 / FPS
+    both = sample_times(path, info, Sampling(every=2, mode="both"))
+    assert set(times) <= set(both) and {0.0, 2.0, 4.0} <= set(both)
+    assert both == sorted(both)
+    capped = sample_times(path, info, Sampling(every=2, mode="both", max_frames=10))
+    assert len(capped) == 10 and set(capped) <= set(both)
+    frames = list(read_frames(path, times))
+    assert len(frames) == len(times)  # one frame per shot, none shared
