@@ -6,7 +6,9 @@ process; a cluster engine runs it on workers), while :func:`commit_chunk` needs 
 manifest and runs in the one process that holds the write lock. An :class:`Engine`
 (a registered component: ``local`` here, ``ray`` in the mmsim-ray plugin) turns
 chunks into embedded chunks in any order; each is committed as soon as it comes back,
-so a killed run keeps everything committed.
+so a killed run keeps everything committed. A chunk of modality ``video`` holds time
+ranges of videos instead of files (:mod:`mmsim.index.video_chunks`): embedding it
+reads the frames and says which frame each shard row is.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from mmsim.index.photo import read_photo_metadata
 from mmsim.index.snapshot import SHARDS_DIR
 from mmsim.index.sources import Source, SourceItem
 from mmsim.index.storage import write_shard
+from mmsim.index.video_chunks import ChunkFrames, embed_video_chunk, is_video_chunk
 from mmsim.matcher.matcher import Matcher
 from mmsim.plugin.schemas import EngineConfig
 from mmsim.spec.document import FILE as MATCHER_FILE
@@ -41,13 +44,16 @@ Chunk = list[tuple[SourceItem, int | None]]  # items and the id each replaces (N
 @dataclass
 class Embedded:
     """What embedding a chunk produced: a shard file (None if nothing embedded), the
-    chunk positions its rows hold in order, failures by position, content hashes."""
+    chunk positions its rows hold in order, failures by position, content hashes. A
+    video chunk's rows are frames: ``video`` says, per range, which (see
+    :func:`~mmsim.index.video_chunks.embed_video_chunk`); ``kept`` is then empty."""
 
     file: str | None
     checksum: str | None
     kept: list[int]
     failures: dict[int, str]
     hashes: dict[int, str] = field(default_factory=dict)
+    video: list[dict[str, Any]] | None = None
 
 
 @dataclass
@@ -122,9 +128,19 @@ def inspect_files(chunk: Chunk) -> dict[int, str]:
     return hash_files(chunk)
 
 
-def embed_chunk(matcher: Matcher, chunk: Chunk, shards: Path, dtype: str) -> Embedded:
+def embed_chunk(
+    matcher: Matcher, chunk: Chunk, shards: Path, dtype: str, frames: ChunkFrames | None = None
+) -> Embedded:
     """Embed one chunk (bad items skipped with their reasons) into a new shard file in
-    the folder ``shards``."""
+    the folder ``shards``; a video chunk's frames come from ``frames`` (its reader, started
+    ahead) or a reader started here."""
+    if is_video_chunk(chunk):
+        vectors, ranges = embed_video_chunk(matcher, chunk, frames)
+        if not len(vectors):
+            return Embedded(None, None, [], {}, video=ranges)
+        file = f"{uuid.uuid4().hex[:16]}.npy"
+        checksum = write_shard(shards / file, vectors.astype(dtype))
+        return Embedded(file, checksum, [], {}, video=ranges)
     hashes = hash_files(chunk)
     modality = chunk[0][0].record.modality
     result = matcher.extract_embedding(
@@ -175,21 +191,33 @@ def skip_row(record: ItemRecord, item: Any, reason: str) -> dict[str, Any]:
 
 class LocalEngine:
     """The ``local`` engine: embeds in this process, in order, with the matcher the
-    caller holds; the next chunk's files are hashed and their photo metadata read in a
-    thread while the current one is embedded, so that costs no model time."""
+    caller holds; the next chunk's files are hashed and their photo metadata read (or
+    its video frames decoded) in a thread while the current one is embedded, so that
+    costs no model time."""
 
     def __init__(self, config: EngineConfig | None = None) -> None:
         self.config = config
 
     def run(self, chunks: list[Chunk], job: BuildJob) -> Iterator[tuple[Chunk, Embedded]]:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmsim-hash") as pool:
-            pending: Future[dict[int, str]] | None = None
-            if chunks:
-                pending = pool.submit(inspect_files, chunks[0])
-            for k, chunk in enumerate(chunks):
-                assert pending is not None
-                for pos, digest in pending.result().items():
-                    chunk[pos][0].record.hash = digest
-                if k + 1 < len(chunks):
-                    pending = pool.submit(inspect_files, chunks[k + 1])
-                yield chunk, embed_chunk(job.matcher, chunk, job.shards, job.dtype)
+
+            def ahead(chunk: Chunk) -> Future[dict[int, str]] | ChunkFrames:
+                if is_video_chunk(chunk):
+                    return ChunkFrames(chunk)  # its own thread, decoding from now on
+                return pool.submit(inspect_files, chunk)
+
+            pending = ahead(chunks[0]) if chunks else None
+            try:
+                for k, chunk in enumerate(chunks):
+                    current, pending = (
+                        pending,
+                        ahead(chunks[k + 1]) if k + 1 < len(chunks) else None,
+                    )
+                    frames = current if isinstance(current, ChunkFrames) else None
+                    if isinstance(current, Future):
+                        for pos, digest in current.result().items():
+                            chunk[pos][0].record.hash = digest
+                    yield chunk, embed_chunk(job.matcher, chunk, job.shards, job.dtype, frames)
+            finally:
+                if isinstance(pending, ChunkFrames):
+                    pending.close()

@@ -46,6 +46,7 @@ from mmsim.index.snapshot import SHARDS_DIR, Snapshot, load_snapshot
 from mmsim.index.sources import Source, resolve_source, source_from_record
 from mmsim.index.sync import UpdateReport, apply, backfill_photos, plan
 from mmsim.index.tuning import corpus_sample, prompts
+from mmsim.index.video_plan import VideoOptions
 from mmsim.inputs.tables import read_table
 from mmsim.matcher.matcher import Matcher
 from mmsim.retrieval.options import SearchOptions
@@ -114,14 +115,19 @@ class Index:
         progress: bool = True,
         engine: EngineChoice = None,
         runner: Engine | None = None,
+        video: Any = None,
     ) -> Index:
         """Index ``source`` (a folder, a .csv / .parquet table, or Python data) into
         ``output``. Building into an existing index of the same source resumes it: what
         was committed is kept, the rest is embedded (a killed build loses nothing).
         ``engine`` embeds the chunks: ``"local"`` (default), ``"ray"`` (the mmsim-ray
         plugin), a mapping with ``name`` and options, or an engine object; it is set up
-        before anything is written. ``runner`` is the old name of ``engine``."""
+        before anything is written. ``runner`` is the old name of ``engine``. ``video``:
+        how video files are sampled, a :class:`~mmsim.inputs.video.Sampling` or a mapping
+        (``{"every": "2s", "sampling": "interval"|"shots"|"both", "max_frames": 2000,
+        "chunk": 64}``; default every 2 s), recorded in ``index.json`` (docs/video.md)."""
         chosen = engine_for(_engine_argument(engine, runner))
+        VideoOptions.parse(video)  # checked before anything is written
         if commit_every < 1:
             raise ValueError(f"commit_every must be at least 1, got {commit_every}")
         if dtype not in STORAGE_DTYPES:
@@ -148,7 +154,7 @@ class Index:
                 _init_folder(folder, matcher, src, dtype)
                 index = cls(folder, read_record(folder), matcher)
             index.last_report = index.update(
-                src, commit_every=commit_every, progress=progress, engine=chosen
+                src, commit_every=commit_every, progress=progress, engine=chosen, video=video
             )
         return index
 
@@ -182,14 +188,19 @@ class Index:
         progress: bool = True,
         engine: EngineChoice = None,
         runner: Engine | None = None,
+        video: Any = None,
     ) -> UpdateReport:
         """Bring the index up to date with its source (or ``source``, required for an
         index built from Python data): new items are embedded, changed files re-embedded,
         renamed files moved without re-embedding, deleted files removed. Ids of
         unchanged items never change. Unreadable items are recorded and skipped; they are
         retried when their file changes. ``engine`` embeds the chunks elsewhere (a
-        cluster); by default they are embedded in this process (see :meth:`build`)."""
+        cluster); by default they are embedded in this process (see :meth:`build`).
+        ``video``: sampling options that differ from the recorded ones re-sample every
+        video (only the frames no longer wanted go, only the missing ones are embedded);
+        the options given are recorded (see :meth:`build`)."""
         chosen = engine_for(_engine_argument(engine, runner))
+        videos = VideoOptions.parse(video, self.record.get("video"))
         src = (
             source_from_record(self.record["source"]) if source is None else resolve_source(source)
         )
@@ -202,7 +213,10 @@ class Index:
                 scanned = src.scan()
                 if not scanned and self._manifest.counts()["items"] == 0:
                     raise IndexSourceError(f"the source ({src.describe()}) holds no items to index")
-                todo = plan(self._manifest, scanned)
+                todo = plan(self._manifest, scanned, videos)
+                if self.record.get("video") != videos.record():  # before any frame is added
+                    self.record = {**self.record, "video": videos.record()}
+                    write_record(self.folder, self.record)
                 job = BuildJob(self.folder, self.dtype, src, lambda: self.matcher)
                 report = apply(
                     self._manifest, todo, chosen, job, commit_every=commit_every, progress=progress
@@ -540,6 +554,7 @@ class Index:
             "size_bytes": size,
             "metadata_columns": self._manifest.metadata_columns(),
             "keyword_search": self._manifest.has_keywords,
+            "video": VideoOptions.parse(None, self.record.get("video")).record(),
             "threshold": self._saved.info(),
             "skipped": [
                 {"key": key, "item": item, "reason": reason}

@@ -21,9 +21,9 @@ A video is not an item but a group of them: each sampled frame is an ``items`` r
 hash and metadata, so every image search and keyword search finds it) with a
 ``frames`` row of the same id (the video's key, the frame's presentation time and
 number, the time that was asked for). ``videos`` holds one row per video: its stat,
-hash, sampling and stream info, the time ranges it is embedded in (each marked done
-when its frames commit, so a killed build resumes at the first range not done), the
-gaps the decoder could not read and whether it is complete.
+hash, sampling and stream info, how many frames it has, the gaps the decoder could
+not read and whether every sampled time was read (a killed build's videos are not:
+the next run embeds only the times that have no frame yet).
 
 Photo metadata (:data:`~mmsim.index.photo.PHOTO_FIELDS`) is stored in metadata
 columns like the source's own fields, but it is read from the file, not the source:
@@ -121,8 +121,7 @@ CREATE TABLE IF NOT EXISTS videos (
     frames INTEGER NOT NULL DEFAULT 0,
     gaps TEXT NOT NULL DEFAULT '[]',
     complete INTEGER NOT NULL DEFAULT 0,
-    seq INTEGER NOT NULL,
-    ranges TEXT NOT NULL DEFAULT '[]'
+    seq INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS frames (
     id INTEGER PRIMARY KEY,
@@ -166,8 +165,7 @@ class Stored:
 @dataclass
 class StoredVideo:
     """A ``videos`` row: what ``update`` compares with the source and resumes from.
-    ``ranges`` are ``[start, end, done]`` spans of seconds; ``gaps`` are
-    ``{"start", "end", "reason"}`` spans the decoder could not read."""
+    ``gaps`` are ``{"start", "end", "reason"}`` spans the decoder could not read."""
 
     key: str
     path: str | None
@@ -180,7 +178,6 @@ class StoredVideo:
     gaps: list[dict[str, Any]]
     complete: bool
     seq: int
-    ranges: list[list[Any]]
 
 
 @dataclass(frozen=True)
@@ -503,11 +500,9 @@ class Manifest:
         out = {}
         for row in self.conn.execute(
             "SELECT key, path, size, mtime_ns, hash, sampling, info, frames, gaps, complete, "
-            "seq, ranges FROM videos"
+            "seq FROM videos"
         ):
-            key, path, size, mtime, digest, sampling, info, frames, gaps, complete, seq, ranges = (
-                row
-            )
+            key, path, size, mtime, digest, sampling, info, frames, gaps, complete, seq = row
             out[key] = StoredVideo(
                 key,
                 path,
@@ -520,7 +515,6 @@ class Manifest:
                 json.loads(gaps),
                 bool(complete),
                 int(seq),
-                json.loads(ranges),
             )
         return out
 
@@ -741,7 +735,7 @@ class Manifest:
         """Insert or replace a ``videos`` row."""
         self.conn.execute(
             "INSERT OR REPLACE INTO videos(key, path, size, mtime_ns, hash, sampling, info, "
-            "frames, gaps, complete, seq, ranges) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "frames, gaps, complete, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 video.key,
                 video.path,
@@ -754,7 +748,6 @@ class Manifest:
                 json.dumps(video.gaps),
                 int(video.complete),
                 video.seq,
-                json.dumps(video.ranges),
             ),
         )
 

@@ -1,12 +1,15 @@
 """What an index is built from, scanned into items with stable keys.
 
-A source is a folder of images (recursive, include/exclude globs), a table (CSV or
-Parquet: one column of image paths/URLs or texts, the other columns kept as metadata),
+A source is a folder of images and videos (recursive, include/exclude globs), a table
+(CSV or Parquet: one column of image or video paths/URLs or texts, the other columns
+kept as metadata),
 or Python data (a list of items, a dict of columns or a DataFrame). Every item gets a
 key that identifies it across updates: the path relative to the folder, the resolved
 path or URL of a table's image, a key column when the table has one, or the content
 hash of a text or in-memory image. Scanning stats files but never reads them; content
-hashes are taken later, only for files whose size or mtime changed.
+hashes are taken later, only for files whose size or mtime changed. A video file (by
+its suffix) is one item of modality ``video``; the index embeds its sampled frames
+(:mod:`mmsim.index.video_plan`).
 """
 
 from __future__ import annotations
@@ -27,8 +30,9 @@ from mmsim.inputs.detect import column, column_names, detect_modality, is_column
 from mmsim.inputs.folders import IMAGE_PATTERNS, scan_folder
 from mmsim.inputs.remote import is_url
 from mmsim.inputs.tables import read_table, under
+from mmsim.inputs.video import VIDEO_PATTERNS, is_video_path
 
-DEFAULT_INCLUDE = IMAGE_PATTERNS
+DEFAULT_INCLUDE = IMAGE_PATTERNS + VIDEO_PATTERNS
 ITEM_COLUMNS = ("image", "path", "file", "url", "text", "caption")
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq", ".txt")
 
@@ -116,7 +120,7 @@ class FolderSource(Source):
             SourceItem(
                 ItemRecord(
                     key=f.relative,
-                    modality="image",
+                    modality="video" if is_video_path(f.path) else "image",
                     path=f.path,
                     size=f.size,
                     mtime_ns=f.mtime_ns,
@@ -290,9 +294,13 @@ def _item(
         digest = text_digest(value)
         record = ItemRecord(f"text:{digest}", "text", text=value, hash=digest, metadata=metadata)
         return SourceItem(record, value)
+    if isinstance(value, str) and is_url(value) and is_video_path(value.split("?", 1)[0]):
+        record = ItemRecord(value, "video", path=value, metadata=metadata)
+        return SourceItem(record, value, "videos are indexed from files, not URLs: download it")
     if isinstance(value, (str, Path)) and not (isinstance(value, str) and is_url(value)):
         path = Path(str(value).strip()).expanduser().resolve()
-        record = ItemRecord(str(path), "image", path=str(path), metadata=metadata)
+        kind = "video" if is_video_path(path) else "image"
+        record = ItemRecord(str(path), kind, path=str(path), metadata=metadata)
         try:
             stat = path.stat()
             record.size, record.mtime_ns = stat.st_size, stat.st_mtime_ns

@@ -6,6 +6,8 @@ be a renamed copy of a file that disappeared. ``apply`` makes the cheap changes
 (renames, deletions, metadata) in one transaction, then embeds the rest in chunks of
 ``commit_every`` items, each committed on its own: a run killed at any point keeps
 every committed chunk, and the next run picks up exactly what is still missing.
+Videos are planned as units (:mod:`mmsim.index.video_plan`): their frames are never
+in a scan, so they are left out of the comparison of files here.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from mmsim.index.batches import BuildJob, Engine, chunks_of, commit_chunk, skip_
 from mmsim.index.manifest import ItemRecord, Manifest
 from mmsim.index.photo import PHOTO_FIELDS, read_photo_metadata
 from mmsim.index.sources import SourceItem
+from mmsim.index.video_chunks import is_video_chunk, range_frames
+from mmsim.index.video_commits import VideoCommits
+from mmsim.index.video_plan import VideoOptions, VideoPlan, plan_videos, video_chunks
 
 
 @dataclass
@@ -37,6 +42,12 @@ class UpdateReport:
     metadata_updated: int = 0
     skipped: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    # videos by what happened to them: added, changed, renamed, deleted, unchanged,
+    # resampled (the sampling changed), resumed (a killed build's)
+    videos: dict[str, int] = field(default_factory=dict)
+    frames_embedded: int = 0
+    frames_deleted: int = 0
+    gaps: list[dict[str, Any]] = field(default_factory=list)  # {key, item, start, end, reason}
 
     def summary(self) -> str:
         parts = [
@@ -50,7 +61,15 @@ class UpdateReport:
             parts.append(f"{self.metadata_updated} with new metadata")
         if self.skipped:
             parts.append(f"{len(self.skipped)} skipped")
-        return ", ".join(parts) + f" in {self.seconds:.1f} s"
+        text = ", ".join(parts)
+        if any(self.videos.values()) or self.frames_embedded or self.frames_deleted:
+            videos = ", ".join(f"{n} {what}" for what, n in self.videos.items() if n)
+            text += (
+                f"; videos: {videos or 'none changed'} ({self.frames_embedded} frames "
+                f"embedded, {self.frames_deleted} deleted"
+            )
+            text += f", {len(self.gaps)} unreadable gaps)" if self.gaps else ")"
+        return text + f" in {self.seconds:.1f} s"
 
 
 @dataclass
@@ -61,14 +80,24 @@ class Plan:
     failures: list[SourceItem] = field(default_factory=list)
     forget_skipped: list[str] = field(default_factory=list)
     report: UpdateReport = field(default_factory=UpdateReport)
+    videos: VideoPlan = field(default_factory=VideoPlan)
+    video_options: VideoOptions = field(default_factory=VideoOptions)
 
 
-def plan(manifest: Manifest, scanned: Sequence[SourceItem]) -> Plan:
-    """Compare a scan with the manifest; reads file contents only where stat changed."""
-    out = Plan()
+def plan(
+    manifest: Manifest, scanned: Sequence[SourceItem], video: VideoOptions | None = None
+) -> Plan:
+    """Compare a scan with the manifest; reads file contents only where stat changed.
+    Videos are sampled as ``video`` says (default: every 2 s)."""
+    out = Plan(video_options=video or VideoOptions())
     stored = manifest.stored_by_key()
     skipped = manifest.skipped()
     scanned_keys = {s.record.key for s in scanned}
+    videos = [s for s in scanned if s.record.modality == "video"]
+    if videos or manifest.has_videos:
+        out.videos = plan_videos(manifest, videos, skipped, out.video_options)
+        out.report.videos = dict(out.videos.counts)
+        scanned = [s for s in scanned if s.record.modality != "video"]
     gone = {key: row for key, row in stored.items() if key not in scanned_keys}
     metadata = manifest.metadata_of(k for k in scanned_keys if k in stored)
     new: list[SourceItem] = []
@@ -139,9 +168,10 @@ def backfill_photos(manifest: Manifest, batch: int = 500) -> int:
     index: the state ``photo_metadata`` says it is done). Returns how many were read."""
     if manifest.get_state("photo_metadata"):
         return 0
+    frames = " AND id NOT IN (SELECT id FROM frames)" if manifest.has_videos else ""
     rows = manifest.conn.execute(
         "SELECT id, path FROM items WHERE deleted = 0 AND modality = 'image' "
-        "AND path IS NOT NULL AND path NOT LIKE '%://%'"
+        f"AND path IS NOT NULL AND path NOT LIKE '%://%'{frames}"
     ).fetchall()
     for start in range(0, len(rows), batch):
         part = [
@@ -178,32 +208,52 @@ def apply(
     here, or on a cluster) and commit each chunk as it comes back."""
     start = time.perf_counter()
     report = todo.report
+    videos = todo.videos
+    failures = todo.failures + videos.failures
     with manifest.transaction():
         for item_id, record in todo.relocate:
             manifest.relocate(item_id, record)
         manifest.delete(todo.delete)
         manifest.forget_skipped(todo.forget_skipped)
-        for entry in todo.failures:
+        for entry in failures:
             manifest.record_skipped(entry.record, describe_item(entry.item), entry.problem or "")
-        if todo.relocate or todo.delete or todo.failures:
-            manifest.next_seq()
-    report.skipped += [skip_row(e.record, e.item, e.problem or "") for e in todo.failures]
-    bar = tqdm(
-        total=len(todo.embed), desc="indexing", unit="item", disable=not progress or not todo.embed
-    )
-    for chunk, embedded in engine.run(chunks_of(todo.embed, commit_every), job):
+        for old, row, record in videos.moves:
+            manifest.move_video(old, row, record)
+        for key in videos.deletes:
+            report.frames_deleted += manifest.delete_video(key)
+        manifest.delete(videos.drop_frames)
+        report.frames_deleted += len(videos.drop_frames)
+        changed = todo.relocate or todo.delete or failures or report.frames_deleted
+        if changed or videos.moves or videos.rows:
+            seq = manifest.next_seq()
+            for row in videos.rows:
+                row.seq = seq
+                manifest.put_video(row)
+    report.skipped += [skip_row(e.record, e.item, e.problem or "") for e in failures]
+    commits = VideoCommits(manifest, videos.rows, videos.ranges)
+    chunks = chunks_of(todo.embed, commit_every)
+    chunks += video_chunks(videos.ranges, todo.video_options.chunk)
+    total = len(todo.embed) + sum(len(entry.item.times) for entry, _ in videos.ranges)
+    bar = tqdm(total=total, desc="indexing", unit="item", disable=not progress or not total)
+    for chunk, embedded in engine.run(chunks, job):
         try:
-            report.skipped += commit_chunk(manifest, chunk, embedded, job.dtype)
+            if is_video_chunk(chunk):
+                report.skipped += commits.commit(chunk, embedded, job.dtype)
+            else:
+                report.skipped += commit_chunk(manifest, chunk, embedded, job.dtype)
         except BaseException:  # its shard is an orphan unless committed: free its space
             for file in manifest.unnamed_shards([embedded.file] if embedded.file else []):
                 (job.shards / file).unlink(missing_ok=True)
             raise
-        bar.update(len(chunk))
+        bar.update(range_frames(chunk) if is_video_chunk(chunk) else len(chunk))
     bar.close()
+    report.frames_embedded, report.gaps = commits.embedded, commits.gaps
     failed_changes = {r["key"] for r in report.skipped}
     report.added -= sum(1 for e, i in todo.embed if i is None and e.record.key in failed_changes)
     report.changed -= sum(
         1 for e, i in todo.embed if i is not None and e.record.key in failed_changes
     )
+    for key in commits.failed:  # a video that failed was not added (or changed)
+        report.videos[videos.kinds[key]] -= 1
     report.seconds = time.perf_counter() - start
     return report
