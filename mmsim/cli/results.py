@@ -71,14 +71,11 @@ def render(results: list[dict[str, Any]], fmt: str, title: str) -> str:
 
 
 def moment(video: dict[str, Any]) -> str:
-    """Where in its video a hit is: the frame's timecode, or a segment's span, its
-    frame count and its best frame's time."""
+    """Where in its video a hit is: the frame's timecode, or a segment's span and how
+    many sampled frames it holds (short enough for a table's column)."""
     if "start" not in video:
         return video["timecode"]
-    return (
-        f"{video['start_timecode']}-{video['end_timecode']} "
-        f"({video['frames']} frames, best at {video['timecode']})"
-    )
+    return f"{video['start_timecode']}-{video['end_timecode']} ({video['frames']} frames)"
 
 
 def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:

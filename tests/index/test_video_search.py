@@ -1,0 +1,171 @@
+"""Search over videos: frame hits carry their moment; group=segments|videos merges them.
+
+One real index (Index.build over a folder with real H.264, VP9 and variable-frame-rate
+files written by PyAV, and a photo), sampled every second, searched with the toy
+encoder, whose embedding tells the test clips' flat colours apart.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+import mmsim.index.querying as querying
+from mmsim import Matcher
+from mmsim.index import Index
+from mmsim.plugin.testing import run_cli
+from mmsim.retrieval.query import QueryError
+from tests.videos import COLOURS, write_video
+
+RED, GREEN, BLUE = COLOURS[0], COLOURS[1], COLOURS[2]
+FPS = 10
+# the colour of each second of each video
+SECONDS = {
+    "a.mp4": [RED, RED, RED, GREEN, GREEN, BLUE, RED, RED],
+    "b.webm": [GREEN, RED, RED, GREEN],
+}
+# red at 0-3 s, then nothing until 8 s (variable frame rate), red again at 8-10 s
+JUMP = [i / FPS for i in range(30)] + [8 + i / FPS for i in range(20)]
+# (video, start, end, frames) of every segment a search for red finds
+RED_SEGMENTS = {
+    ("a.mp4", 0.0, 3.0, 3),
+    ("a.mp4", 6.0, 8.0, 2),
+    ("b.webm", 1.0, 3.0, 2),
+    ("c.mp4", 0.0, 3.0, 3),
+    ("c.mp4", 8.0, 10.0, 2),
+}
+
+
+@pytest.fixture(scope="module")
+def footage(tmp_path_factory: pytest.TempPathFactory) -> tuple[Index, Path]:
+    root = tmp_path_factory.mktemp("footage")
+    source = root / "source"
+    source.mkdir()
+    for name, colours in SECONDS.items():
+        codec = "libvpx-vp9" if name.endswith(".webm") else "libx264"
+        write_video(source / name, [c for c in colours for _ in range(FPS)], FPS, codec)
+    write_video(source / "c.mp4", [RED] * len(JUMP), FPS, times=JUMP)
+    Image.new("RGB", (64, 48), RED).save(source / "photo.png")
+    Image.new("RGB", (64, 48), RED).save(root / "red.png")  # the query, outside the index
+    matcher = Matcher("toy", progress=False)
+    index = Index.build(source, matcher, root / "idx", video={"every": 1}, progress=False)
+    return index, root / "red.png"
+
+
+def spans(hits: list[dict]) -> set[tuple]:
+    return {
+        (
+            Path(h["path"]).name,
+            h["video"]["start"],
+            round(h["video"]["end"], 1),
+            h["video"]["frames"],
+        )
+        for h in hits
+        if "video" in h
+    }
+
+
+def test_frame_hits_carry_their_video_time_and_frame(footage):
+    index, red = footage
+    pages = {
+        "vector": index.search_page(red, top_k=50),
+        "keyword": index.search_page(keywords="mp4", top_k=50),
+        "hybrid": index.search_page(red, keywords="mp4", mode="hybrid", top_k=50),
+        "browse": index.search_page(None, top_k=50),
+    }
+    for mode, page in pages.items():
+        frames = [h for h in page.hits if "video" in h]
+        assert frames, mode
+        for hit in frames:
+            video = hit["video"]
+            assert Path(hit["path"]).name == video["key"] and Path(hit["path"]).is_file(), mode
+            hours, minutes, secs = video["timecode"].split(":")
+            assert (hours, minutes) == ("00", "00") and len(secs) == 6, video
+            assert float(secs) == pytest.approx(video["time"], abs=0.0005)
+            frame = round(video["time"] * FPS)  # c.mp4 jumps from 2.9 s to 8 s
+            frame = JUMP.index(video["time"]) if video["key"] == "c.mp4" else frame
+            assert video["frame"] == frame, (mode, video)
+    browsed = [h["video"] for h in pages["browse"].hits if "video" in h]
+    times = sorted(v["time"] for v in browsed if v["key"] == "c.mp4")
+    assert times == pytest.approx([0, 1, 2, 8, 9], abs=0.01)  # presentation times, not counts
+    photo = [h for h in pages["vector"].hits if "video" not in h]
+    assert [Path(h["path"]).name for h in photo] == ["photo.png"]
+    first = next(h for h in pages["vector"].hits if "video" in h)
+    shown = index.items([first["response_id"]])[first["response_id"]]
+    assert shown["video"] == first["video"] and shown["path"] == first["path"]
+
+
+def test_segments_merge_neighbours_never_across_videos_or_gaps(footage):
+    index, red = footage
+    page = index.search_page(red, top_k=6, group="segments")
+    assert page.group == "segments" and len(page.hits) == 6
+    assert spans(page.hits) == RED_SEGMENTS  # the green frames between do not extend them
+    photo = next(h for h in page.hits if "video" not in h)
+    assert photo == index.search_page(red, top_k=1).hits[0]  # passes through unchanged
+    for hit in page.hits[1:]:
+        video = hit["video"]
+        assert video["start"] <= video["time"] < video["end"]
+        assert video["start_timecode"] == f"00:00:{int(video['start']):02d}.000"
+        assert hit["score"] == pytest.approx(1.0, abs=0.02)  # the best frame's score
+    everything = index.search_page(red, top_k=50, group="segments")
+    # each green or blue run of a video is one segment of its own
+    assert spans(everything.hits) == RED_SEGMENTS | {
+        ("a.mp4", 3.0, 5.0, 2),
+        ("a.mp4", 5.0, 6.0, 1),
+        ("b.webm", 0.0, 1.0, 1),
+        ("b.webm", 3.0, 4.0, 1),
+    }
+    assert (everything.total, everything.total_exact, everything.next_offset) == (10, True, None)
+    # a cutoff: every frame of a segment passes it
+    cut = index.search_page(red, min_score=0.9, group="segments", top_k=50)
+    assert spans(cut.hits) == RED_SEGMENTS and (cut.total, cut.total_exact) == (6, True)
+    # keyword search has no vector: a video's frames share their words
+    words = index.search_page(keywords="webm", group="segments")
+    assert spans(words.hits) == {("b.webm", 0.0, 4.0, 4)}
+
+
+def test_videos_keep_each_video_once_with_its_best_segment(footage):
+    index, red = footage
+    page = index.search_page(red, top_k=10, group="videos")
+    names = [Path(h["path"]).name for h in page.hits]
+    assert sorted(names) == ["a.mp4", "b.webm", "c.mp4", "photo.png"]
+    assert spans(page.hits) <= RED_SEGMENTS and (page.total, page.total_exact) == (4, True)
+    browse = index.search_page(None, group="videos")
+    assert sorted(Path(h["path"]).name for h in browse.hits) == sorted(names)
+    (batch,) = index.search_pages(index.vectors([page.hits[0]["response_id"]]), group="videos")
+    assert sorted(Path(h["path"]).name for h in batch.hits) == sorted(names)
+
+
+def test_pages_of_segments_are_stable_without_repeats(footage, monkeypatch):
+    index, red = footage
+    whole = [h["response_id"] for h in index.search_page(red, top_k=50, group="segments").hits]
+    monkeypatch.setattr(querying, "GROUP_DEPTH", 1)  # rank as few frames as each page needs
+    seen, offset, as_of = [], 0, None
+    while offset is not None:
+        page = index.search_page(red, top_k=3, offset=offset, as_of=as_of, group="segments")
+        seen += [h["response_id"] for h in page.hits]
+        offset, as_of = page.next_offset, page.as_of
+    assert seen == whole and len(set(seen)) == len(seen) == 10
+    with pytest.raises(QueryError, match="offset 10 is past the end of the results"):
+        index.search_page(red, top_k=3, offset=10, group="segments")
+
+
+def test_a_bad_group_is_named_with_what_is_allowed(footage, tmp_path):
+    index, red = footage
+    with pytest.raises(
+        QueryError, match=r"group must be one of \('frames', 'segments', 'videos'\), got 'segment'"
+    ):
+        index.search_page(red, group="segment")
+    folder = str(index.folder)
+    bad = run_cli("search", f"index={folder}", f"query={red}", "group=moments", cwd=tmp_path)
+    assert (
+        bad.returncode != 0 and "group must be one of" in bad.stderr and "'moments'" in bad.stderr
+    )
+    shown = run_cli(
+        "search", f"index={folder}", f"query={red}", "group=segments", "format=csv", cwd=tmp_path
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith("query,rank,response_id,score,item,moment,metadata")
+    assert "a.mp4,00:00:06.000-00:00:08.000 (2 frames)," in shown.stdout
