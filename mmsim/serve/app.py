@@ -13,6 +13,7 @@ answers at once, ``/api/health/ready`` once they are loaded. OpenAPI docs are at
 # time, and the request models they name are built per app inside create_app
 import asyncio
 import hmac
+import os
 import warnings
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -28,13 +29,18 @@ from mmsim.retrieval.keywords import MAX_WORDS
 from mmsim.retrieval.query import MAX_PARTS, Item, Part, Query
 from mmsim.serve.batching import MicroBatcher
 from mmsim.serve.config import ServeConfig
-from mmsim.serve.engine import Engine, RequestError, TextSearch
 
 try:
     from fastapi import FastAPI, File, Form, Request, UploadFile
     from fastapi import Query as Query_
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+    from fastapi.responses import (
+        FileResponse,
+        HTMLResponse,
+        JSONResponse,
+        Response,
+        StreamingResponse,
+    )
     from fastapi.staticfiles import StaticFiles
     from pydantic import BaseModel, ValidationError
     from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -44,6 +50,8 @@ try:
     import mmsim.serve.metrics as metrics
     import mmsim.serve.schemas as schemas
     from mmsim.serve.body_limit import BodyLimit
+    from mmsim.serve.engine import Engine, RequestError, TextSearch
+    from mmsim.serve.media import VIDEO_TYPES, VideoFile, attachment, chunks, video_type
     from mmsim.serve.uploads import uploaded_image
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError(
@@ -59,18 +67,23 @@ IMAGE_FILE: dict[str, Any] = {
 
 # what each error status means on this service (the descriptions in /openapi.json)
 STATUSES = {
-    400: "the body is not valid JSON or multipart form data",
+    400: "the body is not valid JSON or multipart form data (for a video: a Range header "
+    "that is not a byte range)",
     401: "a token is needed (the service was started with token=...)",
     403: "refused: the service (or its index's file system) is read-only, or the file is a "
     "link out of the collection",
-    404: "no item with that id in the index (or, for a thumbnail, no image file to show)",
+    404: "no item with that id in the index (or, for a thumbnail, no image file to show; for "
+    "a video or a clip, the item is not a frame of a video, or its video cannot be read)",
     409: "another writer (an update or build) holds the index's lock: wait, then update again",
     413: "too large: the request body, an upload, its pixels or a text (max_* limits)",
+    416: "a byte range that starts past the end of the file (`Content-Range: bytes */SIZE` "
+    "gives its size)",
     422: "invalid: a parameter out of its range, an empty text, a bad filter, an image "
     "that cannot be decoded, parameters that do not go together",
     503: "not ready: the model and the index are still loading, or loading them failed "
     "(`state` says which); or, for a read, the index changed under it while it was read "
     "from a full disk: retry after `Retry-After` seconds",
+    501: "the service cannot read videos: install PyAV (pip install 'mmsim[video]')",
     507: "the index's file system is full: free space, then update again",
 }
 
@@ -253,6 +266,7 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
             "rrf_k": body.rrf_k,
             "fusion_weights": weights.model_dump() if weights else None,
             "window": body.window,
+            "group": body.group or "frames",
             # a string part is a text, never a path the server would read from its disk
             "modality": "text",
         }
@@ -304,6 +318,7 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
                 chosen["where"],
                 chosen["offset"],
                 chosen["as_of"],
+                chosen["group"],
             )
             result = await batcher.submit(job)
         else:
@@ -378,6 +393,7 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
         as_of: int | None = Query_(None, **bound("as_of")),
         rrf_k: float | None = Query_(None, **bound("rrf_k")),
         window: int | None = Query_(None, **bound("window")),
+        group: schemas.GROUPS | None = Query_(None, description=schemas.GROUP_HELP),
     ) -> schemas.LinkedSearchPage:
         body = _search_body(
             SearchBody,
@@ -423,6 +439,7 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
         min_probability: form(float, **bound("min_probability")) = Form(None),
         min_score: form(float, **bound("min_score")) = Form(None),
         as_of: form(int, **bound("as_of")) = Form(None),
+        group: form(schemas.GROUPS, description=schemas.GROUP_HELP) = Form(None),
     ) -> schemas.SearchPage:
         body = _search_body(
             SearchBody,
@@ -459,6 +476,7 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
         min_probability: float | None = Query_(None, **bound("min_probability")),
         min_score: float | None = Query_(None, **bound("min_score")),
         as_of: int | None = Query_(None, **bound("as_of")),
+        group: schemas.GROUPS | None = Query_(None, description=schemas.GROUP_HELP),
     ) -> schemas.LinkedSearchPage:
         body = _search_body(
             SearchBody,
@@ -498,12 +516,18 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
     async def item(item_id: int) -> schemas.Item:
         return schemas.Item.model_validate(await run(engine.item, item_id))
 
+    async def media(fn: Any, *args: Any) -> Any:
+        """``fn`` on a media thread: decoding videos never holds up searches."""
+        return await asyncio.get_running_loop().run_in_executor(engine.media, fn, *args)
+
+    binary = {"schema": {"type": "string", "format": "binary"}}
+
     @app.get(
         "/api/items/{item_id}/thumbnail",
         response_class=JPEGResponse,
         responses={
-            200: {"content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}},
-            **json_errors(403, 404, 422, 503),
+            200: {"content": {"image/jpeg": binary}},
+            **json_errors(403, 404, 422, 501, 503),
         },
     )
     async def thumbnail(
@@ -515,9 +539,75 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
             description="the longest side in pixels (thumbnail_size, the default, at most)",
         ),
     ) -> JPEGResponse:
-        """A JPEG of an indexed image file (only the file the index recorded)."""
-        data = await run(engine.thumbnail, item_id, size)
+        """A JPEG of an indexed image file, or of a frame of a video cut from it at the
+        frame's time (kept in memory: the last `thumbnail_cache` cut). Only the file the
+        index recorded: a link out of the collection is 403."""
+        row, path = await run(engine.local_file, item_id)
+        data = await media(engine.thumbnail, row, path, size)
         return JPEGResponse(data, headers={"Cache-Control": "max-age=300"})
+
+    video_errors = json_errors(400, 403, 404, 416, 422, 503)
+    video_files = {"content": {kind: binary for kind in sorted(set(VIDEO_TYPES.values()))}}
+    ranged = {
+        "description": "the bytes a `Range: bytes=START-END` header asked for",
+        "headers": {"Content-Range": {"schema": {"type": "string"}}},
+        **video_files,
+    }
+
+    @app.get(
+        "/api/items/{item_id}/video",
+        response_class=VideoFile,
+        responses={200: video_files, 206: ranged, **video_errors},
+    )
+    @app.head(
+        "/api/items/{item_id}/video",
+        name="video_head",
+        response_class=VideoFile,
+        responses={200: video_files, 206: ranged, **video_errors},
+    )
+    async def video(item_id: int) -> VideoFile:
+        """The video file a frame was sampled from, for a player: HTTP byte ranges
+        (`Accept-Ranges: bytes`; `Range: bytes=START-END`, `bytes=START-` or `bytes=-LAST`
+        is 206 with `Content-Range`, a range past the end 416), `ETag` and `If-Range`,
+        `HEAD`. Only a file the index recorded as a video: a link out of the collection
+        is 403, any other item 404."""
+        _, path = await run(engine.local_file, item_id, True)
+        try:
+            stat = await asyncio.to_thread(os.stat, path)
+        except OSError:
+            raise RequestError(404, f"item {item_id}'s video is no longer there") from None
+        return VideoFile(path, media_type=video_type(path), stat_result=stat)
+
+    seconds = {"ge": 0, "allow_inf_nan": False}
+
+    @app.get(
+        "/api/items/{item_id}/clip",
+        response_class=StreamingResponse,
+        responses={200: {"content": {"video/mp4": binary}}, **json_errors(403, 404, 422, 501, 503)},
+    )
+    async def clip(
+        item_id: int,
+        start: float | None = Query_(
+            None, **seconds, description="where the clip starts, seconds (default: the segment's)"
+        ),
+        end: float | None = Query_(
+            None, **seconds, description="where it ends, seconds (default: the segment's)"
+        ),
+    ) -> StreamingResponse:
+        """The segment `[start, end]` of a frame's video as an MP4 download: copied where
+        the keyframes allow, re-encoded (H.264) otherwise. Without `start` or `end`, the
+        segment around the frame (its neighbours that look like it, as `group=segments`
+        grows it) gives them. An end past the video's is cut there; an end not after the
+        start, a start past the end or a clip longer than `max_clip_seconds` is 422."""
+        row, path = await run(engine.local_file, item_id, True)
+        if start is None or end is None:
+            span = (await run(engine.index.segment, item_id))["video"]
+            start = span["start"] if start is None else start
+            end = span["end"] if end is None else end
+        handle, size, end = await media(engine.clip, row, path, start, end)
+        name = f"{Path(path).stem}_{start:.1f}-{end:.1f}s.mp4"
+        headers = {"Content-Length": str(size), "Content-Disposition": attachment(name)}
+        return StreamingResponse(chunks(handle), media_type="video/mp4", headers=headers)
 
     @app.post("/api/update", responses=errors(403, 409, 422, 503, 507))
     async def update() -> schemas.UpdateReport:

@@ -13,7 +13,10 @@ class ServeConfig:
     uploaded image), ``max_body_bytes`` (a whole request), ``max_pixels`` (an uploaded
     image's width x height, checked before decoding: decompression bombs),
     ``max_query_chars`` (a text query or caption), ``max_where_chars`` (a filter),
-    ``max_top_k``, ``max_offset`` (the deepest page). ``batch_max`` /
+    ``max_top_k``, ``max_offset`` (the deepest page), ``max_clip_seconds`` (a clip cut
+    from a video by ``/api/items/{id}/clip``). ``thumbnail_cache``: thumbnails cut from
+    videos kept in memory (a cut costs a seek and a decode; an image's costs a read).
+    ``batch_max`` /
     ``batch_wait_ms``: text queries that queue up while a batch runs are embedded and
     searched together as the next batch, up to
     ``batch_max`` (``batch_max=1`` turns micro-batching off); ``batch_wait_ms`` > 0
@@ -43,6 +46,8 @@ class ServeConfig:
     batch_max: int = 32
     batch_wait_ms: float = 0.0
     thumbnail_size: int = 256
+    thumbnail_cache: int = 512
+    max_clip_seconds: int = 300
     access_log: str = "stderr"
     timeout_graceful_shutdown: int = 30
     inference_threads: int | None = None
@@ -60,6 +65,8 @@ class ServeConfig:
             "max_offset",
             "batch_max",
             "thumbnail_size",
+            "thumbnail_cache",
+            "max_clip_seconds",
         ):
             value = getattr(self, name)
             if not isinstance(value, int) or value < (0 if name == "port" else 1):

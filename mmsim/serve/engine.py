@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import os
 import sys
 import time
@@ -25,17 +24,19 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 from PIL import Image
 from threadpoolctl import threadpool_limits
 
-from mmsim.errors import ConfigError, ItemError, MmsimError
+from mmsim.errors import ConfigError, ItemError, MissingDependencyError, MmsimError
 from mmsim.index import Index, IndexLockedError, IndexSourceError
 from mmsim.index.errors import IndexReadOnlyError
+from mmsim.inputs.video import VideoError, probe
 from mmsim.retrieval.query import MissingItemError, Part, Query
 from mmsim.serve.config import ServeConfig
+from mmsim.serve.media import FrameThumbnails, clip, image_thumbnail
 
 
 class RequestError(MmsimError, ValueError):
@@ -55,6 +56,7 @@ class TextSearch:
     where: str | None
     offset: int = 0
     as_of: int | None = None
+    group: str = "frames"
 
 
 def share_cores(config: ServeConfig) -> int | None:
@@ -101,6 +103,10 @@ class Engine:
         # embeds with the serving matcher rather than loading a second copy of the model)
         self.writer = SideHandle(index.folder, "mmsim-update", lambda: index.matcher)
         self.observer = Observer()
+        # cutting frames and clips from videos: never on the inference thread (searches
+        # would wait for a decode), at most two at a time
+        self.media = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mmsim-media")
+        self.frames = FrameThumbnails(config.thumbnail_cache)
         self.threads: int | None = None  # the inference threads set at warm-up, if any
         source = index.record["source"]
         self._root = os.path.realpath(source["root"]) if source.get("kind") == "folder" else None
@@ -162,17 +168,22 @@ class Engine:
 
     def text_searches(self, jobs: Sequence[TextSearch]) -> list[Any]:
         """Embed every query of a batch at once, then search per (filter, offset,
-        as_of) group in one pass over the shards; each result is a page (a dict)."""
+        as_of, grouping) in one pass over the shards; each result is a page (a dict)."""
         vectors = self._embed([job.query for job in jobs], "text")
         results: list[Any] = [None] * len(jobs)
-        groups: dict[tuple[str | None, int, int | None], list[int]] = {}
+        groups: dict[tuple[str | None, int, int | None, str], list[int]] = {}
         for i, job in enumerate(jobs):
-            groups.setdefault((job.where, job.offset, job.as_of), []).append(i)
-        for (where, offset, as_of), members in groups.items():
+            groups.setdefault((job.where, job.offset, job.as_of, job.group), []).append(i)
+        for (where, offset, as_of, group), members in groups.items():
             top = max(jobs[i].top_k for i in members)
             try:
                 pages = self.index.search_pages(
-                    vectors[members], top_k=top, where=where, offset=offset, as_of=as_of
+                    vectors[members],
+                    top_k=top,
+                    where=where,
+                    offset=offset,
+                    as_of=as_of,
+                    group=group,
                 )
             except ValueError as exc:
                 for i in members:
@@ -249,24 +260,77 @@ class Engine:
             raise RequestError(404, f"no item with id {item_id} in the index")
         return rows[item_id]
 
-    def thumbnail(self, item_id: int, size: int) -> bytes:
-        """A JPEG of an indexed image, only if it is the file the index recorded."""
+    def local_file(self, item_id: int, video: bool = False) -> tuple[dict[str, Any], str]:
+        """An item's file as the index recorded it: its row and the file's real path.
+
+        404 if the item has no local file (a text, a URL; with ``video``, anything but a
+        frame of a video), 403 if the path is now a symbolic link or, for a folder index,
+        resolves outside the collection: the path comes from the manifest, never from the
+        request, and is served only where the index found it."""
         row = self.item(item_id)
         path = row.get("path")
+        if video and row.get("video") is None:
+            raise RequestError(404, f"item {item_id} is not a frame of a video")
         if row["modality"] != "image" or not path or "://" in path:
             raise RequestError(404, f"item {item_id} has no local image")
         real = os.path.realpath(path)
         inside = self._root is None or real.startswith(self._root.rstrip(os.sep) + os.sep)
         if real != os.path.abspath(path) or not inside:
             raise RequestError(403, f"item {item_id}'s file is a link out of the collection")
+        return row, real
+
+    def thumbnail(self, row: dict[str, Any], path: str, size: int) -> bytes:
+        """A JPEG of an item's image, or of a frame cut from its video at its time (kept
+        in :attr:`frames`), on a media thread (``path``: from :meth:`local_file`)."""
+        item_id, frame = row["response_id"], row.get("video")
+        if frame is not None:
+            return self._read_video(
+                item_id, lambda: self.frames.get(item_id, path, frame["time"], size)
+            )
         try:
-            with Image.open(Path(real)) as image:
-                image.thumbnail((size, size))
-                buffer = io.BytesIO()
-                image.convert("RGB").save(buffer, "JPEG", quality=85)
+            return image_thumbnail(path, size)
         except (OSError, ValueError):
             raise RequestError(404, f"item {item_id}'s image can no longer be read") from None
-        return buffer.getvalue()
+
+    def clip(
+        self, row: dict[str, Any], path: str, start: float, end: float
+    ) -> tuple[IO[bytes], int, float]:
+        """The clip ``[start, end]`` (seconds) of a frame's video as an open MP4 file, its
+        size and its end, on a media thread (``path``: from :meth:`local_file`). An end
+        past the video's is cut there; a start past it, an end not after the start or a
+        clip over ``max_clip_seconds`` is 422."""
+        item_id, longest = row["response_id"], self.config.max_clip_seconds
+        if end <= start:
+            raise RequestError(422, f"end ({end:g} s) must be after start ({start:g} s)")
+        duration = self._read_video(item_id, lambda: probe(path).duration)
+        if start >= duration:
+            raise RequestError(
+                422,
+                f"start ({start:g} s) is past the end of item {item_id}'s video ({duration:g} s)",
+            )
+        end = min(end, duration)
+        if end - start > longest:
+            raise RequestError(
+                422,
+                f"a clip of {end - start:g} s is longer than max_clip_seconds ({longest} s): "
+                "ask for a shorter one",
+            )
+        handle, size = self._read_video(item_id, lambda: clip(path, start, end))
+        return handle, size, end
+
+    @staticmethod
+    def _read_video(item_id: int, read: Callable[[], Any]) -> Any:
+        """``read()`` of an item's video, its failures as answers: a service without PyAV
+        501, a file gone or that no longer decodes 404 with the reason."""
+        try:
+            return read()
+        except MissingDependencyError as exc:
+            raise RequestError(501, str(exc)) from None
+        except (OSError, VideoError) as exc:
+            reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or str(exc)
+            raise RequestError(
+                404, f"item {item_id}'s video can no longer be read: {reason}"
+            ) from None
 
     def info(self) -> dict[str, Any]:
         info = self.index.info()
@@ -301,6 +365,7 @@ class Engine:
 
     def close(self) -> None:
         self.executor.shutdown(wait=False)
+        self.media.shutdown(wait=False)
         self.status.close()
         self.writer.close()
 

@@ -35,6 +35,13 @@ NON_BLANK = r"[^\t\n\x0b\x0c\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u
 MODES = Literal["vector", "keyword", "hybrid"]
 MAX_COMMIT = 2**63 - 1  # as_of: a commit number is a 64-bit SQLite integer
 KEYWORD_SYNTAXES = Literal["plain", "fts5"]
+# how frames of one video come back: each frame, neighbouring frames merged, one per video
+GROUPS = Literal["frames", "segments", "videos"]
+GROUP_HELP = (
+    "frames of videos: each frame a hit (the default), `segments` (neighbouring hits of one "
+    "video merged, the best frame stands for them) or `videos` (one hit per video, its best "
+    "segment); other items pass through unchanged"
+)
 
 
 # -- responses ---------------------------------------------------------------------------
@@ -52,12 +59,33 @@ class NotReady(ErrorBody):
     state: Literal["loading", "failed"]
 
 
+class FrameOf(BaseModel):
+    """The video a frame item was sampled from, and where in it."""
+
+    key: str = Field(description="the video's key in the source (its relative path)")
+    time: float = Field(description="the frame's presentation time, seconds from the start")
+    timecode: str = Field(description="the time as hh:mm:ss.mmm")
+    frame: int | None = Field(None, description="the frame's number in presentation order")
+
+
+class Moment(FrameOf):
+    """Where a frame hit is in its video (``path``), and for a grouped search
+    (``group=segments|videos``) the segment it stands for."""
+
+    start: float | None = Field(None, description="grouped: where the segment starts (s)")
+    end: float | None = Field(None, description="grouped: where the segment ends (s)")
+    start_timecode: str | None = Field(None, description="grouped: start as hh:mm:ss.mmm")
+    end_timecode: str | None = Field(None, description="grouped: end as hh:mm:ss.mmm")
+    frames: int | None = Field(None, description="grouped: the sampled frames it spans")
+
+
 class Hit(BaseModel):
     """One result: an indexed item, how it scored, and what the index holds about it.
 
     Fields a search does not produce are left out of the JSON (``score`` in a browse,
     ``cosine``/``found_by`` outside hybrid mode, ``p_match``/``match`` on an index
-    without a calibrated matcher, ``path`` on a text, ``text`` on an image)."""
+    without a calibrated matcher, ``path`` on a text, ``text`` on an image, ``video``
+    on anything but a frame of a video)."""
 
     response_id: int
     modality: Literal["image", "text"]
@@ -69,9 +97,10 @@ class Hit(BaseModel):
     found_by: dict[str, int] | None = Field(None, description="hybrid mode: rank per ranking")
     p_match: float | None = Field(None, description="calibrated P(match) of query and item")
     match: bool | None = Field(None, description="the calibrated threshold's decision")
-    path: str | None = Field(None, description="an image's file or URL")
+    path: str | None = Field(None, description="an image's file or URL; a frame's video file")
     text: str | None = Field(None, description="a text item")
     metadata: dict[str, Any] = Field(default_factory=dict)
+    video: Moment | None = Field(None, description="a frame of a video: where it is in it")
 
 
 class Item(BaseModel):
@@ -82,6 +111,7 @@ class Item(BaseModel):
     path: str | None = None
     text: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+    video: FrameOf | None = Field(None, description="a frame of a video: which, and where")
 
 
 class Cutoff(BaseModel):
@@ -163,6 +193,11 @@ class Info(BaseModel):
     items: int
     images: int
     texts: int
+    videos: int | None = Field(None, description="video files indexed as frames")
+    frames: int | None = Field(None, description="frames of videos (image items, in `images`)")
+    video: dict[str, Any] | None = Field(
+        None, description="how videos are sampled into frames (every, mode, max_frames, ...)"
+    )
     deleted: int
     dim: int
     dtype: str
@@ -375,6 +410,7 @@ def request_models(limits: Limits) -> RequestModels:
         rrf_k: float | None = Field(None, **bound("rrf_k"))
         fusion_weights: FusionWeights | None = None
         window: whole(**bound("window")) | None = None
+        group: GROUPS | None = Field(None, description=GROUP_HELP)
 
     class EmbedBody(BaseModel):
         model_config = ConfigDict(strict=True)

@@ -41,7 +41,21 @@ function card(hit) {
       if (img.naturalWidth < 128) img.style.imageRendering = "pixelated";
     });
     img.src = hit.path && hit.path.includes("://") ? hit.path : withToken(`api/items/${hit.response_id}/thumbnail`);
-    div.appendChild(img);
+    if (hit.video) {
+      // a moment of a video: its frame, its time; a click plays the video from there
+      const shot = document.createElement("button");
+      shot.type = "button";
+      shot.className = "moment";
+      shot.title = `play from ${momentTitle(hit.video)}`;
+      const time = document.createElement("span");
+      time.className = "timecode";
+      time.textContent = momentLabel(hit.video);
+      shot.append(img, time);
+      shot.addEventListener("click", () => play(hit));
+      div.appendChild(shot);
+    } else {
+      div.appendChild(img);
+    }
   } else {
     const p = document.createElement("p");
     p.className = "text";
@@ -116,8 +130,114 @@ function options() {
   add("where", $("where").value.trim());
   add("sort", $("sort").value.trim());
   add("matches_only", $("matches-only").checked ? "true" : "");
+  add("group", $("group").value === "frames" ? "" : $("group").value);
   return pairs;
 }
+
+// -- moments of videos: the player --------------------------------------------------
+function clock(seconds) {
+  // a short time for a badge: 0:07, 1:02:03.5 (the full timecode is in its title)
+  const t = Math.round(seconds * 10) / 10;
+  const whole = Math.floor(t);
+  const tenth = Math.round((t - whole) * 10);
+  const [h, m, s] = [Math.floor(whole / 3600), Math.floor((whole % 3600) / 60), whole % 60];
+  const two = (n) => String(n).padStart(2, "0");
+  return `${h ? `${h}:${two(m)}` : m}:${two(s)}${tenth ? "." + tenth : ""}`;
+}
+
+function momentLabel(v) {
+  return typeof v.start === "number" ? `${clock(v.start)}–${clock(v.end)}` : clock(v.time);
+}
+
+function momentTitle(v) {
+  return typeof v.start === "number" ? `${v.start_timecode}–${v.end_timecode} (best at ${v.timecode})` : v.timecode;
+}
+
+// what the player shows: the hit, where to start, where the segment ends (null: a frame)
+let playing = null; // { id, time, start, end, stopAt }
+
+function play(hit) {
+  const v = hit.video;
+  const grouped = typeof v.start === "number";
+  playing = { id: hit.response_id, time: v.time, start: grouped ? v.start : v.time, end: grouped ? v.end : null };
+  playing.stopAt = playing.end; // a segment plays to its end, then pauses (once)
+  const video = $("video");
+  $("player").hidden = false;
+  const name = (hit.path || "").split(/[\\/]/).pop();
+  $("player-info").textContent = grouped
+    ? `${name} · segment ${v.start_timecode}–${v.end_timecode} (${v.frames} frames), best at ${v.timecode}`
+    : `${name} · ${v.timecode}`;
+  // the clip: the segment, or (a single frame) the one the service grows around it
+  const span = grouped ? `?start=${v.start}&end=${v.end}` : "";
+  $("save-clip").href = withToken(`api/items/${hit.response_id}/clip${span}`);
+  $("timeline").hidden = true; // drawn once the duration is known
+  video.src = withToken(`api/items/${hit.response_id}/video`) + `#t=${playing.start}`;
+  $("player").scrollIntoView({ block: "nearest" });
+}
+
+function drawTimeline() {
+  const video = $("video");
+  if (!playing || !(video.duration > 0)) return;
+  const at = (t) => `${(100 * Math.min(Math.max(t / video.duration, 0), 1)).toFixed(3)}%`;
+  const segment = $("segment");
+  segment.hidden = playing.end === null;
+  if (playing.end !== null) {
+    segment.style.left = at(playing.start);
+    segment.style.width = `calc(${at(playing.end - playing.start)} + 2px)`;
+  }
+  $("moment-mark").style.left = at(playing.time);
+  $("playhead").style.left = at(video.currentTime);
+  $("timeline").hidden = false;
+}
+
+function stopAtEnd(time) {
+  // a segment pauses at its end (once): checked on every frame shown where the browser
+  // says when (requestVideoFrameCallback), else on timeupdate (about 4 times a second)
+  const video = $("video");
+  if (playing && playing.stopAt !== null && time >= playing.stopAt) {
+    playing.stopAt = null;
+    video.pause();
+  }
+}
+
+function watchFrames() {
+  const video = $("video");
+  if (!("requestVideoFrameCallback" in video)) return;
+  const shown = playing;
+  video.requestVideoFrameCallback(function check(_, frame) {
+    if (playing !== shown || playing.stopAt === null) return;
+    stopAtEnd(frame.mediaTime);
+    video.requestVideoFrameCallback(check);
+  });
+}
+
+$("video").addEventListener("loadedmetadata", () => {
+  const video = $("video");
+  video.currentTime = playing.start; // (the #t= fragment asks for it too; some players ignore it)
+  drawTimeline();
+  watchFrames();
+  video.play().catch(() => {}); // a browser may want a click on play first
+});
+$("video").addEventListener("timeupdate", () => {
+  stopAtEnd($("video").currentTime);
+  drawTimeline();
+});
+$("video").addEventListener("error", () => {
+  if (playing) status(`the video cannot be played here (${$("video").error.message || "unsupported"}); save the clip instead`, true);
+});
+$("timeline").addEventListener("click", (event) => {
+  const video = $("video");
+  const box = $("timeline").getBoundingClientRect();
+  if (video.duration > 0) video.currentTime = ((event.clientX - box.left) / box.width) * video.duration;
+});
+$("close-player").addEventListener("click", () => {
+  const video = $("video");
+  video.pause();
+  video.removeAttribute("src");
+  video.load();
+  playing = null;
+  $("player").hidden = true;
+});
 
 function getRequest(base) {
   // base: URLSearchParams of the query itself; the options are fixed when the search
@@ -277,6 +397,8 @@ ready()
     calibrated = Boolean(info.matcher && info.matcher.calibrated);
     $("matches-only").disabled = !calibrated;
     if (!calibrated) $("matches-only").parentElement.title = "the index's matcher has no calibrated threshold: run `mmsim index calibrate`";
-    $("summary").textContent = `${info.items} items (${info.images} images, ${info.texts} texts) · ${enc.name} ${enc.checkpoint || ""} · ${info.ann ? info.ann.backend : "exact search"}`;
+    const videos = info.videos ? `, ${info.frames} frames of ${info.videos} videos` : "";
+    $("group-choice").hidden = !info.videos;
+    $("summary").textContent = `${info.items} items (${info.images} images, ${info.texts} texts${videos}) · ${enc.name} ${enc.checkpoint || ""} · ${info.ann ? info.ann.backend : "exact search"}`;
   })
   .catch((err) => status(err.message, true));
