@@ -195,7 +195,10 @@ class FrameReader:
         """Whether seeking to the key frame before ``target`` decodes less than going on."""
         if not self.can_seek or self.damage is not None:
             return False
-        here = -math.inf if self.last is None else self.last
+        # never before a seek's own target: a key frame whose index time (a decode time,
+        # earlier than its presentation time) is before the target lands the seek on the
+        # key frame before it, and seeking there again would loop
+        here = max(self.floor, -math.inf if self.last is None else self.last)
         keys = self.key_times()
         if keys:
             k = bisect.bisect_right(keys, target) - 1
