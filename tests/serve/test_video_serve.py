@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -204,6 +205,21 @@ def test_a_video_that_is_now_a_link_out_of_the_collection_is_refused(served, tmp
     finally:
         video.unlink(missing_ok=True)
         (tmp_path / "kept.webm").rename(video)
+
+
+def test_without_pyav_frames_and_clips_are_501_naming_the_extra(served, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from mmsim.serve import ServeConfig, create_app
+
+    client, footage = served
+    hit = frames(client, "colours.mp4")[0]["response_id"]
+    monkeypatch.setitem(sys.modules, "av", None)  # `import av` fails, as without the extra
+    app = create_app(footage.parent / "idx", ServeConfig(access_log="off"))
+    with TestClient(app) as local:
+        for route in ("thumbnail?size=32", "clip"):
+            error(local.get(f"/api/items/{hit}/{route}"), 501, 'pip install "mmsim[video]"')
+        assert local.get(f"/api/items/{hit}/video").status_code == 200  # (nothing to decode)
 
 
 def test_a_clip_is_the_segment_as_mp4_within_the_limit(served, tmp_path):
