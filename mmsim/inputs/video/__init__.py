@@ -7,12 +7,14 @@ the frames at those times, where its shots change, and a segment written as a cl
 - :mod:`~mmsim.inputs.video.probe`: :class:`VideoInfo` (display size, rotation, codec);
 - :mod:`~mmsim.inputs.video.sampling`: :class:`Sampling` and the times it selects;
 - :mod:`~mmsim.inputs.video.frames`: :func:`read_frames` (seeking), :func:`frame_at`;
-- :mod:`~mmsim.inputs.video.shots`: :func:`detect_shots`.
+- :mod:`~mmsim.inputs.video.shots`: :func:`detect_shots`;
+- :mod:`~mmsim.inputs.video.clips`: :func:`write_clip` (stream copy or H.264).
 
 PyAV (``pip install "mmsim[video]"``) is imported by the functions that decode, never
 when this package is imported.
 """
 
+from mmsim.inputs.video.clips import write_clip
 from mmsim.inputs.video.errors import VideoError
 from mmsim.inputs.video.formats import VIDEO_PATTERNS, VIDEO_SUFFIXES, is_video_path, timecode
 from mmsim.inputs.video.frames import Frame, Gap, ReadStats, frame_at, read_frames
@@ -36,4 +38,5 @@ __all__ = [
     "read_frames",
     "sample_times",
     "timecode",
+    "write_clip",
 ]

@@ -1,0 +1,79 @@
+"""Clips of real videos: a stream copy where a key frame starts the segment and nothing
+past its end is needed, an H.264 encode otherwise; the file is whole or absent."""
+
+from __future__ import annotations
+
+import pytest
+
+from mmsim.errors import DiskFullError
+from mmsim.inputs.video import frame_at, probe, read_frames, write_clip
+from mmsim.plugin.testing import fill_disk
+from tests.videos import colour_clip, mean_colour, near, phone_clip
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    """A 6-second colour clip, a key frame every second."""
+    path = tmp_path_factory.mktemp("clip") / "colours.mp4"
+    return path, colour_clip(path, seconds=6, fps=10, gop=10)
+
+
+def test_a_segment_starting_on_a_key_frame_is_copied(clip, tmp_path):
+    path, colours = clip
+    out = tmp_path / "copied.mp4"
+    assert write_clip(path, 1.0, 3.0, out) == "copy"
+    info = probe(out)
+    assert info.duration == pytest.approx(2.0, abs=0.01) and info.frames == 20
+    frames = list(read_frames(out, [0.0, 0.95, 1.05, 1.9]))
+    assert [f.time for f in frames] == pytest.approx([0.0, 1.0, 1.1, 1.9])
+    for frame in frames:
+        assert near(mean_colour(frame.image), colours[1 + int(frame.time)])
+
+
+def test_a_segment_starting_between_key_frames_is_encoded_exactly(clip, tmp_path):
+    path, colours = clip
+    out = tmp_path / "encoded.mp4"
+    assert write_clip(path, 1.5, 3.0, out) == "encode"
+    info = probe(out)
+    assert info.codec == "h264" and info.duration == pytest.approx(1.5, abs=0.11)
+    assert near(mean_colour(frame_at(out, 0.0)), colours[1])  # 1.5 s is still second 1
+    assert near(mean_colour(frame_at(out, 0.6)), colours[2])  # 2.1 s
+    assert list(tmp_path.iterdir()) == [out]  # no temporary file left beside it
+
+
+def test_a_phone_clip_stays_upright_copied_or_encoded(tmp_path):
+    path = tmp_path / "phone.mp4"
+    phone_clip(path, frames=20)
+    copied, encoded = tmp_path / "copied.mkv", tmp_path / "encoded.mp4"
+    assert write_clip(path, 0.0, 2.0, copied) == "copy"
+    assert probe(copied).rotation == 90  # the display matrix travels with the packets
+    assert write_clip(path, 0.55, 1.5, encoded) == "encode"
+    assert probe(encoded).rotation == 0  # encoded upright
+    for out in (copied, encoded):
+        image = frame_at(out, 0.0)
+        assert image.size == (48, 64)
+        assert near(mean_colour(image.crop((0, 0, 48, 28))), (220, 30, 30))
+
+
+def test_bad_arguments_name_the_value(clip, tmp_path):
+    path, _ = clip
+    with pytest.raises(
+        ValueError, match=r"output must end in one of .mp4, .m4v, .mov, .mkv; got '.*x.avi'"
+    ):
+        write_clip(path, 0, 1, tmp_path / "x.avi")
+    with pytest.raises(ValueError, match=r"0 <= start < end .*start=2, end=1"):
+        write_clip(path, 2, 1, tmp_path / "x.mp4")
+
+
+def test_a_full_disk_leaves_the_clip_written_before(clip, small_disk):
+    path, _ = clip
+    out = small_disk / "moment.mp4"
+    assert write_clip(path, 0.0, 1.0, out) == "copy"
+    before = out.read_bytes()
+    ballast = fill_disk(small_disk, leave=600)
+    with pytest.raises(DiskFullError, match=r"cannot write clip .*moment.mp4") as full:
+        write_clip(path, 0.5, 5.5, out)
+    assert str(small_disk) in str(full.value)
+    assert out.read_bytes() == before
+    assert sorted(p.name for p in small_disk.iterdir()) == ["ballast", "moment.mp4"]
+    ballast.rename(small_disk / "freed")  # (the fixture unmounts it)
