@@ -12,9 +12,10 @@ time) is exact by construction, since the writer numbers the frames itself: fram
 
 Frames are drawn by the world's renderers (:func:`~mmsim.synthetic.dataset.draw`), the
 scene in the centre square of the frame (what a model that crops the centre sees), the
-background running on to the frame's edges. Larger frames are drawn at
-:data:`DRAW_SIDE` pixels and scaled up: the shapes are smooth polygons, so little is
-lost but time. Each scene's renderer choices (background, colours, outline) come from
+background running on to the frame's edges. Larger frames are drawn at ``draw_side``
+pixels (:data:`DRAW_SIDE` by default) and scaled up: the shapes are smooth polygons, so
+little is lost but time (drawing a 720p frame at full size takes longer than encoding
+it). Each scene's renderer choices (background, colours, outline) come from
 one seed, so they hold for every frame of the scene. Everything is deterministic per
 seed: the same options give the same files.
 """
@@ -40,8 +41,8 @@ from mmsim.synthetic.dataset import RENDERERS, Renderer, draw
 from mmsim.synthetic.motion import Motion, sample_motion
 from mmsim.synthetic.world import SPLITS, Layout, Split, sample_layout
 
-DRAW_SIDE = 480
-"""Frames whose longer side is larger are drawn at this side and scaled up."""
+DRAW_SIDE = 384
+"""Frames whose longer side is larger are drawn at this side and scaled up (default)."""
 MAX_SIDE = 8192
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow")
 """libx264 speed presets (faster: larger files; the decoder's work is much the same)."""
@@ -74,6 +75,7 @@ class Clip:
     frames: int
     scenes: tuple[FootageScene, ...]
     renderer: Renderer = "training"
+    draw_side: int = DRAW_SIDE
 
     def scene_of(self, n: int) -> FootageScene:
         """The scene frame ``n`` belongs to."""
@@ -100,13 +102,17 @@ class Clip:
             )
             for o in layout.objects
         )
-        drawn = min(side, DRAW_SIDE)
+        drawn = min(side, self.draw_side)
         rng = np.random.default_rng(self.scene_of(n).style)
         image = draw(replace(layout, objects=placed), self.renderer, drawn, rng)
-        if drawn != side:
-            image = image.resize((side, side), Image.Resampling.BICUBIC)
         left, top = (side - self.width) // 2, (side - self.height) // 2
-        return image.crop((left, top, left + self.width, top + self.height))
+        box = (left, top, left + self.width, top + self.height)
+        if drawn == side:
+            return image.crop(box)
+        scale = drawn / side  # the frame's part of the drawing, scaled up to the frame
+        return image.resize(
+            (self.width, self.height), Image.Resampling.BILINEAR, box=[v * scale for v in box]
+        )
 
     def truth(self) -> dict[str, Any]:
         """What the clip shows when: scenes (frames, seconds, caption, shapes) and cuts."""
@@ -185,10 +191,13 @@ def plan_footage(
     renderer: Renderer = "training",
     two_object_share: float = 0.5,
     scene_seconds: tuple[float, float] = (2.0, 5.0),
+    draw_side: int = DRAW_SIDE,
 ) -> list[Clip]:
     """Plans for ``count`` clips of ``duration`` seconds (nothing drawn yet). Scenes last
-    ``scene_seconds`` (a tail shorter than the shortest scene joins the last one)."""
+    ``scene_seconds`` (a tail shorter than the shortest scene joins the last one);
+    ``draw_side``: the side larger frames are drawn at before scaling up."""
     positive_int("count", count)
+    positive_int("draw_side", draw_side)
     width, height = parse_size(size)
     choice("split", split, SPLITS)
     choice("renderer", renderer, RENDERERS)
@@ -229,7 +238,16 @@ def plan_footage(
             scenes.append(FootageScene(start, end, motion, int(rng.integers(2**31))))
             start = end
         clips.append(
-            Clip(f"clip_{i:03d}.mp4", width, height, float(fps), total, tuple(scenes), renderer)
+            Clip(
+                f"clip_{i:03d}.mp4",
+                width,
+                height,
+                float(fps),
+                total,
+                tuple(scenes),
+                renderer,
+                draw_side,
+            )
         )
     return clips
 
@@ -303,6 +321,7 @@ def write_footage(
     renderer: Renderer = "training",
     two_object_share: float = 0.5,
     scene_seconds: tuple[float, float] = (2.0, 5.0),
+    draw_side: int = DRAW_SIDE,
     preset: str = "veryfast",
 ) -> Path:
     """Write ``count`` clips (``clip_000.mp4``, ...) and ``truth.json`` into ``folder``;
@@ -319,6 +338,7 @@ def write_footage(
         renderer=renderer,
         two_object_share=two_object_share,
         scene_seconds=scene_seconds,
+        draw_side=draw_side,
     )
     out = Path(folder)
     for clip in clips:
