@@ -156,6 +156,8 @@ class FrameReader:
         self.last: float | None = None  # time of the last frame read
         self.offset = 0.0  # added to timestamps after they went backwards
         self.interval = 0.0  # longest key frame interval seen
+        self.keys: list[float] = []  # key frame times from the index, and its length
+        self.indexed = 0
         self.last_key: float | None = None
         self.damage: tuple[float, str] | None = None  # (start, why) of a range not read
 
@@ -206,10 +208,16 @@ class FrameReader:
         return target - max(here, self.floor) > max(SEEK_WITHOUT_INDEX, self.interval)
 
     def key_times(self) -> list[float]:
-        """Key frame times from the container's index (decode timestamps: a little early)."""
+        """Key frame times from the container's index (decode timestamps: a little
+        early), read again only when the index grew (Matroska reads its cues on the
+        first seek)."""
         entries = self.stream.index_entries
-        keys = [seconds(self.stream, e.timestamp) for e in entries if e.is_keyframe]
-        return sorted(k for k in keys if k is not None) if len(keys) > 1 else []
+        if len(entries) != self.indexed:
+            self.indexed = len(entries)
+            keys = [seconds(self.stream, e.timestamp) for e in entries if e.is_keyframe]
+            found = sorted(k for k in keys if k is not None)
+            self.keys = found if len(found) > 1 else []
+        return self.keys
 
     def seek(self, target: float) -> float:
         """Seek to the key frame at or before ``target``; returns ``target``."""
@@ -335,8 +343,9 @@ class FrameReader:
         if self.shape is None:
             self.shape = geometry(self.stream, clockwise(frame.rotation))
         shape = self.shape
-        if (shape.width, shape.height) != (frame.width, frame.height):
-            frame = frame.reformat(width=shape.width, height=shape.height)
-        image = frame.to_image()
+        # to_ndarray + fromarray: PyAV's to_image copies row by row, 10x slower at 720p
+        size = {"width": shape.width, "height": shape.height}
+        same = (shape.width, shape.height) == (frame.width, frame.height)
+        image = Image.fromarray(frame.to_ndarray(format="rgb24", **({} if same else size)))
         turn = _TURNS.get(shape.rotation)
         return image.transpose(turn) if turn is not None else image
