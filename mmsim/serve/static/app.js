@@ -165,7 +165,7 @@ function play(hit) {
   $("player").hidden = false;
   const name = (hit.path || "").split(/[\\/]/).pop();
   $("player-info").textContent = grouped
-    ? `${name} · segment ${v.start_timecode}–${v.end_timecode} (${v.frames} frames), best at ${v.timecode}`
+    ? `${name} · segment ${v.start_timecode}–${v.end_timecode} (${v.frames} frame${v.frames === 1 ? "" : "s"}), best at ${v.timecode}`
     : `${name} · ${v.timecode}`;
   // the clip: the segment, or (a single frame) the one the service grows around it
   const span = grouped ? `?start=${v.start}&end=${v.end}` : "";
