@@ -177,3 +177,23 @@ def test_variable_frame_rate_is_timed_by_presentation_timestamps(tmp_path, suffi
         assert [
             near(mean_colour(f.image), COLOURS[times.index(round(f.time, 2))]) for f in frames
         ] == [True] * 5
+
+
+def test_seeking_ends_and_agrees_on_any_times(tmp_path):
+    """Times anywhere (between frames, just before key frames, whose index times are
+    decode times a B-frame delay early): each read ends, both strategies agree."""
+    path = tmp_path / "bframes.mp4"
+    colour_clip(path, seconds=8, fps=10, gop=10)
+    rng = np.random.default_rng(3)
+    for wanted in (
+        [k + 0.85 for k in range(7)],
+        [k + 0.95 for k in range(7)],
+        sorted(rng.uniform(0, 8, 12)),
+    ):
+        seek_stats = ReadStats()
+        sought = [(f.time, f.image.tobytes()) for f in read_frames(path, wanted, stats=seek_stats)]
+        decoded = [
+            (f.time, f.image.tobytes()) for f in read_frames(path, wanted, strategy="decode")
+        ]
+        assert sought == decoded
+        assert seek_stats.seeks <= 9 * len(wanted)

@@ -156,6 +156,7 @@ class FrameReader:
         self.last: float | None = None  # time of the last frame read
         self.offset = 0.0  # added to timestamps after they went backwards
         self.interval = 0.0  # longest key frame interval seen
+        self.tried = -math.inf  # the wanted time last sought
         self.keys: list[float] = []  # key frame times from the index, and its length
         self.indexed = 0
         self.last_key: float | None = None
@@ -168,6 +169,7 @@ class FrameReader:
         retries = 0
         while index < len(wanted):
             if sought is None and self.worth_seeking(wanted[index]):
+                self.tried = wanted[index]
                 sought = self.seek(wanted[index])
             restart = False
             for frame, time in self.decoded():
@@ -195,8 +197,8 @@ class FrameReader:
 
     def worth_seeking(self, target: float) -> bool:
         """Whether seeking to the key frame before ``target`` decodes less than going on."""
-        if not self.can_seek or self.damage is not None:
-            return False
+        if not self.can_seek or self.damage is not None or target <= self.tried:
+            return False  # (one seek per wanted time, and its retries: reads end)
         # never before a seek's own target: a key frame whose index time (a decode time,
         # earlier than its presentation time) is before the target lands the seek on the
         # key frame before it, and seeking there again would loop
