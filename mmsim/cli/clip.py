@@ -22,8 +22,7 @@ _EDGE = 0.001  # a millisecond of slack at the video's end (timecodes are rounde
 
 def run(cfg: DictConfig) -> None:
     from mmsim.index import Index
-    from mmsim.inputs.video import probe, timecode
-    from mmsim.inputs.video.clips import write_clip
+    from mmsim.inputs.video import probe, timecode, write_clip
 
     item = item_id(cfg.id)
     index = Index.open(cfg.index)

@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from mmsim import Matcher
+from mmsim.cli.clip import seconds
 from mmsim.index import Index
 from mmsim.inputs.video import frame_at, probe
 from mmsim.plugin.testing import MMSIM, cli_env, run_cli
@@ -85,14 +86,23 @@ def test_mistakes_are_named(indexed, tmp_path):
         (frame, "start=3", "end=2"): "end=00:00:02.000 must come after start=00:00:03.000",
         (frame, "start=7"): "start=00:00:07.000 is not inside the video",
         (frame, "end=00:01:00"): "end=00:01:00.000 is past the end of the video",
-        (frame, "start=-1"): "start must be seconds (65.5) or a timecode",
-        (frame, "start=1:75"): "start must be seconds",
+        (frame, "start=1:75"): "start must be seconds (65.5) or a timecode",
     }
     for args, words in cases.items():
         done = run_cli("clip", str(folder), *args, "output=x.mp4", cwd=tmp_path)
         assert done.returncode != 0 and words in done.stderr, (args, done.stderr)
         assert done.stderr.count("\n") == 1, done.stderr  # one line
     assert not (tmp_path / "x.mp4").exists()
+    assert [seconds("end", v) for v in ("1:05", "00:01:05.5", "65.5s", 7, None)] == [
+        65.0,
+        65.5,
+        65.5,
+        7.0,
+        None,
+    ]
+    for bad in ("-1", "1:2:3:4", "soon", True, "nan"):
+        with pytest.raises(ValueError, match=f"end must be seconds .* got {bad!r}"):
+            seconds("end", bad)
 
 
 def test_a_missing_video_file_is_named(tmp_path):

@@ -138,6 +138,19 @@ def test_videos_keep_each_video_once_with_its_best_segment(footage):
     assert sorted(Path(h["path"]).name for h in batch.hits) == sorted(names)
 
 
+def test_the_segment_around_one_frame(footage):
+    index, red = footage
+    hits = index.search_page(None, top_k=50).hits
+    at = {(h["video"]["key"], round(h["video"]["time"])): h for h in hits if "video" in h}
+    late = at[("a.mp4", 7)]["response_id"]  # not the best frame of its segment
+    assert spans([index.segment(late, red)]) == {("a.mp4", 6.0, 8.0, 2)}
+    # without a query: the frames around it that look like it
+    assert spans([index.segment(at[("a.mp4", 4)]["response_id"])]) == {("a.mp4", 3.0, 5.0, 2)}
+    photo = next(h["response_id"] for h in hits if "video" not in h)
+    with pytest.raises(QueryError, match=f"item {photo} is not a frame of a video"):
+        index.segment(photo)
+
+
 def test_pages_of_segments_are_stable_without_repeats(footage, monkeypatch):
     index, red = footage
     whole = [h["response_id"] for h in index.search_page(red, top_k=50, group="segments").hits]
