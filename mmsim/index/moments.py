@@ -60,26 +60,26 @@ class Timeline:
     scores: np.ndarray  # what decides how far a segment grows (zeros: no query vector)
     step: float  # the video's sampling step: the median spacing of its frames
     duration: float | None
-
-    def position(self, item_id: int) -> int | None:
-        found = np.flatnonzero(self.ids == item_id)
-        return int(found[0]) if found.size else None
+    positions: dict[int, int]  # item id -> its position
+    typical: float | None  # the median score of the usable frames (None: there are none)
+    near: np.ndarray  # near[i]: frames i and i + 1 are close enough to merge
 
     def grow(self, seed: int, taken: np.ndarray) -> tuple[int, int]:
         """The first and last position of the segment grown from ``seed``."""
-        free = self.usable & ~taken
-        free[seed] = True
         best = float(self.scores[seed])
-        typical = float(np.median(self.scores[self.usable])) if self.usable.any() else best
+        typical = best if self.typical is None else self.typical
         floor = best - max(HALF * (best - typical), TOLERANCE)
-        near = np.diff(self.times) <= GAP_STEPS * self.step + 1e-9  # near[i]: i and i + 1
-        joins = free & (self.scores >= floor)
         lo = hi = seed
-        while lo > 0 and joins[lo - 1] and near[lo - 1]:
+        while lo > 0 and self.near[lo - 1] and self._joins(lo - 1, floor, taken):
             lo -= 1
-        while hi < self.ids.size - 1 and joins[hi + 1] and near[hi]:
+        while hi < self.ids.size - 1 and self.near[hi] and self._joins(hi + 1, floor, taken):
             hi += 1
         return lo, hi
+
+    def _joins(self, position: int, floor: float, taken: np.ndarray) -> bool:
+        return bool(
+            self.usable[position] and not taken[position] and self.scores[position] >= floor
+        )
 
     def fields(self, lo: int, hi: int) -> dict[str, Any]:
         """``start``/``end`` of positions lo..hi: from the first frame to where the
@@ -143,7 +143,16 @@ class Timelines:
             step = float(video.get("sampling", {}).get("every") or 0.0)
         duration = video.get("info", {}).get("duration")
         return Timeline(
-            key, ids, times, usable, scores, step, None if duration is None else float(duration)
+            key,
+            ids,
+            times,
+            usable,
+            scores,
+            step,
+            None if duration is None else float(duration),
+            {int(i): p for p, i in enumerate(ids.tolist())},
+            float(np.median(scores[usable])) if usable.any() else None,
+            np.diff(times) <= GAP_STEPS * step + 1e-9,
         )
 
     def _video(self, key: str) -> dict[str, Any]:
@@ -174,7 +183,7 @@ def group_hits(hits: list[Hit], group: str, timelines: Timelines) -> list[Hit]:
             continue
         line = timelines.get(key)
         claimed = taken.setdefault(key, np.zeros(line.ids.size, dtype=bool))
-        seed = line.position(hit["response_id"])
+        seed = line.positions.get(hit["response_id"])
         if seed is None:  # deleted since the ranking was made: a moment of its own
             span = {"start": video["time"], "end": video["time"], "frames": 1}
             span |= {"start_timecode": video["timecode"], "end_timecode": video["timecode"]}
