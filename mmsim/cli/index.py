@@ -8,10 +8,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from mmsim.cli.common import build_matcher, emit_json, output_path, pairs_table
 from mmsim.files import write_atomic
+from mmsim.index.ann_search import ann_summary
 from mmsim.index.engine import engine_for
 from mmsim.index.gallery import duplicates_page
 from mmsim.index.index import Index
+from mmsim.index.video_plan import VideoOptions
 from mmsim.inputs.tables import read_lines
+from mmsim.inputs.video import timecode
 
 
 def _list(value: object) -> list[str] | None:
@@ -22,7 +25,16 @@ def _list(value: object) -> list[str] | None:
     return [str(v) for v in OmegaConf.to_container(value)]  # type: ignore[union-attr]
 
 
+def _video(cfg: DictConfig) -> dict[str, object]:
+    """The ``video.*`` options given (None: as recorded, else the defaults), checked."""
+    given = OmegaConf.to_container(cfg.video) if cfg.get("video") is not None else {}
+    options = {str(k): v for k, v in (given or {}).items() if v is not None}  # type: ignore[union-attr]
+    VideoOptions.parse(options)  # a bad value fails before any model loads
+    return options
+
+
 def build(cfg: DictConfig) -> None:
+    video = _video(cfg)
     engine = engine_for(cfg.engine)  # checked (and a cluster joined) first
     matcher = build_matcher(cfg)
     index = Index.build(
@@ -38,15 +50,17 @@ def build(cfg: DictConfig) -> None:
         commit_every=cfg.commit_every,
         progress=cfg.runtime.progress,
         engine=engine,
+        video=video,
     )
     _report(index.last_report, index.folder)
 
 
 def update(cfg: DictConfig) -> None:
+    video = _video(cfg)
     index = Index.open(cfg.index)
     engine = engine_for(cfg.engine)
     report = index.update(
-        cfg.source, commit_every=cfg.commit_every, progress=cfg.progress, engine=engine
+        cfg.source, commit_every=cfg.commit_every, progress=cfg.progress, engine=engine, video=video
     )
     _report(report, index.folder)
 
@@ -57,6 +71,11 @@ def _report(report, folder) -> None:  # type: ignore[no-untyped-def]
         print(f"  skipped {row['item']}: {row['reason']}")
     if len(report.skipped) > 20:
         print(f"  ... and {len(report.skipped) - 20} more (see `mmsim index info`)")
+    for gap in report.gaps[:20]:
+        print(
+            f"  unreadable part of {gap['item']}: {timecode(gap['start'])}-"
+            f"{timecode(gap['end'])} ({gap['reason']}); the frames around it are indexed"
+        )
 
 
 def info(cfg: DictConfig) -> None:
@@ -69,9 +88,17 @@ def info(cfg: DictConfig) -> None:
     encoder = details["encoders"]["image_encoder"]
     print(f"index     {details['path']}")
     print(
-        f"items     {details['items']} ({details['images']} images, {details['texts']} texts); "
+        f"items     {details['items']} ({details['images']} images, {details['texts']} texts, "
+        f"{details['frames']} frames of {details['videos']} videos); "
         f"{details['deleted']} deleted rows not yet purged"
     )
+    video = details["video"]
+    how = {
+        "interval": f"every {video['every']:g} s",
+        "shots": "at shot changes",
+        "both": f"every {video['every']:g} s and at shot changes",
+    }[video["mode"]]
+    print(f"videos    sampled {how}, at most {video['max_frames']} frames each")
     print(f"model     {encoder['name']} {encoder.get('checkpoint', '')}")
     print(f"vectors   {details['dim']} dims, {details['dtype']}, {details['shards']} shards")
     print(f"on disk   {details['size_bytes'] / 1e6:.1f} MB")
@@ -90,6 +117,7 @@ def info(cfg: DictConfig) -> None:
             f"recall@10 {ann['recall_at_10']} ({ann['tuning_query_source']}); "
             f"{ann['rows_searched_exactly']} newer rows searched exactly"
         )
+        print(f"          {ann_summary(ann)}")
     print(f"skipped   {len(details['skipped'])}")
     for row in details["skipped"][:20]:
         print(f"  {row['item']}: {row['reason']}")
@@ -101,7 +129,12 @@ def optimize(cfg: DictConfig) -> None:
     ann = None if backend.lower() == "none" else {"name": backend, **cfg.options}
     queries = read_lines(cfg.queries) if cfg.queries else None
     report = index.optimize(
-        ann, target_recall=cfg.target_recall, queries=queries, compact=cfg.compact
+        ann,
+        target_recall=cfg.target_recall,
+        queries=queries,
+        compact=cfg.compact,
+        memory=cfg.memory,
+        retrain=cfg.retrain,
     )
     compaction = report.get("compaction")
     if compaction:
@@ -112,7 +145,8 @@ def optimize(cfg: DictConfig) -> None:
     state = report.get("ann")
     if state:
         print(
-            f"ann: {state['backend']} over {state['count']} rows in {state['build_seconds']} s; "
+            f"ann: {state['backend']} {state['factory']} ({state['mode']}) over "
+            f"{state['count']} rows in {state['build_seconds']} s; "
             f"{state['param']}={state['value']} gives recall@10 {state['recall_at_10']} "
             f"(target {state['target_recall']}, {state['tuning_queries']} "
             f"{state['tuning_query_source']})"

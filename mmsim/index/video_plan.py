@@ -183,7 +183,8 @@ def plan_videos(
             work.append((entry, None))
             out.count("added", entry.record.key)
     out.deletes += list(gone)
-    out.counts["deleted"] = len(gone)
+    if gone:
+        out.counts["deleted"] = len(gone)
     _sample(manifest, work, options, out)
     return out
 

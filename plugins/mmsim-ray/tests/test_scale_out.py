@@ -164,6 +164,45 @@ def test_a_sigkilled_driver_resumes_without_re_embedding(cluster, tiny_clip_dir,
     assert {p.name for p in (out / "shards").iterdir()} == known  # orphans of the dead run gone
 
 
+def test_a_long_video_is_split_into_time_ranges_across_actors(cluster, tmp_path):
+    from tests.videos import colour_clip
+
+    root = tmp_path / "footage"
+    root.mkdir()
+    colour_clip(root / "long.mp4", seconds=12)
+    colour_clip(root / "short.webm", seconds=3, codec="libvpx-vp9")
+    video = {"every": "1s", "chunk": 4}  # long.mp4: three ranges of 4 frames
+    engine = mmsim_ray.EngineOptions(actors=2)
+    matcher = Matcher("toy", progress=False)
+    on_ray = mmsim_ray.build(
+        root, matcher, tmp_path / "ray", engine=engine, video=video, progress=False
+    )
+    report = on_ray.last_report
+    assert report.videos == {"added": 2} and report.frames_embedded == 15
+    local = Index.build(root, matcher, tmp_path / "local", video=video, progress=False)
+    a, b = frames_of(on_ray), frames_of(local)
+    assert sorted(a) == sorted(b) and len(a) == 15
+    for key, (at, vector) in b.items():
+        assert a[key][0] == at
+        np.testing.assert_allclose(a[key][1], vector, atol=1e-6)
+    with __import__("sqlite3").connect(tmp_path / "ray" / "manifest.sqlite") as conn:
+        shards = conn.execute("SELECT rows FROM shards ORDER BY rows").fetchall()
+    assert sorted(r for (r,) in shards) == [3, 4, 4, 4]  # a chunk per range: actors share them
+
+
+def frames_of(index: Index) -> dict[str, tuple[float, np.ndarray]]:
+    """Every frame row: its key -> (time, vector)."""
+    ids = index.ids()
+    rows, vectors = index.items(ids), index.vectors(ids)
+    with __import__("sqlite3").connect(index.folder / "manifest.sqlite") as conn:
+        keys = dict(conn.execute("SELECT id, key FROM items WHERE deleted = 0").fetchall())
+    return {
+        keys[i]: (rows[i]["video"]["time"], v)
+        for i, v in zip(ids.tolist(), vectors, strict=True)
+        if "video" in rows[i]
+    }
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [

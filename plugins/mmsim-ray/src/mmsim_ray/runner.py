@@ -6,6 +6,11 @@ Each chunk is its own block of a Ray Dataset mapped with a callable class on an
 stream back one chunk at a time in whatever order actors finish, and each is committed
 at once. The pipeline is lazy and iterated exactly once. A killed driver loses only the
 chunks in flight: the next run plans from the manifest and embeds just those again.
+
+A video is planned as time ranges of at most ``video.chunk`` sampled frames, each a
+chunk like any other: the actor that gets one decodes just that range of the file (so
+every node must read the video's path) and embeds it, so one long video is spread
+over the pool.
 """
 
 from __future__ import annotations

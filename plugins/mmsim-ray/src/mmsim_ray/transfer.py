@@ -51,6 +51,7 @@ def ship(embedded: Embedded, scratch: Path, area: str | None) -> dict[str, Any]:
         "kept": embedded.kept,
         "failures": {str(k): v for k, v in embedded.failures.items()},
         "hashes": {str(k): v for k, v in embedded.hashes.items()},
+        "video": embedded.video,  # a video chunk's frames per range (JSON-able)
         "staged": None,
     }
     data = b""
@@ -81,6 +82,7 @@ def receive(meta_json: str, data: bytes, shards: Path) -> Embedded:
         [int(p) for p in meta["kept"]],
         {int(k): v for k, v in meta["failures"].items()},
         {int(k): v for k, v in meta["hashes"].items()},
+        video=meta.get("video"),
     )
     if embedded.file is None:
         return embedded
