@@ -22,7 +22,6 @@ embed run in a few threads (PyAV decodes without the GIL).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
@@ -260,9 +259,8 @@ def _ranges(
     have = sorted(f.time for f in kept)
     for start in range(0, len(missing), options.chunk):
         part = missing[start : start + options.chunk]
-        after = missing[start + options.chunk] if start + options.chunk < len(missing) else math.inf
-        near = [t for t in have if part[0] - 1e-6 <= t < after]
-        rng = VideoRange(str(entry.item), part, near, record.size, record.mtime_ns)
+        later = [t for t in have if t >= part[0] - 1e-6]  # what the range's requests may land on
+        rng = VideoRange(str(entry.item), part, later, record.size, record.mtime_ns)
         out.ranges.append((SourceItem(record, rng), None))
 
 

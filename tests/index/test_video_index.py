@@ -226,3 +226,16 @@ def test_a_schema_2_index_is_read_and_upgraded_by_the_next_update(matcher, tmp_p
     report = old.update(progress=False)
     assert report.videos == {"added": 1} and report.frames_embedded == 1
     assert old.info()["frames"] == 1 and old._manifest.version == 3
+
+
+def test_a_frame_asked_for_twice_is_stored_once_across_ranges_and_updates(matcher, tmp_path):
+    root = tmp_path / "footage"
+    root.mkdir()
+    colour_clip(root / "slow.mp4", seconds=4, fps=2)  # a frame every 0.5 s
+    video = {"every": "200ms", "chunk": 3}  # 20 times, ranges of 3: neighbours share frames
+    index = Index.build(root, matcher, tmp_path / "idx", video=video, progress=False)
+    times = sorted(row[3] for row in frames(index).values())
+    assert times == [k / 2 for k in range(8)] and index.last_report.frames_embedded == 8
+    report = index.update(progress=False, video={"every": "100ms"})  # lands on the same frames
+    assert report.videos == {"resampled": 1} and report.frames_embedded == 0
+    assert sorted(row[3] for row in frames(index).values()) == times
