@@ -10,6 +10,7 @@ from typing import Any
 
 from mmsim.cli.common import output_path, rounded
 from mmsim.files import write_atomic
+from mmsim.index.moments import describe
 
 FORMATS = ("json", "csv", "table", "html")
 _SUFFIXES = {".json": "json", ".csv": "csv", ".html": "html", ".htm": "html", ".txt": "table"}
@@ -48,7 +49,7 @@ def render(results: list[dict[str, Any]], fmt: str, title: str) -> str:
             "response_id": hit["response_id"],
             "score": f"{hit['score']:.4f}" if "score" in hit else "",
             "item": hit.get("path") or hit.get("text") or hit.get("item", ""),
-            "moment": moment(hit["video"]) if "video" in hit else "",
+            "moment": describe(hit["video"]) if "video" in hit else "",
             "metadata": json.dumps(hit.get("metadata", {}), ensure_ascii=False)
             if hit.get("metadata")
             else "",
@@ -68,14 +69,6 @@ def render(results: list[dict[str, Any]], fmt: str, title: str) -> str:
         writer.writerows(rows)
         return buffer.getvalue()
     return _table(rows, ["query", "rank", "score", "response_id", "item", *moments, "metadata"])
-
-
-def moment(video: dict[str, Any]) -> str:
-    """Where in its video a hit is: the frame's timecode, or a segment's span and how
-    many sampled frames it holds (short enough for a table's column)."""
-    if "start" not in video:
-        return video["timecode"]
-    return f"{video['start_timecode']}-{video['end_timecode']} ({video['frames']} frames)"
 
 
 def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:

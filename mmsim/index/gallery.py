@@ -14,6 +14,9 @@ from typing import Any
 
 from PIL import Image
 
+from mmsim.index.moments import describe
+from mmsim.inputs.video import frame_at
+
 THUMB = 160
 _STYLE = """body{font:14px system-ui,sans-serif;margin:24px;color:#222}
 h1{font-size:20px}h2{font-size:16px;margin-top:28px}
@@ -24,14 +27,15 @@ h1{font-size:20px}h2{font-size:16px;margin-top:28px}
 .text{white-space:pre-wrap}"""
 
 
-def thumbnail(path: str) -> str | None:
-    """A JPEG data URI of the image at ``path``, or None if it cannot be read."""
+def thumbnail(path: str, time: float | None = None) -> str | None:
+    """A JPEG data URI of the image at ``path`` (of the video's frame at ``time``), or
+    None if it cannot be read."""
     try:
-        with Image.open(path) as image:
+        with Image.open(path) if time is None else frame_at(path, time) as image:
             image.thumbnail((THUMB, THUMB))
             buffer = io.BytesIO()
             image.convert("RGB").save(buffer, "JPEG", quality=85)
-    except (OSError, ValueError):
+    except (OSError, ValueError, ImportError):  # ImportError: no PyAV for a video
         return None
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
 
@@ -40,12 +44,14 @@ def _card(hit: dict[str, Any], label: str) -> str:
     esc = html.escape
     body = ""
     if hit.get("path"):
-        uri = thumbnail(hit["path"])
+        uri = thumbnail(hit["path"], hit["video"]["time"] if "video" in hit else None)
         body = f'<img src="{uri}" alt="">' if uri else "<p>(image not readable)</p>"
     if hit.get("text"):
         body += f'<p class="text">{esc(hit["text"])}</p>'
     meta = ", ".join(f"{esc(str(k))}: {esc(str(v))}" for k, v in hit.get("metadata", {}).items())
     where = esc(hit.get("path") or "")
+    if "video" in hit:
+        where += f" @ {esc(describe(hit['video']))}"
     return (
         f'<div class="card" title="{where}">{body}<div class="score">{esc(label)}</div>'
         f'<div class="meta">#{hit["response_id"]} {where}<br>{meta}</div></div>'

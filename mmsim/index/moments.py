@@ -49,6 +49,14 @@ def frame_fields(video: dict[str, Any]) -> dict[str, Any]:
     return {**video, "timecode": timecode(video["time"])}
 
 
+def describe(video: dict[str, Any]) -> str:
+    """Where in its video a hit is, for people: the frame's timecode, or a segment's
+    span and how many sampled frames it holds (short enough for a table's column)."""
+    if "start" not in video:
+        return video["timecode"]
+    return f"{video['start_timecode']}-{video['end_timecode']} ({video['frames']} frames)"
+
+
 @dataclass(frozen=True)
 class Timeline:
     """The sampled frames of one video, in time order, as one search sees them."""

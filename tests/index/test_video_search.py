@@ -182,3 +182,16 @@ def test_a_bad_group_is_named_with_what_is_allowed(footage, tmp_path):
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout.startswith("query,rank,response_id,score,item,moment,metadata")
     assert "a.mp4,00:00:06.000-00:00:08.000 (2 frames)," in shown.stdout
+    gallery = run_cli(
+        "search",
+        f"index={folder}",
+        f"query={red}",
+        "group=segments",
+        "top_k=6",
+        "--html",
+        cwd=tmp_path,
+    )
+    assert gallery.returncode == 0, gallery.stderr
+    page = (tmp_path / "search.html").read_text()
+    assert "a.mp4 @ 00:00:06.000-00:00:08.000 (2 frames)" in page
+    assert "not readable" not in page and page.count("data:image/jpeg") == 6  # frames cut
