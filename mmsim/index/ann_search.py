@@ -15,8 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from mmsim.index.ann_choice import human
 from mmsim.index.exact import exact_search, merge, search_matrix
 from mmsim.index.optimize import load_backend
+from mmsim.index.rescoring import rescore, top_k_exact
 from mmsim.index.snapshot import Snapshot
 
 
@@ -43,7 +45,7 @@ class AnnSearch:
         if self._ann is None or self._ann[0] != state["dir"]:
             try:
                 backend, ann_ids = load_backend(self.folder, state)
-            except (ImportError, OSError, RuntimeError) as exc:
+            except (ImportError, OSError, RuntimeError, ValueError) as exc:
                 warnings.warn(
                     f"the ANN structure of {self.folder} cannot be used ({exc}); searching "
                     "exactly. Run `mmsim index optimize` to rebuild it",
@@ -58,13 +60,12 @@ class AnnSearch:
             inside = np.isin(ann_ids, allowed, assume_unique=True)
             valid = inside if valid is None else valid & inside
             fresh = np.intersect1d(fresh, allowed, assume_unique=True)
-        fetch = k if backend.exact_scores else 2 * k
+        fetch = k if backend.exact_scores else state.get("rescore_depth", 2) * k
         scores, positions = backend.search(queries, fetch, state["value"], valid)
         found = np.where(positions >= 0, ann_ids[np.clip(positions, 0, None)], -1)
         if not backend.exact_scores:  # compressed codes: score the candidates exactly
-            scores = self._rescore(snapshot, queries, found)
-        order = np.lexsort((found, -scores), axis=-1)[:, :k]
-        best = np.take_along_axis(scores, order, 1), np.take_along_axis(found, order, 1)
+            scores = rescore(snapshot, queries, found)
+        best = top_k_exact(found, scores, k)
         if fresh.size:
             best = merge(best, search_matrix(snapshot.vectors(fresh), fresh, queries, k), k)
         return best
@@ -85,12 +86,35 @@ class AnnSearch:
             self._ann_masks = (key, None if valid.all() else valid, fresh)
         return self._ann_masks[1], self._ann_masks[2]
 
-    def _rescore(self, snapshot: Snapshot, queries: np.ndarray, found: np.ndarray) -> np.ndarray:
-        scores = np.full(found.shape, -np.inf, dtype=np.float32)
-        valid = found >= 0
-        unique = np.unique(found[valid])
-        vectors = snapshot.vectors(unique)
-        rows = np.searchsorted(unique, found[valid])
-        q_rows = np.nonzero(valid)[0]
-        scores[valid] = np.einsum("ij,ij->i", queries[q_rows], vectors[rows])
-        return scores
+
+def ann_details(state: dict[str, Any], fresh: int) -> dict[str, Any]:
+    """What ``index info`` shows of a structure beyond its tuning: its factory string,
+    its size in memory (read when opened) and on disk (memory-mapped lists included),
+    its rescoring depth, and the share of its rows added since it was trained (rows
+    ``optimize`` added without retraining, and the ``fresh`` rows not in it yet)."""
+    count = int(state["count"])
+    trained = int(state.get("trained_count", count))
+    return {
+        "factory": state.get("factory", state["backend"]),
+        "memory_bytes": state.get("memory_bytes"),
+        "disk_bytes": state.get("disk_bytes"),
+        "memory_budget_bytes": state.get("memory_budget_bytes"),
+        "rescore_depth": state.get("rescore_depth", 1),
+        "added_since_training": round((count - trained + fresh) / max(count + fresh, 1), 4),
+    }
+
+
+def ann_summary(details: dict[str, Any]) -> str:
+    """One line of :func:`ann_details` for ``mmsim index info``."""
+    sizes = [
+        f"{human(details[key])} {where}"
+        for key, where in (("memory_bytes", "read into memory"), ("disk_bytes", "on disk"))
+        if details.get(key) is not None
+    ]
+    budget = details.get("memory_budget_bytes")
+    return (
+        f"structure {details['factory']}: {', '.join(sizes) or 'size not recorded'}"
+        f"{f' (budget {human(budget)})' if budget else ''}; candidates rescored "
+        f"{details['rescore_depth']}x deep; {details['added_since_training']:.1%} of its "
+        "rows added since training (`optimize retrain=true` retrains)"
+    )

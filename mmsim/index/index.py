@@ -23,7 +23,8 @@ import numpy as np
 
 import mmsim.index.optimize as opt
 from mmsim.files import reporting_full_disk
-from mmsim.index.ann_search import AnnSearch
+from mmsim.index.ann_choice import parse_memory
+from mmsim.index.ann_search import AnnSearch, ann_details
 from mmsim.index.batches import MATCHER_DIR, BuildJob, Engine
 from mmsim.index.duplicates import find_groups
 from mmsim.index.engine import EngineChoice, engine_for
@@ -236,11 +237,17 @@ class Index:
         target_recall: float | None = None,
         queries: Any = None,
         compact: bool = True,
+        memory: str | int | None = None,
+        retrain: bool = False,
     ) -> dict[str, Any]:
         """Compact the shards and (re)build the ANN structure, tuned to ``target_recall``
         (recall@10 against exact search) on cross-modal queries: ``queries`` (texts,
         images or embeddings like the ones users will send), else generic text prompts
-        for an image collection. ``ann=None`` removes the ANN structure."""
+        for an image collection. ``ann=None`` removes the ANN structure. ``memory``
+        (``"4GB"``, bytes) bounds the structure; ``"auto"`` picks the most accurate
+        that fits. Rows added since the last build go into the trained structure
+        without retraining, unless ``retrain`` (see ``docs/index.md``)."""
+        budget = None if memory is None else parse_memory(memory)
         report: dict[str, Any] = {}
         try:
             with _writing(self.folder, _SEARCHABLE), WriteLock(self.folder):
@@ -263,7 +270,14 @@ class Index:
                         spec["target_recall"] = target_recall
                     tune, source = self._tuning_queries(snapshot, queries)
                     report["ann"] = opt.build_ann(
-                        self._manifest, self.folder, snapshot, spec, tune, source
+                        self._manifest,
+                        self.folder,
+                        snapshot,
+                        spec,
+                        tune,
+                        source,
+                        memory=budget,
+                        retrain=retrain,
                     )
         finally:
             self._snapshot = None
@@ -570,6 +584,7 @@ class Index:
                 "tuning_query_source": ann["tuning_query_source"],
                 "rows_searched_exactly": fresh,
                 "built": ann["built"],
+                **ann_details(ann, fresh),
             }
         return info
 

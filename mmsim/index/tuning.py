@@ -11,8 +11,13 @@ warning).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+
+from mmsim.index.rescoring import top_k_exact
 
 _NOUNS = [
     "dog",
@@ -100,18 +105,58 @@ def corpus_sample(vectors: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
     return vectors[rng.choice(vectors.shape[0], min(count, vectors.shape[0]), replace=False)]
 
 
-def recall_at_k(
-    queries: np.ndarray, vectors: np.ndarray, positions: np.ndarray, kth: np.ndarray
-) -> float:
-    """Mean share of an approximate top-k that belongs to the exact top-k.
+RESCORE_DEPTHS = (1, 2, 4, 8, 16, 32)  # candidates fetched a result, for compressed codes
 
-    A found row counts when its exact score reaches the exact k-th score, so among
-    equally similar rows (duplicates) any choice is right; ``kth`` is each query's exact
-    k-th best score.
+
+@dataclass
+class Tuned:
+    """The chosen search knob, rescoring depth and the recall@k they reached."""
+
+    value: int
+    depth: int
+    recall: float
+    tried: list[dict[str, Any]]
+
+
+def tune(
+    candidates: list[int],
+    search: Callable[[int, int], np.ndarray],
+    rescore: Callable[[np.ndarray], np.ndarray],
+    kth: np.ndarray,
+    k: int,
+    target: float,
+    compressed: bool,
+) -> Tuned:
+    """The cheapest knob value, then the shallowest rescoring depth (``depth * k``
+    candidates scored exactly), whose results reach ``target`` recall@k.
+
+    ``search(value, fetch)`` returns candidate ids (queries, fetch), best first by the
+    structure's own (approximate) scores, so one search at the deepest depth serves
+    every shallower one; ``rescore`` gives their exact scores. A result counts when its
+    exact score reaches the exact k-th score (``kth``), so among equally similar rows
+    any choice is right. When no pair reaches ``target``, the best one is kept.
     """
-    k = positions.shape[1]
-    found = positions >= 0
-    rows = np.clip(positions, 0, None)
-    scores = np.einsum("qd,qkd->qk", queries, vectors[rows])
-    good = found & (scores >= kth[:, None] - 1e-5)
-    return float(good.sum(axis=1).mean() / k) if positions.shape[0] else 1.0
+    depths = RESCORE_DEPTHS if compressed else (1,)
+    best: Tuned | None = None
+    tried: list[dict[str, Any]] = []
+    for value in candidates:
+        found = search(value, k * depths[-1])
+        scores = rescore(found)
+        for depth in depths:
+            recall = _recall(found[:, : k * depth], scores[:, : k * depth], k, kth)
+            if best is None or recall > best.recall + 1e-9:
+                best = Tuned(value, depth, recall, tried)
+            if recall >= target or depth == depths[-1]:
+                tried.append({"value": value, "depth": depth, "recall": round(recall, 4)})
+            if recall >= target:
+                return Tuned(value, depth, recall, tried)
+    assert best is not None
+    return best
+
+
+def _recall(found: np.ndarray, scores: np.ndarray, k: int, kth: np.ndarray) -> float:
+    if not found.shape[0]:
+        return 1.0
+    top, ids = top_k_exact(found, scores, k)
+    good = (ids >= 0) & (top >= kth[:, None] - 1e-5)
+    return float(good.sum(axis=1).mean() / k)

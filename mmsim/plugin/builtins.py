@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mmsim.index.ann_schemas import FaissHnswConfig, FaissIvfConfig
+from mmsim.index.ann_schemas import FaissHnswConfig, FaissIvfConfig, FaissIvfPqConfig
 from mmsim.plugin.hooks import hookimpl
 from mmsim.plugin.registry import Registry, lazy_factory
 from mmsim.plugin.schemas import EncoderConfig, EngineConfig
@@ -78,6 +78,12 @@ def mmsim_register(registry: Registry) -> None:
         lazy_factory("mmsim.index.ann:FaissIvf"),
         FaissIvfConfig,
         description="faiss IVF with SQ8 codes: millions of vectors in a quarter of the memory",
+    )
+    registry.register_ann(
+        "faiss_ivfpq",
+        lazy_factory("mmsim.index.ann:FaissIvf"),
+        FaissIvfPqConfig,
+        description="faiss OPQ + IVF-PQ, lists on disk: 10-100M vectors in a few bytes each",
     )
     registry.register_engine(
         "local",
