@@ -9,6 +9,8 @@ to 320x240, a few seconds): they are written again in every test session.
 from __future__ import annotations
 
 import colorsys
+import re
+import struct
 from collections.abc import Iterable, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -187,18 +189,99 @@ def unknown_codec(path: str | Path) -> Path:
     return target
 
 
-def sixteen_k(path: str | Path) -> Path:
-    """One real 15360x8640 H.264 frame (16K; ~1 s and ~600 MB to encode)."""
-    out = av.open(str(path), mode="w")
-    try:
-        stream = out.add_stream("libx264", rate=1)
-        stream.width, stream.height, stream.pix_fmt = 15360, 8640, "yuv420p"
-        stream.options = {"preset": "ultrafast", "threads": "1"}
-        out.mux(stream.encode(av.VideoFrame(15360, 8640, "yuv420p")))
-        out.mux(stream.encode())
-    finally:
-        out.close()
-    return Path(path)
+def sixteen_k(path: str | Path, width: int = 15360, height: int = 8640) -> Path:
+    """An H.264 MP4 whose headers say its frames are 15360x8640 (16K): a one-second
+    64x48 colour clip whose sequence parameter set (in the ``avcC`` box, where FFmpeg
+    reads the size from) and ``avc1``/``tkhd`` boxes are rewritten to 16K. The file is
+    what a real 16K file looks like until its first frame is decoded, at 2 kB instead of
+    the ~600 MB and seconds a real 16K frame costs to encode; a reader that decoded
+    before checking the size would spend ~3 s and ~400 MB on it."""
+    target = Path(path)
+    colour_clip(target, seconds=1)
+    data = bytearray(target.read_bytes())
+    boxes = mp4_boxes(
+        data, [b"moov", b"trak", b"mdia", b"minf", b"stbl", b"stsd", b"avc1", b"avcC"]
+    )
+    avc1, avcc = boxes[-2], boxes[-1]
+    (length,) = struct.unpack_from(">H", data, avcc + 14)  # the first SPS (avcC: 8 + 6)
+    old = bytes(data[avcc + 16 : avcc + 16 + length])
+    new = resized_sps(old, width, height)
+    data[avcc + 14 : avcc + 16 + length] = struct.pack(">H", len(new)) + new
+    for box in boxes:  # each box holding the SPS grows with it (moov is last: no offsets move)
+        (size,) = struct.unpack_from(">I", data, box)
+        struct.pack_into(">I", data, box, size + len(new) - len(old))
+    struct.pack_into(">HH", data, avc1 + 32, width, height)  # VisualSampleEntry's size
+    tkhd = mp4_boxes(data, [b"moov", b"trak", b"tkhd"])[-1]
+    (size,) = struct.unpack_from(">I", data, tkhd)
+    struct.pack_into(">II", data, tkhd + size - 8, width << 16, height << 16)  # 16.16 fixed
+    target.write_bytes(bytes(data))
+    return target
+
+
+# where a box's children start, from the box's start (sample description and sample entry
+# headers come before their children)
+_MP4_CHILDREN = {b"stsd": 16, b"avc1": 86}
+
+
+def mp4_boxes(data: bytes | bytearray, path: Sequence[bytes]) -> list[int]:
+    """The offsets of the first boxes along ``path`` (``[b"moov", b"trak", ...]``)."""
+    found: list[int] = []
+    position, end = 0, len(data)
+    for kind in path:
+        while position < end:
+            size, name = struct.unpack_from(">I4s", data, position)
+            if name == kind:
+                found.append(position)
+                position, end = position + _MP4_CHILDREN.get(name, 8), position + size
+                break
+            position += size
+        else:
+            raise ValueError(f"no {kind!r} box along {path}")
+    return found
+
+
+# H.264 profiles whose SPS has chroma format, bit depth and scaling matrix fields
+_HIGH_PROFILES = {100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135}
+
+
+def resized_sps(nal: bytes, width: int, height: int) -> bytes:
+    """An H.264 SPS NAL unit (as libx264 writes it: no scaling matrices, no cropping,
+    progressive) saying ``width`` x ``height`` (multiples of 16). The size fields are
+    Exp-Golomb codes whose lengths change, so the bits after them are shifted, and the
+    emulation prevention bytes are removed and put back around the edit."""
+    rbsp = re.sub(b"\x00\x00\x03", b"\x00\x00", nal[1:])
+    bits = "".join(f"{byte:08b}" for byte in rbsp)
+
+    def skip_ue(i: int) -> tuple[int, int]:
+        zeros = bits.index("1", i) - i
+        return int(bits[i + zeros : i + 2 * zeros + 1], 2) - 1, i + 2 * zeros + 1
+
+    def ue(value: int) -> str:
+        code = f"{value + 1:b}"
+        return "0" * (len(code) - 1) + code
+
+    _, i = skip_ue(24)  # after profile, constraint flags, level: seq_parameter_set_id
+    if rbsp[0] in _HIGH_PROFILES:
+        chroma, i = skip_ue(i)
+        i += chroma == 3  # separate_colour_plane_flag
+        _, i = skip_ue(i)  # bit depths
+        _, i = skip_ue(i)
+        assert bits[i + 1] == "0", "an SPS with scaling matrices"
+        i += 2
+    _, i = skip_ue(i)  # log2_max_frame_num_minus4
+    poc_type, i = skip_ue(i)
+    assert poc_type in (0, 2), "an SPS with picture order count type 1"
+    if poc_type == 0:
+        _, i = skip_ue(i)
+    _, i = skip_ue(i)  # max_num_ref_frames
+    start = i + 1  # after gaps_in_frame_num_value_allowed_flag
+    _, i = skip_ue(start)
+    _, i = skip_ue(i)
+    assert bits[i] == "1" and bits[i + 2] == "0", "an interlaced or cropped SPS"
+    edited = (bits[:start] + ue(width // 16 - 1) + ue(height // 16 - 1) + bits[i:]).rstrip("0")
+    edited += "0" * (-len(edited) % 8)  # the stop bit is kept; zeros to a whole byte
+    raw = bytes(int(edited[k : k + 8], 2) for k in range(0, len(edited), 8))
+    return nal[:1] + re.sub(b"\x00\x00(?=[\x00-\x03])", b"\x00\x00\x03", raw)
 
 
 def truncated(path: str | Path, keep: float = 0.5, codec: str = "libx264") -> Path:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -81,8 +82,23 @@ def test_an_unsupported_codec(tmp_path):
 
 
 def test_a_16k_frame_is_refused_from_its_header(tmp_path):
-    error = refused(sixteen_k(tmp_path / "huge.mp4"), r"15360x8640 \(132.7 megapixels\)")
+    path = sixteen_k(tmp_path / "huge.mp4")
+    error = refused(path, r"15360x8640 \(132.7 megapixels\)")
     assert "max_pixels" in error.reason
+    # and before anything is decoded: FFmpeg's own probe would decode a 16K frame first
+    # (~360 MB). Linux's peak RSS (VmHWM) is reset, then read after the refusal
+    Path("/proc/self/clear_refs").write_text("5")
+    before = megabytes("VmRSS")
+    with pytest.raises(VideoError):
+        probe(path)
+    grown = megabytes("VmHWM") - before
+    assert grown < 100, f"refusing a 16K header took {grown} MB"
+
+
+def megabytes(field: str) -> int:
+    """A memory figure of this process from /proc/self/status (VmRSS, VmHWM), in MB."""
+    status = Path("/proc/self/status").read_text()
+    return int(status.split(f"{field}:")[1].split()[0]) // 1024
 
 
 @pytest.mark.parametrize("strategy", ["auto", "decode"])
