@@ -28,6 +28,7 @@ frames pass through unchanged.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -125,7 +126,6 @@ class Timelines:
         self.score = score
         self.keep = keep
         self._lines: dict[str, Timeline] = {}
-        self._videos: dict[str, Any] | None = None
 
     def get(self, key: str) -> Timeline:
         if key not in self._lines:
@@ -164,12 +164,12 @@ class Timelines:
         )
 
     def _video(self, key: str) -> dict[str, Any]:
-        if self._videos is None:
-            self._videos = {
-                k: {"sampling": v.sampling, "info": v.info}
-                for k, v in self.manifest.videos().items()
-            }
-        return self._videos.get(key, {})
+        """The video's sampling and stream info (one row, not the whole table: a search
+        reads the few videos its hits are in)."""
+        row = self.manifest.conn.execute(
+            "SELECT sampling, info FROM videos WHERE key = ?", (key,)
+        ).fetchone()
+        return {} if row is None else {"sampling": json.loads(row[0]), "info": json.loads(row[1])}
 
 
 def group_hits(hits: list[Hit], group: str, timelines: Timelines) -> list[Hit]:
