@@ -81,6 +81,10 @@ def test_a_folder_of_images_and_videos_is_indexed_as_timed_frames(matcher, tmp_p
         v[0] for k, v in stored.items() if "beach" in k
     )
     assert index.search_page(keywords="a.mp4", top_k=50).total == 6
+    # an update: the frames (never in a scan) are not taken for deleted files
+    again = index.update(progress=False)
+    assert (again.unchanged, again.deleted, again.videos) == (3, 0, {"unchanged": 2})
+    assert frames(index) == stored and len(index) == 13
 
 
 def test_update_follows_videos_and_resamples_only_what_differs(matcher, tmp_path):
