@@ -11,7 +11,11 @@ anything is written, so a bad option or an unreachable cluster fails first.
 order; the index commits each one as it comes back, so a killed run keeps every
 committed chunk and the next run embeds only what is missing. :func:`embed_chunk` is
 what a local build runs per chunk; an engine runs the same function wherever its
-workers are, with a matcher built from ``job.matcher_document()``.
+workers are, with a matcher built from ``job.matcher_document()``. A chunk of modality
+``video`` is a time range of videos (their frames are read where it is embedded, so
+workers must read the videos' paths); its :class:`Embedded` carries ``video`` (which
+frame each shard row is), which an engine that rebuilds an ``Embedded`` elsewhere must
+bring back with it.
 
 Everything an engine author needs from the index is importable from here; the
 ``local`` engine ships with mmsim and the ``ray`` engine with the mmsim-ray plugin.
