@@ -14,6 +14,7 @@ import pytest
 from mmsim.errors import ConfigError
 from mmsim.inputs.video import (
     VIDEO_PATTERNS,
+    Gap,
     ReadStats,
     Sampling,
     VideoError,
@@ -29,10 +30,15 @@ from tests.videos import COLOURS, colour_clip, mean_colour, near, phone_clip, wr
 
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory):
-    """A 4-second colour clip as H.264 in MP4 and as VP9 in WebM (a key frame a second)."""
+    """A 4-second colour clip as H.264 in MP4 and in Matroska, and as VP9 in WebM (a key
+    frame a second)."""
     folder = tmp_path_factory.mktemp("clips")
     made = {}
-    for name, codec in (("colours.mp4", "libx264"), ("colours.webm", "libvpx-vp9")):
+    for name, codec in (
+        ("colours.mp4", "libx264"),
+        ("colours.mkv", "libx264"),
+        ("colours.webm", "libvpx-vp9"),
+    ):
         colours = colour_clip(folder / name, seconds=4, fps=10, codec=codec, gop=10)
         made[name] = (folder / name, colours)
     return made
@@ -52,16 +58,29 @@ def test_importing_the_package_does_not_import_pyav():
     assert out.stdout.strip() == "False"
 
 
-@pytest.mark.parametrize("name", ["colours.mp4", "colours.webm"])
+@pytest.mark.parametrize("name", ["colours.mp4", "colours.mkv", "colours.webm"])
 def test_probe_reads_what_was_written(clips, name):
     info = probe(clips[name][0])
     assert (info.width, info.height, info.rotation) == (64, 48, 0)
     assert info.duration == pytest.approx(4.0, abs=0.11)
     assert info.fps == pytest.approx(10)
-    assert info.codec == ("h264" if name.endswith("mp4") else "vp9")
+    assert info.codec == ("vp9" if name.endswith("webm") else "h264")
 
 
-@pytest.mark.parametrize("name", ["colours.mp4", "colours.webm"])
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_every_frame_is_timed_from_the_start_without_gaps(tmp_path, suffix):
+    """H.264 with B-frames in Matroska: FFmpeg leaves the stream's start unset until a
+    packet mid-file sets it, and times read as it goes would jump back by seconds."""
+    path = tmp_path / f"colours{suffix}"
+    colour_clip(path, seconds=8, fps=10, gop=10)
+    gaps: list[Gap] = []
+    frames = list(read_frames(path, [k / 10 for k in range(80)], gaps=gaps))
+    assert [f.time for f in frames] == pytest.approx([k / 10 for k in range(80)])
+    assert [f.frame for f in frames] == list(range(80))
+    assert gaps == []
+
+
+@pytest.mark.parametrize("name", ["colours.mp4", "colours.mkv", "colours.webm"])
 @pytest.mark.parametrize("strategy", ["auto", "decode"])
 def test_frames_at_times_show_that_second(clips, name, strategy):
     path, colours = clips[name]

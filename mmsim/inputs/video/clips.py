@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from mmsim.files import WHOLE_FILES, reporting_full_disk
-from mmsim.inputs.video.container import opened, seconds
+from mmsim.inputs.video.container import Clock, opened
 from mmsim.inputs.video.errors import VideoError, load_av
 from mmsim.inputs.video.formats import timecode
 from mmsim.inputs.video.frames import FrameReader
@@ -49,15 +49,15 @@ def write_clip(path: str | Path, start: float, end: float, output: str | Path) -
     temp = Path(name)
     try:
         with reporting_full_disk(f"clip {target}", target, then=WHOLE_FILES, exact=True):
-            with opened(path) as (container, stream):
-                first = exact_copy_start(container, stream, start, end)
+            with opened(path) as (container, stream, clock):
+                first = exact_copy_start(container, stream, clock, start, end)
                 out = av.open(str(temp), mode="w", format=muxer)
                 try:
                     if first is not None:
-                        copy_packets(container, stream, out, first, end)
+                        copy_packets(container, stream, clock, out, first, end)
                         how = "copy"
                     else:
-                        encode_frames(path, container, stream, out, start, end, av)
+                        encode_frames(path, container, stream, clock, out, start, end, av)
                         how = "encode"
                 finally:
                     out.close()
@@ -75,17 +75,17 @@ def frame_step(stream: Any) -> float:
     return float(1 / rate) if rate else 0.04
 
 
-def exact_copy_start(container: Any, stream: Any, start: float, end: float) -> int | None:
+def exact_copy_start(
+    container: Any, stream: Any, clock: Clock, start: float, end: float
+) -> int | None:
     """The pts of the key frame a stream copy of ``[start, end)`` starts at, when the
     copy is exact; None when it is not (then the segment is encoded)."""
     step = frame_step(stream)
-    base = stream.time_base
-    origin = stream.start_time or 0
-    container.seek(int((start + step) / base) + origin, stream=stream, backward=True)
+    container.seek(clock.pts(start + step), stream=stream, backward=True)
     key: int | None = None
     after_end = 0
     for packet in container.demux(stream):
-        time = seconds(stream, packet.pts)
+        time = clock.seconds(packet.pts)
         if time is None:
             continue
         if key is None:
@@ -105,14 +105,16 @@ def exact_copy_start(container: Any, stream: Any, start: float, end: float) -> i
     return key
 
 
-def copy_packets(container: Any, stream: Any, out: Any, first: int, end: float) -> None:
+def copy_packets(
+    container: Any, stream: Any, clock: Clock, out: Any, first: int, end: float
+) -> None:
     """Remux the packets from the key frame at ``first`` up to ``end``, timed from 0."""
     copy = out.add_stream_from_template(stream)
     container.seek(first, stream=stream, backward=True)
     for packet in container.demux(stream):
         if packet.pts is None or packet.pts < first:
             continue
-        if seconds(stream, packet.pts) >= end - 1e-6:
+        if clock.seconds(packet.pts) >= end - 1e-6:
             break
         packet.pts -= first
         if packet.dts is not None:
@@ -122,11 +124,18 @@ def copy_packets(container: Any, stream: Any, out: Any, first: int, end: float) 
 
 
 def encode_frames(
-    path: str | Path, container: Any, stream: Any, out: Any, start: float, end: float, av: Any
+    path: str | Path,
+    container: Any,
+    stream: Any,
+    clock: Clock,
+    out: Any,
+    start: float,
+    end: float,
+    av: Any,
 ) -> None:
     """Decode the frames shown in ``[start, end)`` and encode them as H.264, each timed
     from ``start`` and lasting until the next (the last until ``end``)."""
-    reader = FrameReader(path, container, stream, av)
+    reader = FrameReader(path, container, stream, clock, av)
     rate = stream.average_rate or stream.guessed_rate or 25
     encoder: Any = None
     held: tuple[Any, float] | None = None  # a frame waits for the next one's time

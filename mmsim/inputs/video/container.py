@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -37,10 +38,10 @@ def check_file(path: str | Path) -> Path:
 
 
 @contextmanager
-def opened(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> Iterator[tuple[Any, Any]]:
-    """``(container, video stream)`` of ``path``, checked: a video stream exists, its
-    codec has a decoder here, its frame size is within ``max_pixels``. Threaded decoding
-    is on (frame and slice threads, whatever the codec supports)."""
+def opened(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> Iterator[tuple[Any, Any, Clock]]:
+    """``(container, video stream, its clock)`` of ``path``, checked: a video stream
+    exists, its codec has a decoder here, its frame size is within ``max_pixels``.
+    Threaded decoding is on (frame and slice threads, whatever the codec supports)."""
     file = check_file(path)
     av = load_av()
     try:
@@ -52,7 +53,7 @@ def opened(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> Iterator[tuple[
     try:
         stream = video_stream(file, container, max_pixels)
         stream.thread_type = "AUTO"
-        yield container, stream
+        yield container, stream, Clock.of(stream)
     finally:
         container.close()
 
@@ -109,14 +110,33 @@ def video_stream(file: Path, container: Any, max_pixels: int = MAX_PIXELS) -> An
     return stream
 
 
-def seconds(stream: Any, pts: int | None) -> float | None:
-    """``pts`` of ``stream`` in seconds from the stream's first timestamp."""
-    if pts is None:
-        return None
-    base = stream.time_base or Fraction(1, 1)
-    # one integer product and one division: exactly rounded, and 20x cheaper than
-    # Fraction arithmetic (which cost 50 us a frame)
-    return (pts - (stream.start_time or 0)) * base.numerator / base.denominator
+@dataclass(frozen=True)
+class Clock:
+    """A stream's timestamps as seconds from its start, the start fixed when the file is
+    opened (0 when the header does not say). FFmpeg's ``stream.start_time`` cannot be
+    read as it goes: where opening did not set it (a Matroska file with B-frames, opened
+    without probe decoding) the demuxer fills it in later from a packet mid-file, and
+    times read after that would jump back by seconds."""
+
+    base: Fraction
+    origin: int
+
+    @classmethod
+    def of(cls, stream: Any) -> Clock:
+        """The clock of ``stream``, as it is now (right after opening)."""
+        return cls(Fraction(stream.time_base or 1), stream.start_time or 0)
+
+    def seconds(self, pts: int | None) -> float | None:
+        """``pts`` in seconds from the start (None for a frame without one)."""
+        if pts is None:
+            return None
+        # one integer product and one division: exactly rounded, and 20x cheaper than
+        # Fraction arithmetic (which cost 50 us a frame)
+        return (pts - self.origin) * self.base.numerator / self.base.denominator
+
+    def pts(self, seconds: float) -> int:
+        """The timestamp of ``seconds`` from the start (rounded down)."""
+        return int(seconds / self.base) + self.origin
 
 
 def file_size(path: str | Path) -> int:

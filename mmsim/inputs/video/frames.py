@@ -26,7 +26,7 @@ from typing import Any
 from PIL import Image
 
 from mmsim.errors import choice
-from mmsim.inputs.video.container import MAX_PIXELS, check_size, file_size, opened, seconds
+from mmsim.inputs.video.container import MAX_PIXELS, Clock, check_size, file_size, opened
 from mmsim.inputs.video.errors import VideoError, ffmpeg_words, load_av
 from mmsim.inputs.video.formats import timecode
 from mmsim.inputs.video.probe import Geometry, clockwise, geometry
@@ -102,8 +102,10 @@ def read_frames(
     if not wanted:
         return
     av = load_av()
-    with opened(path, max_pixels=max_pixels) as (container, stream):
-        reader = FrameReader(path, container, stream, av, strategy=strategy, max_pixels=max_pixels)
+    with opened(path, max_pixels=max_pixels) as (container, stream, clock):
+        reader = FrameReader(
+            path, container, stream, clock, av, strategy=strategy, max_pixels=max_pixels
+        )
         if gaps is not None:
             reader.gaps = gaps
         if stats is not None:
@@ -131,12 +133,14 @@ class FrameReader:
         path: str | Path,
         container: Any,
         stream: Any,
+        clock: Clock,
         av: Any,
         *,
         strategy: str = "auto",
         max_pixels: int = MAX_PIXELS,
     ) -> None:
         self.path, self.container, self.stream, self.av = path, container, stream, av
+        self.clock = clock
         self.max_pixels = max_pixels
         self.seen = False  # any frame decoded yet
         rate = stream.average_rate or stream.guessed_rate
@@ -216,16 +220,17 @@ class FrameReader:
         entries = self.stream.index_entries
         if len(entries) != self.indexed:
             self.indexed = len(entries)
-            keys = [seconds(self.stream, e.timestamp) for e in entries if e.is_keyframe]
+            keys = [self.clock.seconds(e.timestamp) for e in entries if e.is_keyframe]
             found = sorted(k for k in keys if k is not None)
             self.keys = found if len(found) > 1 else []
         return self.keys
 
     def seek(self, target: float) -> float:
         """Seek to the key frame at or before ``target``; returns ``target``."""
-        pts = int(target / self.stream.time_base) + (self.stream.start_time or 0)
         try:
-            self.container.seek(pts, stream=self.stream, backward=True, any_frame=False)
+            self.container.seek(
+                self.clock.pts(target), stream=self.stream, backward=True, any_frame=False
+            )
         except self.av.FFmpegError:
             self.can_seek = False  # decode on instead: slower, still right
             return target
@@ -279,7 +284,7 @@ class FrameReader:
 
     def time_of(self, frame: Any) -> float:
         """The frame's presentation time, moved on if the timestamps went backwards."""
-        raw = seconds(self.stream, frame.pts)
+        raw = self.clock.seconds(frame.pts)
         if raw is None:  # no timestamp: one frame after the last
             raw = (self.last - self.offset + self.step) if self.last is not None else self.floor
         time = raw + self.offset

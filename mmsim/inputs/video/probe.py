@@ -12,7 +12,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from mmsim.inputs.video.container import MAX_PIXELS, check_size, opened, seconds
+from mmsim.inputs.video.container import MAX_PIXELS, Clock, check_size, opened
 from mmsim.inputs.video.errors import VideoError, ffmpeg_words, load_av
 
 
@@ -69,13 +69,13 @@ def probe(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> VideoInfo:
     than ``max_pixels``, a truncated file). The first frame is decoded: a file whose
     header looks right but whose frames do not decode is refused here, not mid-index."""
     av = load_av()
-    with opened(path, max_pixels=max_pixels) as (container, stream):
+    with opened(path, max_pixels=max_pixels) as (container, stream, clock):
         first = first_frame(path, container, stream, av, max_pixels)
         shape = geometry(stream, clockwise(first.rotation))
         fps = stream.average_rate or stream.guessed_rate
         width, height = shape.display
         return VideoInfo(
-            duration=round(duration_of(container, stream), 6),
+            duration=round(duration_of(container, stream, clock), 6),
             fps=float(fps) if fps else None,
             width=width,
             height=height,
@@ -98,7 +98,7 @@ def first_frame(path: str | Path, container: Any, stream: Any, av: Any, max_pixe
     raise VideoError(path, "it has no frames (its video stream is empty)")
 
 
-def duration_of(container: Any, stream: Any) -> float:
+def duration_of(container: Any, stream: Any, clock: Clock) -> float:
     """Seconds of video: the later of what the header says (the stream's duration, else
     the container's) and the end of the last packet (read after seeking to the last key
     frame, nothing decoded). Both are needed: a variable frame rate MP4 written with
@@ -108,10 +108,10 @@ def duration_of(container: Any, stream: Any) -> float:
         stated = float(stream.duration * stream.time_base)
     elif container.duration:
         stated = container.duration / 1_000_000
-    return max(stated, last_packet_end(container, stream))
+    return max(stated, last_packet_end(container, stream, clock))
 
 
-def last_packet_end(container: Any, stream: Any) -> float:
+def last_packet_end(container: Any, stream: Any, clock: Clock) -> float:
     """Where the last packet's display ends, in seconds from the stream's start (0.0 when
     the file cannot be sought)."""
     av = load_av()
@@ -119,7 +119,7 @@ def last_packet_end(container: Any, stream: Any) -> float:
     try:
         container.seek(2**62, stream=stream, backward=True, any_frame=False)
         for packet in container.demux(stream):
-            start = seconds(stream, packet.pts)
+            start = clock.seconds(packet.pts)
             if start is not None:
                 end = max(end, start + float((packet.duration or 0) * stream.time_base))
     except av.FFmpegError:

@@ -57,8 +57,10 @@ def detect_shots(
     shifts: list[float] = []  # how far the colours moved, wherever the pixels are
     previous: tuple[np.ndarray, np.ndarray] | None = None
     av = load_av()
-    with opened(path, max_pixels=max_pixels) as (container, stream):
-        reader = FrameReader(path, container, stream, av, strategy="decode", max_pixels=max_pixels)
+    with opened(path, max_pixels=max_pixels) as (container, stream, clock):
+        reader = FrameReader(
+            path, container, stream, clock, av, strategy="decode", max_pixels=max_pixels
+        )
         if start > 0:
             reader.seek(start)
         context = stream.codec_context
