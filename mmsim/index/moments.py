@@ -172,16 +172,21 @@ class Timelines:
         return {} if row is None else {"sampling": json.loads(row[0]), "info": json.loads(row[1])}
 
 
-def group_hits(hits: list[Hit], group: str, timelines: Timelines) -> list[Hit]:
+def group_hits(
+    hits: list[Hit], group: str, timelines: Timelines, limit: int | None = None
+) -> list[Hit]:
     """``hits`` (in the search's order) as one hit per segment (``group="segments"``)
-    or per video (``"videos"``); ``"frames"`` returns them as they are. A group's hit is
-    its seed's, with the segment's ``start``, ``end``, their timecodes and ``frames``
-    added to its ``video`` entry."""
+    or per video (``"videos"``), the first ``limit`` groups (all without one: a video is
+    read only when a hit before the limit is in it); ``"frames"`` returns them as they
+    are. A group's hit is its seed's, with the segment's ``start``, ``end``, their
+    timecodes and ``frames`` added to its ``video`` entry."""
     if group == "frames":
         return hits
     grouped: list[Hit] = []
     taken: dict[str, np.ndarray] = {}
     for hit in hits:
+        if limit is not None and len(grouped) >= limit:
+            break
         video = hit.get("video")
         if video is None:
             grouped.append(hit)

@@ -21,9 +21,10 @@ commit, so every page of a query ranks the same rows.
 Frame hits (of a video) carry the video's ``path`` and ``video``: its key, the frame's
 time (seconds and ``hh:mm:ss.mmm``) and number. ``group="segments"`` / ``"videos"``
 pages over moments instead of frames (:mod:`mmsim.index.moments`): the plain ranking
-is read deep enough to fill the page with groups (``GROUP_DEPTH`` hits at least, four
-times deeper each round until the page is full or the ranking ran out); ``total``
-counts the groups found and is exact only when the ranking ran out.
+is read deep enough to fill the page and find one group more (``GROUP_DEPTH`` hits at
+least, four times deeper each round until it has or the ranking ran out), grouping
+stops there; ``total`` counts the groups found: exact when the ranking ran out first,
+else one past the page's end (a lower bound, so ``next_offset`` always has a group).
 """
 
 from __future__ import annotations
@@ -451,18 +452,20 @@ class Searcher:
             if timelines is None:  # every round ranks the rows the first one saw
                 ranking = replace(ranking, as_of=ranked.as_of)
                 timelines = self._timelines(ranking, embedded[0] if embedded else None)
-            groups = group_hits(ranked.hits, options.group, timelines)
+            # one group past the page: proof that a next page has one
+            groups = group_hits(ranked.hits, options.group, timelines, need + 1)
             done = ranked.next_offset is None
-            if done or len(groups) >= need or ranking.top_k >= MAX_RESULTS:
+            if done or len(groups) > need or ranking.top_k >= MAX_RESULTS:
                 break
             ranking = replace(ranking, top_k=min(MAX_RESULTS, 4 * ranking.top_k))
-        if done and options.offset and options.offset >= len(groups):
+        exact = done and len(groups) <= need
+        if exact and options.offset and options.offset >= len(groups):
             raise _past_end(options, len(groups))
         return replace(
             ranked,
             hits=groups[options.offset : need],
             total=len(groups),
-            total_exact=done,
+            total_exact=exact,
             offset=options.offset,
             top_k=options.top_k,
             group=options.group,
