@@ -195,9 +195,7 @@ class FaissIvf(_Faiss):
 
     @property
     def exact_scores(self) -> bool:  # type: ignore[override]
-        if isinstance(self.config, FaissIvfPqConfig):
-            return False
-        return self.config.encoding.lower() == "flat"  # type: ignore[attr-defined]
+        return self.factory.endswith(",Flat")
 
     def plan(self, rows: int, dim: int, memory: int | None) -> Structure:
         """Resolve automatic options into the config (recorded with the index)."""
@@ -230,8 +228,10 @@ class FaissIvf(_Faiss):
             rotation = faiss.downcast_VectorTransform(index.chain.at(0))
             rotation.niter = getattr(self.config, "opq_iterations", rotation.niter)
             quantizer = faiss.ProductQuantizer(dim, structure.opq_m, structure.pq_bits)
-            rotation.pq = quantizer
+            rotation.pq = quantizer  # (not owned: kept alive here while training)
         index.train(np.ascontiguousarray(sample, dtype=np.float32))
+        if structure.opq_m:
+            rotation.pq = None
         self._trained = faiss.serialize_index(index)
         self.index = self._fill(chunks, folder, None, 0)
 

@@ -86,6 +86,7 @@ class Structure:
             fixed += 4 * dim * (1 << self.pq_bits)
         if self.opq_m:
             fixed += 4 * dim * dim
+        fixed *= 2  # in the structure and in its trained, empty copy (what rows are added to)
         return fixed + rows * (self.code_bytes(dim) + 16)  # a code and an int64 in the lists
 
     @property

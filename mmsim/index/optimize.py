@@ -231,7 +231,10 @@ def _plan(
 
 def _extendable(spec: dict[str, Any], asked: dict[str, Any], previous: dict[str, Any]) -> bool:
     """Whether ``spec`` asks for what ``previous`` is: ``auto``, its backend with no
-    options, or its backend with its options."""
+    options, or its backend with its options (and it was built to be extended: one
+    built before structures were recorded is built anew)."""
+    if "factory" not in previous:
+        return False
     if spec["name"] == "auto":
         return True
     if spec["name"] != previous["backend"]:

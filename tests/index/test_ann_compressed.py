@@ -129,8 +129,13 @@ def test_structure_built_searched_extended_and_reopened(tmp_path, data, kind):
         assert lists.stat().st_size > state["memory_bytes"]
         assert not list(lists.parent.glob(".block-*"))  # the blocks were merged and removed
 
-    # rows added since go into the trained structure: no retraining, none searched exactly
+    # rows added since go into the trained structure: no retraining, none searched
+    # exactly; rows deleted since stay masked
+    gone_ids = index.ids()[:10]
+    gone = index.vectors(gone_ids)
     append_rows(tmp_path / "idx", vectors[ROWS:], 200)
+    with sqlite3.connect(tmp_path / "idx" / "manifest.sqlite") as conn:
+        conn.executemany("UPDATE items SET deleted = 1 WHERE id = ?", [(int(i),) for i in gone_ids])
     index = Index.open(tmp_path / "idx")
     extended = index.optimize(spec, queries=queries[:80], compact=False)["ann"]
     assert extended["mode"] == "extended" and extended["factory"] == factory
@@ -142,6 +147,8 @@ def test_structure_built_searched_extended_and_reopened(tmp_path, data, kind):
     hits = index.search(index.vectors(new_ids[:20]), top_k=1)
     assert [h[0]["response_id"] for h in hits] == new_ids[:20].tolist()
     assert all(abs(h[0]["score"] - 1) < 1e-5 for h in hits)  # exact cosines
+    found = {h["response_id"] for hits in index.search(gone, top_k=5) for h in hits}
+    assert not found & set(gone_ids.tolist())
 
     reopened = Index.open(tmp_path / "idx")
     assert reopened.search(queries[80:90], top_k=10) == index.search(queries[80:90], top_k=10)
@@ -200,17 +207,17 @@ def test_memory_budget_chooses_the_structure_and_refuses_too_small(tmp_path, dat
     # the most accurate structure that fits: HNSW, then IVF-SQ8, then OPQ + IVF-PQ
     assert choose(ROWS, DIM, None).structure.factory == "HNSW32,Flat"
     assert choose(ROWS, DIM, parse_memory("2MB")).structure.factory == "IVF256,SQ8"
-    assert choose(ROWS, DIM, parse_memory("400KB")).structure.factory == "OPQ8,IVF256,PQ8"
+    assert choose(ROWS, DIM, parse_memory("550KB")).structure.factory == "OPQ8,IVF256,PQ8"
     assert choose(10_000_000, 512, parse_memory("4GB")).structure.factory == (
         "OPQ128,IVF12649,PQ128"
     )
-    assert choose(ROWS, 100, parse_memory("550KB")).structure.pq_m == 10  # a divisor of 100
+    assert choose(ROWS, 100, parse_memory("800KB")).structure.pq_m == 10  # a divisor of 100
     index = index_of(tmp_path / "idx", data[0][:ROWS])
     with pytest.raises(ConfigError) as small:
         index.optimize(memory="50KB", queries=data[1][:10])
     message = str(small.value)
     assert "memory=50.0 KB is too small" in message
-    assert "the smallest, OPQ4,IVF256,PQ4 (faiss_ivfpq), needs about 347.5 KB" in message
+    assert "the smallest, OPQ4,IVF256,PQ4 (faiss_ivfpq), needs about 494.9 KB" in message
     with pytest.raises(ConfigError, match=r"needs about .* more than memory=1\.0 MB"):
         index.optimize({"name": "faiss_hnsw"}, memory="1MB", queries=data[1][:10])
     assert index.info()["ann"] is None  # nothing was built
