@@ -159,6 +159,7 @@ def test_pages_of_segments_are_stable_without_repeats(footage, monkeypatch):
     while offset is not None:
         page = index.search_page(red, top_k=3, offset=offset, as_of=as_of, group="segments")
         seen += [h["response_id"] for h in page.hits]
+        assert page.next_offset is None or page.total > page.next_offset  # a group follows
         offset, as_of = page.next_offset, page.as_of
     assert seen == whole and len(set(seen)) == len(seen) == 10
     with pytest.raises(QueryError, match="offset 10 is past the end of the results"):
