@@ -335,36 +335,65 @@ def shot_clip(
     size: tuple[int, int] = (96, 64),
     seed: int = 0,
 ) -> list[float]:
-    """Shots of distinct scenes joined by hard cuts; returns the cut times (the first
-    frame of each shot after the first). Every shot moves, so no cut is a change from
-    stillness: a square crossing a plain background, a striped texture panning a few
-    pixels a frame (every frame changes a lot), or a fade (brightness rising steadily).
+    """Shots of textured scenes filmed by a moving, shaking camera with sensor grain,
+    joined by hard cuts and by dissolves; returns the cut times (the first frame of each
+    shot after a hard cut). Everything a detector must not call a cut is in it: slow and
+    fast pans (every frame changes), an object crossing, a fade up from black, a light
+    ramping up, a two-frame flash mid-shot, and every fifth join a half-second dissolve.
     """
     rng = np.random.default_rng(seed)
     width, height = size
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     frames: list[np.ndarray] = []
     cuts: list[float] = []
-    hue = rng.random()
     for shot in range(shots):
-        if shot:
-            cuts.append(len(frames) / fps)
-        hue = (hue + rng.uniform(0.25, 0.75)) % 1.0  # far from the shot before
-        base = np.array(colorsys.hsv_to_rgb(hue, rng.uniform(0.5, 1.0), rng.uniform(0.5, 1.0)))
-        other = np.array(colorsys.hsv_to_rgb((hue + 0.5) % 1.0, 1.0, 1.0))
-        length = int(rng.integers(10, 22))
-        kind = shot % 3
-        period = rng.uniform(8, 20)
+        scene = textured_scene(rng, width * 3, height * 2)
+        length = int(rng.integers(14, 26))
+        speed = rng.uniform(1, 3) * (4 if shot % 6 == 1 else 1) * rng.choice([-1, 1])
+        colour = np.asarray(colorsys.hsv_to_rgb(rng.random(), 1.0, 1.0), np.float32)
+        pictures = []
         for i in range(length):
-            if kind == 0:  # a square crossing the background
-                image = np.broadcast_to(base, (height, width, 3)).copy()
-                x = int(i * (width - 16) / length)
-                image[20:36, x : x + 16] = other
-            elif kind == 1:  # a pan over stripes
-                stripes = 0.5 + 0.5 * np.sin((xx + 3 * i) * 2 * np.pi / period + yy / 9)
-                image = stripes[..., None] * base + (1 - stripes[..., None]) * other
-            else:  # a fade up
-                image = np.broadcast_to(base * (0.35 + 0.65 * i / length), (height, width, 3))
-            frames.append((np.clip(image, 0, 1) * 255).astype(np.uint8))
-    write_video(path, frames, fps, size=size)
+            x = int(np.clip(width + speed * i + rng.normal(0, 1), 0, 2 * width))
+            y = int(np.clip(height / 2 + rng.normal(0, 1), 0, height))
+            image = scene[y : y + height, x : x + width].copy()
+            kind = shot % 6
+            if kind == 2:  # an object crossing
+                left = int(i * (width + 20) / length) - 20
+                image[20:40, max(0, left) : max(0, left + 20)] = colour
+            elif kind == 3:  # a fade up from black
+                image *= min(1.0, (i + 1) / 10)
+            elif kind == 4 and length // 2 <= i <= length // 2 + 1:  # a flash
+                image = image * 0.3 + 0.8
+            elif kind == 5:  # a light ramping up
+                image *= 0.6 + 0.4 * i / length
+            grain = rng.standard_normal(image.shape, dtype=np.float32) * 0.02
+            pictures.append(image + grain)
+        if shot and shot % 5 == 0:  # a dissolve over the last frames of the shot before
+            blend = len(frames) - 12
+            for k in range(12):
+                weight = (k + 1) / 13
+                frames[blend + k] = (1 - weight) * frames[blend + k] + weight * pictures[k]
+            pictures = pictures[12:]
+        elif shot:
+            cuts.append(len(frames) / fps)
+        frames.extend(pictures)
+    write_video(path, [(np.clip(f, 0, 1) * 255).astype(np.uint8) for f in frames], fps)
     return cuts
+
+
+def textured_scene(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
+    """A float RGB picture (0-1) of blobs of related colours over a fine texture: a scene
+    a camera pans over, whose frames differ from their neighbours' everywhere."""
+    ys, xs = np.arange(height, dtype=np.float32), np.arange(width, dtype=np.float32)
+    hue = rng.random()
+    base = colorsys.hsv_to_rgb(hue, rng.uniform(0.2, 0.8), rng.uniform(0.3, 0.9))
+    texture = np.outer(np.sin(ys / rng.uniform(3, 9)), np.sin(xs / rng.uniform(3, 9)))
+    image = np.asarray(base, np.float32) * (0.55 + 0.15 * texture[..., None])
+    for _ in range(6):
+        x, y, radius = rng.uniform(0, width), rng.uniform(0, height), rng.uniform(8, 30)
+        tint = (hue + rng.uniform(-0.15, 0.15)) % 1.0
+        colour = colorsys.hsv_to_rgb(tint, rng.uniform(0.3, 1), rng.uniform(0.3, 1))
+        across = np.exp(-((xs - x) ** 2) / (2 * radius**2))  # a Gaussian is separable
+        down = np.exp(-((ys - y) ** 2) / (2 * radius**2))
+        weight = np.outer(down, across)[..., None]
+        image = image * (1 - weight) + np.asarray(colour, np.float32) * weight
+    return image / image.max()

@@ -14,7 +14,8 @@ FPS = 24
 
 @pytest.fixture(scope="module")
 def footage(tmp_path_factory):
-    """24 shots (squares crossing, pans over stripes, fades up) and their 23 cut times."""
+    """24 shots of a shaking, grainy camera (pans, a crossing, a fade, a light ramp, a
+    flash), 19 joined by hard cuts and 4 by dissolves, and the 19 cut times."""
     path = tmp_path_factory.mktemp("shots") / "shots.mp4"
     cuts = shot_clip(path, shots=24, fps=FPS)
     return path, probe(path), cuts
@@ -25,7 +26,10 @@ def within_a_frame(a: float, b: float) -> bool:
 
 
 def test_cuts_are_found_within_a_frame_and_motion_is_no_cut(footage):
+    """The issue's figure: at least 0.95 of the cuts within a frame, under 5% false
+    (here: all 19, and no flash, dissolve, fade or pan taken for a cut)."""
     path, info, cuts = footage
+    assert len(cuts) == 19
     found = detect_shots(path, info)
     hits = [c for c in cuts if any(within_a_frame(c, f) for f in found)]
     false = [f for f in found if not any(within_a_frame(c, f) for c in cuts)]

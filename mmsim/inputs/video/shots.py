@@ -15,11 +15,16 @@ at least ``threshold`` times the mean of the two frames on each side. Comparing 
 neighbourhood rather than with a fixed level (PySceneDetect's AdaptiveDetector idea) is
 what keeps a fast pan or a fade, where every frame changes a lot or steadily, from
 reading as a run of cuts; the shift is what still finds a cut into or out of such a pan,
-whose change alone does not stand out from the pan's.
+whose change alone does not stand out from the pan's. A change must also last: a flash
+(a camera flash, lightning) changes one or two frames as much as a cut, then the picture
+comes back, so a frame is no cut where the frames ``FLASH`` apart around it are alike
+(by pixels, or by colours for a flash during a pan: :func:`is_flash`).
 """
 
 from __future__ import annotations
 
+import math
+from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,7 +41,17 @@ if TYPE_CHECKING:
 DEFAULT_SHOT_THRESHOLD = 3.0  # a cut's change / its neighbours' mean change
 MIN_CHANGE = 12.0  # a cut changes at least this much (mean HSV difference, 0-255)
 WINDOW = 2  # frames on each side a change is compared with
-MIN_SHOT = 0.25  # seconds: a shot is at least this long (flashes are not cuts)
+MIN_SHOT = 0.25  # seconds: a shot is at least this long
+# a flash (a camera flash, a lightning strike, a muzzle flash) changes the picture for a
+# frame or two and then it comes back: across a cut, the frames FLASH apart differ (by
+# at least LASTING of the cut's change) both for the frame before the cut against the
+# one FLASH - 1 after, and for the cut's frame against the one FLASH before; across a
+# flash's start the first pair is alike, across its end the second
+FLASH = 4
+LASTING = 0.5
+# by colours, a quarter: a cut into a fade up from black moves the colours back towards
+# the shot before as it brightens (to 0.46 of the cut's shift after 3 frames in the tests)
+LASTING_COLOURS = 0.25
 SMALL_WIDTH = 64
 
 
@@ -53,9 +68,10 @@ def detect_shots(
     end)``; damaged frames are skipped (a gap is no cut)."""
     stop = info.duration if end is None else end
     times: list[float] = []
-    changes: list[float] = []  # where the pixels changed
-    shifts: list[float] = []  # how far the colours moved, wherever the pixels are
-    previous: tuple[np.ndarray, np.ndarray] | None = None
+    # [i] of frame i: its change and shift from frame i - 1, and the same two from frame
+    # i - FLASH (infinite for the first frames)
+    scores: dict[str, list[float]] = {"change": [], "shift": [], "apart": [], "moved": []}
+    recent: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=FLASH + 1)
     av = load_av()
     with opened(path, max_pixels=max_pixels) as (container, stream, clock):
         reader = FrameReader(
@@ -73,29 +89,34 @@ def detect_shots(
             rgb = frame.reformat(width=SMALL_WIDTH, height=height, format="rgb24").to_ndarray()
             hsv = np.asarray(Image.fromarray(rgb).convert("HSV"), dtype=np.int16)
             colours = np.sort(rgb.reshape(-1, 3), axis=0).astype(np.int16)
-            if previous is None:
-                changes.append(0.0)
-                shifts.append(0.0)
-            else:
-                difference = np.abs(hsv - previous[0])
-                hue = difference[..., 0]
-                difference[..., 0] = np.minimum(hue, 256 - hue)  # hue is an angle
-                changes.append(float(difference.mean()))
-                shifts.append(float(np.abs(colours - previous[1]).mean()))
+            recent.append((hsv, colours))
+            for back, change, shift in ((2, "change", "shift"), (FLASH + 1, "apart", "moved")):
+                if len(recent) < back:
+                    scores[change].append(0.0 if back == 2 else math.inf)
+                    scores[shift].append(0.0 if back == 2 else math.inf)
+                    continue
+                before = recent[-back]
+                scores[change].append(hsv_change(hsv, before[0]))
+                scores[shift].append(float(np.abs(colours - before[1]).mean()))
             times.append(time)
-            previous = (hsv, colours)
-    return cuts(times, changes, shifts, threshold)
+    return cuts(times, scores, threshold)
 
 
-def cuts(
-    times: list[float], changes: list[float], shifts: list[float], threshold: float
-) -> list[float]:
-    """The times whose change is large and stands out from its neighbours' (see the
-    module)."""
+def hsv_change(a: np.ndarray, b: np.ndarray) -> float:
+    """The mean absolute difference of two HSV frames (hue as an angle), 0-255."""
+    difference = np.abs(a - b)
+    hue = difference[..., 0]
+    difference[..., 0] = np.minimum(hue, 256 - hue)
+    return float(difference.mean())
+
+
+def cuts(times: list[float], scores: dict[str, list[float]], threshold: float) -> list[float]:
+    """The times whose change is large, stands out from its neighbours' and lasts (see
+    the module); ``scores`` as :func:`detect_shots` gathers them."""
     found: list[float] = []
-    change, shift = np.asarray(changes), np.asarray(shifts)
+    change, shift = np.asarray(scores["change"]), np.asarray(scores["shift"])
     for i in range(1, len(change)):
-        if change[i] < MIN_CHANGE:
+        if change[i] < MIN_CHANGE or is_flash(i, scores):
             continue
         around = [j for j in range(max(1, i - WINDOW), min(len(change), i + WINDOW + 1)) if j != i]
         if not around:
@@ -108,3 +129,20 @@ def cuts(
             continue
         found.append(times[i])
     return found
+
+
+def is_flash(i: int, scores: dict[str, list[float]]) -> bool:
+    """Whether frame ``i``'s change does not last: the frame before it and the one FLASH
+    - 1 after it are alike, or the frame and the one FLASH before it (the change is a
+    flash starting or ending). Alike by pixels, or, for a change that moved the colours
+    (a flash does), by colours: a flash during a pan moves the pixels FLASH frames apart
+    anyway, but the colours come back."""
+    for j in (i, i - 1 + FLASH):  # frame i against i - FLASH; frame i - 1 against i - 1 + FLASH
+        if j >= len(scores["apart"]):
+            continue  # the video ends first: nothing says the change does not last
+        if scores["apart"][j] < LASTING * scores["change"][i]:
+            return True
+        shift = scores["shift"][i]
+        if shift >= MIN_CHANGE and scores["moved"][j] < LASTING_COLOURS * shift:
+            return True
+    return False
