@@ -140,16 +140,17 @@ def near(colour: Sequence[int], expected: Sequence[int], tolerance: int = 12) ->
     return all(abs(int(a) - int(b)) <= tolerance for a, b in zip(colour, expected, strict=True))
 
 
-def phone_clip(path: str | Path, frames: int = 10, fps: int = 10) -> np.ndarray:
-    """A clip filmed "in portrait" as phones store it: landscape 64x48 frames (the scene
-    turned a quarter counter-clockwise) with a display matrix that turns them 90 degrees
-    clockwise. Returns the upright 48x64 picture (red top half, blue bottom half) a
-    player shows."""
+def phone_clip(path: str | Path, frames: int = 10, fps: int = 10, rotation: int = 90) -> np.ndarray:
+    """A clip filmed as phones store it: the upright 48x64 picture (red top half, blue
+    bottom half, a white strip down the left: no turn or mirror image of it looks the
+    same) stored turned ``rotation`` degrees counter-clockwise, with a display matrix
+    that turns it back clockwise. Returns the upright picture a player shows."""
     upright = np.zeros((64, 48, 3), dtype=np.uint8)
     upright[:32] = COLOURS[0]
     upright[32:] = COLOURS[2]
-    stored = np.ascontiguousarray(np.rot90(upright, 1))
-    write_video(path, [stored] * frames, fps, rotation=90)
+    upright[:, :8] = COLOURS[6]
+    stored = np.ascontiguousarray(np.rot90(upright, rotation // 90))
+    write_video(path, [stored] * frames, fps, rotation=rotation)
     return upright
 
 

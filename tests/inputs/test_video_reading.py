@@ -161,15 +161,17 @@ def test_seeking_decodes_less_and_gives_the_same_frames(tmp_path, suffix, codec)
     assert seek_stats.seeks >= 3 and seek_stats.decoded < 50
 
 
-def test_a_phone_clip_comes_out_upright_at_its_display_size(tmp_path):
+@pytest.mark.parametrize("rotation", [90, 180, 270])
+def test_a_phone_clip_comes_out_upright_at_its_display_size(tmp_path, rotation):
     path = tmp_path / "phone.mp4"
-    upright = phone_clip(path)
+    upright = phone_clip(path, rotation=rotation)
     info = probe(path)
-    assert (info.width, info.height, info.rotation) == (48, 64, 90)
+    assert (info.width, info.height, info.rotation) == (48, 64, rotation)
     image = frame_at(path, 0.5)
     assert image.size == (48, 64)
-    assert near(mean_colour(image.crop((0, 0, 48, 28))), upright[0, 0])  # red on top
-    assert near(mean_colour(image.crop((0, 36, 48, 64))), upright[-1, 0])  # blue below
+    assert near(mean_colour(image.crop((12, 0, 48, 28))), upright[0, -1])  # red on top
+    assert near(mean_colour(image.crop((12, 36, 48, 64))), upright[-1, -1])  # blue below
+    assert near(mean_colour(image.crop((0, 0, 6, 64))), upright[0, 0])  # white on the left
 
 
 def test_non_square_pixels_are_made_square(tmp_path):
