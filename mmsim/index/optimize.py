@@ -144,7 +144,7 @@ def build_ann(
             if structure
             else None,
             "disk_bytes": sum(files.values()),
-            "memory_bytes": sum(v for k, v in files.items() if k not in _MAPPED),
+            "memory_bytes": sum(v for k, v in files.items() if k not in _NOT_READ),
             "build_seconds": round(build_seconds, 2),
             "built": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
@@ -181,7 +181,9 @@ class RecallWarning(UserWarning):
     """The ANN structure could not reach the target recall; its best setting is used."""
 
 
-_MAPPED = {"lists.ivfdata", "ids.npy"}  # memory-mapped when searching, not read
+# not read when the structure is opened: memory-mapped (the lists, the ids) or read
+# only by the next optimize (the trained copy)
+_NOT_READ = {"lists.ivfdata", "ids.npy", "trained.index"}
 
 
 @dataclass
