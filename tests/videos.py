@@ -57,13 +57,15 @@ def write_video(
     gop: int | None = None,
     audio: bool = False,
     container_format: str | None = None,
+    options: dict[str, str] | None = None,
 ) -> Path:
     """Encode ``frames`` (colours filling ``size``, arrays or PIL images) to ``path``.
 
     ``times``: each frame's presentation time in seconds (variable frame rate; default
     ``i / fps``); ``rotation``: clockwise degrees a player turns the frames (the display
     matrix phones write); ``sample_aspect_ratio``: non-square pixels; ``gop``: frames
-    between key frames; ``audio``: add a silent AAC track.
+    between key frames; ``audio``: add a silent AAC track; ``options``: the encoder's
+    (``{"x264-params": "open-gop=1"}``).
     """
     target = Path(path)
     out = av.open(str(target), mode="w", format=container_format)
@@ -74,7 +76,9 @@ def write_video(
         stream.width, stream.height = width, height
         stream.pix_fmt = "yuv420p"
         if codec == "libx264":
-            stream.options = {"preset": "veryfast"}
+            stream.options = {"preset": "veryfast", **(options or {})}
+        elif options:
+            stream.options = options
         if gop is not None:
             stream.codec_context.gop_size = gop
         if times is not None:

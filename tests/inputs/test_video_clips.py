@@ -3,12 +3,13 @@ past its end is needed, an H.264 encode otherwise; the file is whole or absent."
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from mmsim.errors import DiskFullError
 from mmsim.inputs.video import frame_at, probe, read_frames, write_clip
 from mmsim.plugin.testing import fill_disk
-from tests.videos import colour_clip, mean_colour, near, phone_clip
+from tests.videos import COLOURS, colour_clip, mean_colour, near, phone_clip, write_video
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +55,38 @@ def test_a_phone_clip_stays_upright_copied_or_encoded(tmp_path):
         assert image.size == (48, 64)
         assert near(mean_colour(image.crop((12, 0, 48, 28))), upright[0, -1])  # red on top
         assert near(mean_colour(image.crop((0, 0, 6, 64))), upright[0, 0])  # white left
+
+
+def test_a_copy_that_would_lose_frames_or_cannot_be_muxed_is_encoded(tmp_path):
+    """An open GOP shows frames before its key frame that decode after it (a copy of
+    [0, 1) ending at the key frame at 1 s would drop 0.8 s and 0.9 s); Matroska holds no decode times for H.264 with
+    B-frames (the MP4 muxer refuses the packets); MOV cannot hold VP9. Each clip still
+    holds every frame of its segment."""
+    bar = [np.full((48, 64, 3), COLOURS[k // 10], np.uint8) for k in range(30)]
+    for k, frame in enumerate(bar):
+        frame[:, k * 2 : k * 2 + 4] = 255  # a moving bar: frames differ, B-frames are used
+    open_gop = {"x264-params": "keyint=10:min-keyint=10:open-gop=1:bframes=3:scenecut=0"}
+    sources = {
+        "open.mp4": write_video(tmp_path / "open.mp4", bar, 10, options=open_gop),
+        "bframes.mkv": write_video(tmp_path / "bframes.mkv", bar, 10, gop=10),
+        "vp9.webm": write_video(tmp_path / "vp9.webm", bar, 10, "libvpx-vp9", gop=10),
+    }
+    for name, output, how in (
+        ("open.mp4", "open.mp4", "encode"),
+        ("open.mp4", "open.mkv", "encode"),
+        ("bframes.mkv", "bframes.mp4", "encode"),
+        ("vp9.webm", "vp9.mov", "encode"),
+        ("vp9.webm", "vp9.mkv", "copy"),
+    ):
+        out = tmp_path / "out" / output
+        assert write_clip(sources[name], 0.0, 1.0, out) == how, (name, output)
+        frames = list(read_frames(out, [k / 10 for k in range(12)]))
+        assert [f.time for f in frames] == pytest.approx([k / 10 for k in range(10)]), output
+        for frame in frames:
+            assert near(mean_colour(frame.image.crop((40, 0, 64, 48))), COLOURS[0])
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
+        ["open.mp4", "open.mkv", "bframes.mp4", "vp9.mov", "vp9.mkv"]
+    )
 
 
 def test_bad_arguments_name_the_value(clip, tmp_path):

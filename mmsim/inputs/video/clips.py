@@ -4,13 +4,15 @@ A stream copy (packets remuxed as they are) is fast and loses nothing, but it ca
 start on a key frame and end where no kept frame needs a dropped one: so the segment is
 copied only when that is exact (a key frame within a frame of ``start``, and no frame
 shown before ``end`` that decodes after one shown from ``end`` on, which B-frames
-cause); otherwise its frames are decoded and encoded again as H.264, upright and with
-square pixels. Either way the file appears whole or not at all (written beside the
+cause: an open GOP's leading frames come after its key frame) and the output container
+takes the packets; otherwise its frames are decoded and encoded again as H.264, upright
+and with square pixels. Either way the file appears whole or not at all (written beside the
 target, then renamed), and only the video is written, not the sound.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import tempfile
@@ -19,7 +21,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from mmsim.files import WHOLE_FILES, reporting_full_disk
+from mmsim.files import WHOLE_FILES, is_disk_full, reporting_full_disk
 from mmsim.inputs.video.container import Clock, opened
 from mmsim.inputs.video.errors import VideoError, load_av
 from mmsim.inputs.video.formats import timecode
@@ -51,16 +53,17 @@ def write_clip(path: str | Path, start: float, end: float, output: str | Path) -
         with reporting_full_disk(f"clip {target}", target, then=WHOLE_FILES, exact=True):
             with opened(path) as (container, stream, clock):
                 first = exact_copy_start(container, stream, clock, start, end)
-                out = av.open(str(temp), mode="w", format=muxer)
-                try:
-                    if first is not None:
-                        copy_packets(container, stream, clock, out, first, end)
-                        how = "copy"
-                    else:
+                how = "encode"
+                if first is not None and copied(
+                    av, container, stream, clock, temp, muxer, first, end
+                ):
+                    how = "copy"
+                else:
+                    out = av.open(str(temp), mode="w", format=muxer)
+                    try:
                         encode_frames(path, container, stream, clock, out, start, end, av)
-                        how = "encode"
-                finally:
-                    out.close()
+                    finally:
+                        out.close()
             with open(temp, "rb+") as written:
                 os.fsync(written.fileno())
             os.replace(temp, target)
@@ -98,11 +101,39 @@ def exact_copy_start(
             return None  # a leading frame that needs the group before the key frame
         if time >= end - 1e-6:
             after_end += 1
-            if packet.is_keyframe or after_end > _LOOKAHEAD:
+            if after_end > _LOOKAHEAD:
                 break
         elif after_end:
             return None  # shown before the end, decoded after a frame shown after it
     return key
+
+
+def copied(
+    av: Any,
+    container: Any,
+    stream: Any,
+    clock: Clock,
+    temp: Path,
+    muxer: str,
+    first: int,
+    end: float,
+) -> bool:
+    """Whether the packets could be remuxed into ``temp``. A container that cannot hold
+    the codec (VP9 in MOV) or packets the muxer refuses (H.264 with B-frames from
+    Matroska, which stores no decode times: FFmpeg's guesses after a seek go backwards)
+    make it False, and the caller encodes instead; a full disk is raised (an encode
+    would not fit either)."""
+    out = av.open(str(temp), mode="w", format=muxer)
+    try:
+        copy_packets(container, stream, clock, out, first, end)
+        out.close()
+    except av.FFmpegError as exc:
+        if is_disk_full(exc):
+            raise
+        with contextlib.suppress(av.FFmpegError):
+            out.close()
+        return False
+    return True
 
 
 def copy_packets(
