@@ -59,9 +59,9 @@ def test_a_phone_clip_stays_upright_copied_or_encoded(tmp_path):
 
 def test_a_copy_that_would_lose_frames_or_cannot_be_muxed_is_encoded(tmp_path):
     """An open GOP shows frames before its key frame that decode after it (a copy of
-    [0, 1) ending at the key frame at 1 s would drop 0.8 s and 0.9 s); Matroska holds no decode times for H.264 with
-    B-frames (the MP4 muxer refuses the packets); MOV cannot hold VP9. Each clip still
-    holds every frame of its segment."""
+    [0, 1) ending at the key frame at 1 s would drop 0.8 s and 0.9 s); Matroska holds no
+    decode times for H.264 with B-frames (the MP4 muxer refuses the packets); MOV cannot
+    hold VP9. Each clip still holds every frame of its segment."""
     bar = [np.full((48, 64, 3), COLOURS[k // 10], np.uint8) for k in range(30)]
     for k, frame in enumerate(bar):
         frame[:, k * 2 : k * 2 + 4] = 255  # a moving bar: frames differ, B-frames are used
@@ -97,6 +97,10 @@ def test_bad_arguments_name_the_value(clip, tmp_path):
         write_clip(path, 0, 1, tmp_path / "x.avi")
     with pytest.raises(ValueError, match=r"0 <= start < end .*start=2, end=1"):
         write_clip(path, 2, 1, tmp_path / "x.mp4")
+    (tmp_path / "folder.mp4").mkdir()
+    with pytest.raises(ValueError, match=r"output '.*folder.mp4' is a folder; give the clip's"):
+        write_clip(path, 0, 1, tmp_path / "folder.mp4")
+    assert [p.name for p in tmp_path.iterdir()] == ["folder.mp4"]  # nothing left beside
 
 
 def test_a_full_disk_leaves_the_clip_written_before(clip, small_disk):

@@ -42,6 +42,8 @@ def write_clip(path: str | Path, start: float, end: float, output: str | Path) -
     if muxer is None:
         allowed = ", ".join(CLIP_FORMATS)
         raise ValueError(f"output must end in one of {allowed}; got {str(output)!r}")
+    if target.is_dir():
+        raise ValueError(f"output {str(output)!r} is a folder; give the clip's file name")
     if not (math.isfinite(start) and math.isfinite(end) and 0 <= start < end):
         raise ValueError(f"a clip needs 0 <= start < end (seconds); got start={start}, end={end}")
     av = load_av()
@@ -84,7 +86,10 @@ def exact_copy_start(
     """The pts of the key frame a stream copy of ``[start, end)`` starts at, when the
     copy is exact; None when it is not (then the segment is encoded)."""
     step = frame_step(stream)
-    container.seek(clock.pts(start + step), stream=stream, backward=True)
+    try:
+        container.seek(clock.pts(start + step), stream=stream, backward=True)
+    except load_av().FFmpegError:
+        return None  # a file that cannot be sought: decode from the start and encode
     key: int | None = None
     after_end = 0
     for packet in container.demux(stream):

@@ -74,7 +74,7 @@ def open_problem(file: Path, exc: BaseException) -> str:
         if head[offset : offset + len(magic)] == magic:
             return (
                 f"it is {kind} but truncated or damaged: FFmpeg cannot read its header or "
-                f"index (FFmpeg: {words})"
+                f"index (FFmpeg: {words}); copy it again from its source"
             )
     return f"it is not a video file FFmpeg can read (FFmpeg: {words})"
 
@@ -85,7 +85,8 @@ def check_size(file: Path, width: int, height: int, max_pixels: int) -> None:
         raise VideoError(
             file,
             f"its frames are {width}x{height} ({width * height / 1e6:.1f} megapixels), "
-            f"more than the {max_pixels / 1e6:.1f} megapixels read (max_pixels, 8K UHD)",
+            f"more than the {max_pixels / 1e6:.1f} megapixels read (max_pixels, 8K UHD): "
+            "scale it down to 8K or less to index it",
         )
 
 

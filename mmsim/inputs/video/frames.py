@@ -336,7 +336,9 @@ class FrameReader:
         now = file_size(self.path)
         if now < self.size:
             raise VideoError(
-                self.path, f"the file changed while it was read ({self.size:,} bytes, now {now:,})"
+                self.path,
+                f"the file changed while it was read ({self.size:,} bytes, now {now:,}); "
+                "read it again once it is written",
             )
 
     def number(self, time: float) -> int:
