@@ -53,6 +53,7 @@ LASTING = 0.5
 # the shot before as it brightens (to 0.46 of the cut's shift after 3 frames in the tests)
 LASTING_COLOURS = 0.25
 SMALL_WIDTH = 64
+LEAD_IN = 1.0  # seconds decoded before a range's start
 
 
 def detect_shots(
@@ -77,13 +78,13 @@ def detect_shots(
         reader = FrameReader(
             path, container, stream, clock, av, strategy="decode", max_pixels=max_pixels
         )
+        # from a second early: a cut at ``start`` is found against the frames before it,
+        # and a seek by a key frame's decode time can land a B-frame delay late
         if start > 0:
-            reader.seek(start)
+            reader.seek(max(0.0, start - LEAD_IN))
         context = stream.codec_context
         height = max(1, round(SMALL_WIDTH * context.height / max(1, context.width)))
         for frame, time in reader.decoded():
-            if time < start - 1e-6:
-                continue
             if time >= stop:
                 break
             rgb = frame.reformat(width=SMALL_WIDTH, height=height, format="rgb24").to_ndarray()
@@ -99,7 +100,7 @@ def detect_shots(
                 scores[change].append(hsv_change(hsv, before[0]))
                 scores[shift].append(float(np.abs(colours - before[1]).mean()))
             times.append(time)
-    return cuts(times, scores, threshold)
+    return [cut for cut in cuts(times, scores, threshold) if cut >= start - 1e-6]
 
 
 def hsv_change(a: np.ndarray, b: np.ndarray) -> float:
