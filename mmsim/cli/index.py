@@ -87,18 +87,20 @@ def info(cfg: DictConfig) -> None:
         raise ValueError(f"format must be 'text' or 'json', got '{cfg.format}'")
     encoder = details["encoders"]["image_encoder"]
     print(f"index     {details['path']}")
+    videos = details["videos"]
+    frames = f", {details['frames']} frames of {videos} videos" if videos else ""
     print(
-        f"items     {details['items']} ({details['images']} images, {details['texts']} texts, "
-        f"{details['frames']} frames of {details['videos']} videos); "
-        f"{details['deleted']} deleted rows not yet purged"
+        f"items     {details['items']} ({details['images']} images, {details['texts']} texts"
+        f"{frames}); {details['deleted']} deleted rows not yet purged"
     )
-    video = details["video"]
-    how = {
-        "interval": f"every {video['every']:g} s",
-        "shots": "at shot changes",
-        "both": f"every {video['every']:g} s and at shot changes",
-    }[video["mode"]]
-    print(f"videos    sampled {how}, at most {video['max_frames']} frames each")
+    if videos:
+        video = details["video"]
+        how = {
+            "interval": f"every {video['every']:g} s",
+            "shots": "at shot changes",
+            "both": f"every {video['every']:g} s and at shot changes",
+        }[video["mode"]]
+        print(f"videos    sampled {how}, at most {video['max_frames']} frames each")
     print(f"model     {encoder['name']} {encoder.get('checkpoint', '')}")
     print(f"vectors   {details['dim']} dims, {details['dtype']}, {details['shards']} shards")
     print(f"on disk   {details['size_bytes'] / 1e6:.1f} MB")
