@@ -288,7 +288,8 @@ class Index:
         if queries is not None:
             return self._query_vectors(queries, None), "given"
         counts = self._manifest.counts()
-        if counts["images"] >= counts["texts"] and "text" in self.matcher.towers:
+        images = counts["images"] + counts["frames"]  # a video's frames are image items
+        if images >= counts["texts"] and "text" in self.matcher.towers:
             return self._query_vectors(prompts(), "text"), "text prompts"
         vectors = snapshot.vectors(snapshot.live.ids[:: max(1, snapshot.count // 20000)])
         return corpus_sample(vectors, 200), "corpus sample"
