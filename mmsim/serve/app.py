@@ -84,7 +84,8 @@ STATUSES = {
     "(`state` says which); or, for a read, the index changed under it while it was read "
     "from a full disk: retry after `Retry-After` seconds",
     501: "the service cannot read videos: install PyAV (pip install 'mmsim[video]')",
-    507: "the index's file system is full: free space, then update again",
+    507: "a file system is full (the index's, on an update; the temporary folder's, for a "
+    "clip): free space, then try again",
 }
 
 
@@ -583,7 +584,10 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
     @app.get(
         "/api/items/{item_id}/clip",
         response_class=StreamingResponse,
-        responses={200: {"content": {"video/mp4": binary}}, **json_errors(403, 404, 422, 501, 503)},
+        responses={
+            200: {"content": {"video/mp4": binary}},
+            **json_errors(403, 404, 422, 501, 503, 507),
+        },
     )
     async def clip(
         item_id: int,

@@ -30,7 +30,13 @@ import numpy as np
 from PIL import Image
 from threadpoolctl import threadpool_limits
 
-from mmsim.errors import ConfigError, ItemError, MissingDependencyError, MmsimError
+from mmsim.errors import (
+    ConfigError,
+    DiskFullError,
+    ItemError,
+    MissingDependencyError,
+    MmsimError,
+)
 from mmsim.index import Index, IndexLockedError, IndexSourceError
 from mmsim.index.errors import IndexReadOnlyError
 from mmsim.inputs.video import VideoError, probe
@@ -321,9 +327,13 @@ class Engine:
     @staticmethod
     def _read_video(item_id: int, read: Callable[[], Any]) -> Any:
         """``read()`` of an item's video, its failures as answers: a service without PyAV
-        501, a file gone or that no longer decodes 404 with the reason."""
+        501, a file gone or that no longer decodes 404 with the reason. A full disk while
+        a clip is written is the temporary folder's, not the video's: it stays a
+        :class:`DiskFullError` (507), so a client is not told the video is gone."""
         try:
             return read()
+        except DiskFullError:
+            raise
         except MissingDependencyError as exc:
             raise RequestError(501, str(exc)) from None
         except (OSError, VideoError) as exc:

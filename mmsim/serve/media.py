@@ -27,6 +27,8 @@ from starlette.datastructures import Headers
 from starlette.responses import FileResponse, JSONResponse
 from starlette.types import Message, Receive, Scope, Send
 
+from mmsim.files import reporting_full_disk
+
 # media types of the containers a folder scan indexes, fixed here rather than guessed
 # from the host's /etc/mime.types (which, on some systems, calls .ts a Qt translation)
 VIDEO_TYPES = {
@@ -47,6 +49,7 @@ VIDEO_TYPES = {
     ".wmv": "video/x-ms-wmv",
 }
 CHUNK = 64 * 1024  # bytes per read of a clip streamed to the client
+CLIP_LEFT = "nothing of the clip is left there (TMPDIR chooses another folder for clips)"
 
 
 def video_type(path: str | Path) -> str:
@@ -126,10 +129,16 @@ def clip(path: str, start: float, end: float) -> tuple[IO[bytes], int]:
 
     Written into a temporary folder that is removed before this returns: the open file
     is all that is left of it, so nothing stays behind on disk however the download
-    ends (a client that goes away, a killed process)."""
+    ends (a client that goes away, a killed process). A temporary folder with no room
+    (for the folder or the clip) is a :class:`~mmsim.errors.DiskFullError` naming it."""
     from mmsim.inputs.video import write_clip
 
-    with tempfile.TemporaryDirectory(prefix="mmsim-clip-") as folder:
+    temp = tempfile.gettempdir()
+    what = f"a clip in the temporary folder {temp}"
+    with (
+        reporting_full_disk(what, temp, then=CLIP_LEFT),
+        tempfile.TemporaryDirectory(prefix="mmsim-clip-", dir=temp) as folder,
+    ):
         output = Path(folder) / "clip.mp4"
         write_clip(path, start, end, output)
         handle = output.open("rb")

@@ -137,6 +137,7 @@ class SearchPage(BaseModel):
     as_of: int = Field(description="the commit searched: pass it back for the next page")
     sort: str | None
     cutoff: Cutoff | None
+    group: GROUPS = Field("frames", description="how frames of videos were grouped: `group`")
 
 
 class LinkedSearchPage(SearchPage):

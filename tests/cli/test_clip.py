@@ -6,14 +6,17 @@ the command writes are probed and their frames' colours read back.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 from PIL import Image
 
 from mmsim import Matcher
+from mmsim.cli import clip
 from mmsim.cli.clip import seconds
 from mmsim.index import Index
 from mmsim.inputs.video import frame_at, probe
@@ -78,19 +81,23 @@ def test_start_and_end_as_seconds_or_timecodes(indexed, tmp_path):
 
 def test_mistakes_are_named(indexed, tmp_path):
     folder, frames, photo = indexed
-    frame = f"id={frames[1.0]}"
+    # through the command line once (one line on stderr, no file) ...
+    done = run_cli("clip", str(folder), f"id={photo}", "output=x.mp4", cwd=tmp_path)
+    assert done.returncode != 0 and f"id={photo} is the image" in done.stderr, done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr
+    # ... and the other mistakes in this process (a CLI start each would cost seconds)
+    frame = frames[1.0]
     cases = {
-        (f"id={photo}",): f"id={photo} is the image",
-        ("id=abc",): "id must be an item id (a whole number, or item:ID), got 'abc'",
-        ("id=999999",): "id=999999 is not an item of index",
-        (frame, "start=3", "end=2"): "end=00:00:02.000 must come after start=00:00:03.000",
-        (frame, "start=7"): "start=00:00:07.000 is not inside the video",
-        (frame, "end=00:01:00"): "end=00:01:00.000 is past the end of the video",
+        "abc": ("id must be an item id (a whole number, or item:ID), got 'abc'", {}),
+        999999: ("id=999999 is not an item of index", {}),
+        frame: ("end=00:00:02.000 must come after start=00:00:03.000", {"start": 3, "end": 2}),
+        f"item:{frame}": ("start=00:00:07.000 is not inside the video", {"start": 7}),
+        str(frame): ("end=00:01:00.000 is past the end of the video", {"end": "00:01:00"}),
     }
-    for args, words in cases.items():
-        done = run_cli("clip", str(folder), *args, "output=x.mp4", cwd=tmp_path)
-        assert done.returncode != 0 and words in done.stderr, (args, done.stderr)
-        assert done.stderr.count("\n") == 1, done.stderr  # one line
+    for item, (words, times) in cases.items():
+        cfg = {"index": str(folder), "id": item, "output": str(tmp_path / "x.mp4"), "query": None}
+        with pytest.raises((KeyError, ValueError), match=re.escape(words)):
+            clip.run(OmegaConf.create({**cfg, "start": None, "end": None, **times}))
     assert not (tmp_path / "x.mp4").exists()
     assert [seconds("end", v) for v in ("1:05", "00:01:05.5", "65.5s", 7, None)] == [
         65.0,

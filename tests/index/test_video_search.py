@@ -172,11 +172,7 @@ def test_a_bad_group_is_named_with_what_is_allowed(footage, tmp_path):
         QueryError, match=r"group must be one of \('frames', 'segments', 'videos'\), got 'segment'"
     ):
         index.search_page(red, group="segment")
-    folder = str(index.folder)
-    bad = run_cli("search", f"index={folder}", f"query={red}", "group=moments", cwd=tmp_path)
-    assert (
-        bad.returncode != 0 and "group must be one of" in bad.stderr and "'moments'" in bad.stderr
-    )
+    folder = str(index.folder)  # (the CLI's group= reaches the same check: one run fewer)
     shown = run_cli(
         "search", f"index={folder}", f"query={red}", "group=segments", "format=csv", cwd=tmp_path
     )

@@ -83,6 +83,7 @@ def test_frames_are_moments_with_their_time_and_group_into_segments(served):
         "/api/search", params={"q": "a red car", "top_k": 100, "group": "segments"}
     )
     assert grouped.status_code == 200, grouped.text
+    assert (plain["group"], grouped.json()["group"]) == ("frames", "segments")
     segments = [h for h in grouped.json()["hits"] if h.get("video")]
     assert 2 <= len(segments) <= len([h for h in plain["hits"] if h.get("video")])
     for hit in segments:
@@ -97,6 +98,7 @@ def test_frames_are_moments_with_their_time_and_group_into_segments(served):
     assert len(photos) == 2 and all("video" not in h for h in photos)
 
     per_video = client.post("/api/search", json={"query": "a red car", "group": "videos"})
+    assert per_video.json()["group"] == "videos"
     keys = [h["video"]["key"] for h in per_video.json()["hits"] if h.get("video")]
     assert sorted(keys) == ["clips/colours.mp4", "clips/colours.webm"]
     similar = client.get(
@@ -207,16 +209,27 @@ def test_a_video_that_is_now_a_link_out_of_the_collection_is_refused(served, tmp
         (tmp_path / "kept.webm").rename(video)
 
 
-def test_without_pyav_frames_and_clips_are_501_naming_the_extra(served, monkeypatch):
+def test_a_full_temporary_folder_is_507_and_without_pyav_frames_and_clips_are_501(
+    served, monkeypatch, small_disk
+):
+    """One app in this process (its temporary folder and its imports are the test's to
+    change): a clip that finds no room is 507 naming the folder, not a video gone (404),
+    and leaves nothing; without PyAV, what needs a decoder is 501 naming the extra."""
     from fastapi.testclient import TestClient
 
+    from mmsim.plugin.testing import fill_disk
     from mmsim.serve import ServeConfig, create_app
 
     client, footage = served
     hit = frames(client, "colours.mp4")[0]["response_id"]
-    monkeypatch.setitem(sys.modules, "av", None)  # `import av` fails, as without the extra
     app = create_app(footage.parent / "idx", ServeConfig(access_log="off"))
     with TestClient(app) as local:
+        monkeypatch.setattr(tempfile, "tempdir", str(small_disk))
+        fill_disk(small_disk)
+        full = local.get(f"/api/items/{hit}/clip", params={"start": 0, "end": 3})
+        error(full, 507, f"cannot write a clip in the temporary folder {small_disk}")
+        assert sorted(p.name for p in small_disk.iterdir()) == ["ballast"]
+        monkeypatch.setitem(sys.modules, "av", None)  # `import av` fails, as without the extra
         for route in ("thumbnail?size=32", "clip"):
             error(local.get(f"/api/items/{hit}/{route}"), 501, 'pip install "mmsim[video]"')
         assert local.get(f"/api/items/{hit}/video").status_code == 200  # (nothing to decode)
