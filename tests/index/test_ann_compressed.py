@@ -101,7 +101,7 @@ def data() -> tuple[np.ndarray, np.ndarray]:
 
 
 STRUCTURES = {
-    "hnsw": ({"name": "faiss_hnsw"}, "HNSW32,Flat"),
+    "hnsw": ({"name": "faiss_hnsw", "ef_construction": 40}, "HNSW32,Flat"),
     "ivf_sq8": ({"name": "faiss_ivf", "nlist": 64}, "IVF64,SQ8"),
     "opq_ivf_pq": (
         {
