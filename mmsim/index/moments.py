@@ -9,9 +9,10 @@ search for something that stays on screen finds many near-identical frames of it
   sequence, one frame at a time, while the next frame is at most ``GAP_STEPS`` sampling
   steps away (a stretch the decoder could not read splits a segment), is one the search
   could return (the filter, ``as_of``, the cutoff: every frame of a segment passes it),
-  and scores close to the seed: at least halfway from the video's median score up to
-  the seed's, or within ``TOLERANCE`` of the seed (so a frame far below the best does not
-  extend it, and a video that shows the subject throughout is not cut into pieces);
+  and scores close to the seed: at least halfway from the video's median score (before
+  the cutoff, which only says which frames may join) up to the seed's, or within
+  ``TOLERANCE`` of the seed (so a frame far below the best does not extend it, and a
+  video that shows the subject throughout is not cut into pieces);
 - seeds are the hits in the search's order; a frame belongs to the first segment that
   reaches it. Segment k therefore depends only on the ranking down to its seed, never
   on how deep the ranking went: a later page never changes an earlier segment.
@@ -70,7 +71,8 @@ class Timeline:
     step: float  # the video's sampling step: the median spacing of its frames
     duration: float | None
     positions: dict[int, int]  # item id -> its position
-    typical: float | None  # the median score of the usable frames (None: there are none)
+    typical: float | None  # the median score of the frames the filter keeps, before the
+    # cutoff (None: no query vector, or no frame usable)
     near: np.ndarray  # near[i]: frames i and i + 1 are close enough to merge
 
     def grow(self, seed: int, taken: np.ndarray) -> tuple[int, int]:
@@ -141,8 +143,12 @@ class Timelines:
         inside = pos < self.usable.size
         usable[inside] = self.usable[pos[inside]] == ids[inside]
         scores = np.zeros(ids.size, dtype=np.float64)
+        # the median is taken before the cutoff: over the frames that pass it alone it
+        # would sit near the peak, and a segment would break at every small dip
+        typical = None
         if self.score is not None and usable.any():
             scores[usable] = self.score(ids[usable])
+            typical = float(np.median(scores[usable]))
             if self.keep is not None:
                 usable[usable] = self.keep(scores[usable])
         video = self._video(key)
@@ -159,7 +165,7 @@ class Timelines:
             step,
             None if duration is None else float(duration),
             {int(i): p for p, i in enumerate(ids.tolist())},
-            float(np.median(scores[usable])) if usable.any() else None,
+            typical if usable.any() else None,
             np.diff(times) <= GAP_STEPS * step + 1e-9,
         )
 

@@ -20,12 +20,16 @@ from mmsim.retrieval.query import QueryError
 from tests.videos import COLOURS, write_video
 
 RED, GREEN, BLUE = COLOURS[0], COLOURS[1], COLOURS[2]
+PINK, TAN = (220, 100, 100), (200, 140, 100)  # cosines with red (toy encoder): 0.86, 0.63
 FPS = 10
 # the colour of each second of each video
 SECONDS = {
     "a.mp4": [RED, RED, RED, GREEN, GREEN, BLUE, RED, RED],
     "b.webm": [GREEN, RED, RED, GREEN],
+    # a pink moment with a dip (tan) in its middle, far above the rest of the video
+    "d.mp4": [GREEN, GREEN, GREEN, GREEN, PINK, TAN, PINK, GREEN],
 }
+PINK_SEGMENT = ("d.mp4", 4.0, 7.0, 3)
 # red at 0-3 s, then nothing until 8 s (variable frame rate), red again at 8-10 s
 JUMP = [i / FPS for i in range(30)] + [8 + i / FPS for i in range(20)]
 # (video, start, end, frames) of every segment a search for red finds
@@ -116,11 +120,18 @@ def test_segments_merge_neighbours_never_across_videos_or_gaps(footage):
         ("a.mp4", 5.0, 6.0, 1),
         ("b.webm", 0.0, 1.0, 1),
         ("b.webm", 3.0, 4.0, 1),
+        ("d.mp4", 0.0, 4.0, 4),
+        PINK_SEGMENT,  # the dip is far above the video's median: it does not split it
+        ("d.mp4", 7.0, 8.0, 1),
     }
-    assert (everything.total, everything.total_exact, everything.next_offset) == (10, True, None)
+    assert (everything.total, everything.total_exact, everything.next_offset) == (13, True, None)
     # a cutoff: every frame of a segment passes it
     cut = index.search_page(red, min_score=0.9, group="segments", top_k=50)
     assert spans(cut.hits) == RED_SEGMENTS and (cut.total, cut.total_exact) == (6, True)
+    # ... and only says which frames may join: the dip passes it and still joins (the
+    # median of the frames that pass alone would be the peak's, and split the moment)
+    low = index.search_page(red, min_score=0.5, group="segments", top_k=50)
+    assert spans(low.hits) == RED_SEGMENTS | {PINK_SEGMENT}
     # keyword search has no vector: a video's frames share their words
     words = index.search_page(keywords="webm", group="segments")
     assert spans(words.hits) == {("b.webm", 0.0, 4.0, 4)}
@@ -130,8 +141,9 @@ def test_videos_keep_each_video_once_with_its_best_segment(footage):
     index, red = footage
     page = index.search_page(red, top_k=10, group="videos")
     names = [Path(h["path"]).name for h in page.hits]
-    assert sorted(names) == ["a.mp4", "b.webm", "c.mp4", "photo.png"]
-    assert spans(page.hits) <= RED_SEGMENTS and (page.total, page.total_exact) == (4, True)
+    assert sorted(names) == ["a.mp4", "b.webm", "c.mp4", "d.mp4", "photo.png"]
+    assert spans(page.hits) <= RED_SEGMENTS | {PINK_SEGMENT}
+    assert (page.total, page.total_exact) == (5, True)
     browse = index.search_page(None, group="videos")
     assert sorted(Path(h["path"]).name for h in browse.hits) == sorted(names)
     (batch,) = index.search_pages(index.vectors([page.hits[0]["response_id"]]), group="videos")
@@ -161,9 +173,9 @@ def test_pages_of_segments_are_stable_without_repeats(footage, monkeypatch):
         seen += [h["response_id"] for h in page.hits]
         assert page.next_offset is None or page.total > page.next_offset  # a group follows
         offset, as_of = page.next_offset, page.as_of
-    assert seen == whole and len(set(seen)) == len(seen) == 10
-    with pytest.raises(QueryError, match="offset 10 is past the end of the results"):
-        index.search_page(red, top_k=3, offset=10, group="segments")
+    assert seen == whole and len(set(seen)) == len(seen) == 13
+    with pytest.raises(QueryError, match="offset 13 is past the end of the results"):
+        index.search_page(red, top_k=3, offset=13, group="segments")
 
 
 def test_a_bad_group_is_named_with_what_is_allowed(footage, tmp_path):
