@@ -82,7 +82,8 @@ STATUSES = {
     "that cannot be decoded, parameters that do not go together",
     503: "not ready: the model and the index are still loading, or loading them failed "
     "(`state` says which); or, for a read, the index changed under it while it was read "
-    "from a full disk: retry after `Retry-After` seconds",
+    "from a full disk, or (a clip) the service is cutting as many clips as it takes: "
+    "retry after `Retry-After` seconds",
     501: "the service cannot read videos: install PyAV (pip install 'mmsim[video]')",
     507: "a file system is full (the index's, on an update; the temporary folder's, for a "
     "clip): free space, then try again",
@@ -160,7 +161,8 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
 
     @app.exception_handler(RequestError)
     async def request_error(_: Request, exc: RequestError) -> JSONResponse:
-        return _error(exc.status, str(exc))
+        retry = {} if exc.retry_after is None else {"Retry-After": str(exc.retry_after)}
+        return _error(exc.status, str(exc), retry)
 
     @app.exception_handler(IndexChangedError)
     async def changed(_: Request, exc: IndexChangedError) -> JSONResponse:
@@ -602,13 +604,18 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
         the keyframes allow, re-encoded (H.264) otherwise. Without `start` or `end`, the
         segment around the frame (its neighbours that look like it, as `group=segments`
         grows it) gives them. An end past the video's is cut there; an end not after the
-        start, a start past the end or a clip longer than `max_clip_seconds` is 422."""
+        start, a start past the end or a clip longer than `max_clip_seconds` is 422. One
+        clip is cut at a time and one more waits: beyond that, 503 with `Retry-After`."""
         row, path = await run(engine.local_file, item_id, True)
         if start is None or end is None:
             span = (await run(engine.index.segment, item_id))["video"]
             start = span["start"] if start is None else start
             end = span["end"] if end is None else end
-        handle, size, end = await media(engine.clip, row, path, start, end)
+        engine.reserve_clip()
+        cut = asyncio.get_running_loop().run_in_executor(
+            engine.clips, engine.clip, row, path, start, end
+        )
+        handle, size, end = await cut
         name = f"{Path(path).stem}_{start:.1f}-{end:.1f}s.mp4"
         headers = {"Content-Length": str(size), "Content-Disposition": attachment(name)}
         return StreamingResponse(chunks(handle), media_type="video/mp4", headers=headers)

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -44,13 +45,17 @@ from mmsim.retrieval.query import MissingItemError, Part, Query
 from mmsim.serve.config import ServeConfig
 from mmsim.serve.media import FrameThumbnails, clip, image_thumbnail
 
+CLIPS_AT_ONCE = 2  # clips a service cuts or has waiting; more are 503
+
 
 class RequestError(MmsimError, ValueError):
-    """A request the service refuses; carries the HTTP status to answer with."""
+    """A request the service refuses; carries the HTTP status to answer with (and, for
+    one worth retrying soon, the seconds a ``Retry-After`` header names)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -109,9 +114,14 @@ class Engine:
         # embeds with the serving matcher rather than loading a second copy of the model)
         self.writer = SideHandle(index.folder, "mmsim-update", lambda: index.matcher)
         self.observer = Observer()
-        # cutting frames and clips from videos: never on the inference thread (searches
-        # would wait for a decode), at most two at a time
+        # cutting frames from videos: never on the inference thread (searches would wait
+        # for a decode), at most two at a time
         self.media = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mmsim-media")
+        # clips on a thread of their own: re-encoding minutes of video takes minutes, and
+        # thumbnails must not wait behind it; one cut at a time (its CPU, its temporary
+        # file) and one waiting, any more refused (503) rather than queued without end
+        self.clips = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmsim-clips")
+        self.clip_slots = threading.BoundedSemaphore(CLIPS_AT_ONCE)
         self.frames = FrameThumbnails(config.thumbnail_cache)
         self.threads: int | None = None  # the inference threads set at warm-up, if any
         source = index.record["source"]
@@ -298,13 +308,34 @@ class Engine:
         except (OSError, ValueError):
             raise RequestError(404, f"item {item_id}'s image can no longer be read") from None
 
+    def reserve_clip(self) -> None:
+        """A slot for one clip (freed by :meth:`clip`), or 503 while ``CLIPS_AT_ONCE``
+        are being cut or waiting: clips are refused, not queued without end."""
+        if not self.clip_slots.acquire(blocking=False):
+            raise RequestError(
+                503,
+                f"the service is already cutting {CLIPS_AT_ONCE} clips (one at a time): "
+                "try again when one is done",
+                retry_after=5,
+            )
+
     def clip(
         self, row: dict[str, Any], path: str, start: float, end: float
     ) -> tuple[IO[bytes], int, float]:
         """The clip ``[start, end]`` (seconds) of a frame's video as an open MP4 file, its
-        size and its end, on a media thread (``path``: from :meth:`local_file`). An end
-        past the video's is cut there; a start past it, an end not after the start or a
-        clip over ``max_clip_seconds`` is 422."""
+        size and its end, on the clips thread (``path``: from :meth:`local_file`), in the
+        slot :meth:`reserve_clip` took, freed here however it ends (a client gone away
+        does not stop a cut already running). An end past the video's is cut there; a
+        start past it, an end not after the start or a clip over ``max_clip_seconds`` is
+        422."""
+        try:
+            return self._clip(row, path, start, end)
+        finally:
+            self.clip_slots.release()
+
+    def _clip(
+        self, row: dict[str, Any], path: str, start: float, end: float
+    ) -> tuple[IO[bytes], int, float]:
         item_id, longest = row["response_id"], self.config.max_clip_seconds
         if end <= start:
             raise RequestError(422, f"end ({end:g} s) must be after start ({start:g} s)")
@@ -376,6 +407,7 @@ class Engine:
     def close(self) -> None:
         self.executor.shutdown(wait=False)
         self.media.shutdown(wait=False)
+        self.clips.shutdown(wait=False)
         self.status.close()
         self.writer.close()
 

@@ -20,6 +20,7 @@ from mmsim import Matcher
 from mmsim.index import Index
 from mmsim.inputs.video import probe
 from mmsim.plugin.testing import write_images
+from mmsim.serve.engine import CLIPS_AT_ONCE
 from tests.paths import REPO
 from tests.serve.helpers import serving
 from tests.videos import COLOURS, colour_clip, mean_colour, near, write_video
@@ -209,12 +210,14 @@ def test_a_video_that_is_now_a_link_out_of_the_collection_is_refused(served, tmp
         (tmp_path / "kept.webm").rename(video)
 
 
-def test_a_full_temporary_folder_is_507_and_without_pyav_frames_and_clips_are_501(
+def test_a_full_temporary_folder_is_507_too_many_clips_503_no_pyav_501(
     served, monkeypatch, small_disk
 ):
-    """One app in this process (its temporary folder and its imports are the test's to
-    change): a clip that finds no room is 507 naming the folder, not a video gone (404),
-    and leaves nothing; without PyAV, what needs a decoder is 501 naming the extra."""
+    """One app in this process (its temporary folder, its imports and its clip slots
+    are the test's to change): a clip that finds no room is 507 naming the folder, not a
+    video gone (404), and leaves nothing; while as many clips as it takes are being cut,
+    another is 503 with Retry-After; without PyAV, what needs a decoder is 501 naming
+    the extra."""
     from fastapi.testclient import TestClient
 
     from mmsim.plugin.testing import fill_disk
@@ -229,6 +232,17 @@ def test_a_full_temporary_folder_is_507_and_without_pyav_frames_and_clips_are_50
         full = local.get(f"/api/items/{hit}/clip", params={"start": 0, "end": 3})
         error(full, 507, f"cannot write a clip in the temporary folder {small_disk}")
         assert sorted(p.name for p in small_disk.iterdir()) == ["ballast"]
+        monkeypatch.undo()  # (the temporary folder as it was)
+        slots = app.state.engine.clip_slots
+        taken = [slots.acquire(blocking=False) for _ in range(CLIPS_AT_ONCE)]
+        busy = local.get(f"/api/items/{hit}/clip", params={"start": 0, "end": 1})
+        error(busy, 503, f"already cutting {CLIPS_AT_ONCE} clips", "try again")
+        assert all(taken) and busy.headers["retry-after"] == "5"
+        slots.release()  # one slot free: a clip is cut, and its slot freed again
+        assert local.get(f"/api/items/{hit}/clip", params={"start": 0, "end": 1}).is_success
+        assert slots.acquire(blocking=False)  # (both back with the test)
+        for _ in range(CLIPS_AT_ONCE):
+            slots.release()
         monkeypatch.setitem(sys.modules, "av", None)  # `import av` fails, as without the extra
         for route in ("thumbnail?size=32", "clip"):
             error(local.get(f"/api/items/{hit}/{route}"), 501, 'pip install "mmsim[video]"')
