@@ -30,6 +30,7 @@ def run(cfg: DictConfig) -> None:
         renderer=cfg.renderer,
         two_object_share=share,
         by=cfg.by,
+        turns=cfg.turns,
     )
     images = sum(1 for _ in captions.open(encoding="utf-8")) - 1
     extra = f" and {folder / 'templates.txt'}" if cfg.by else ""

@@ -57,6 +57,7 @@ def generate(
     two_object_share: float = 0.5,
     unique: bool = False,
     renderer: Renderer = "training",
+    turns: float = 0.0,
 ) -> list[Scene]:
     """``n`` scenes. ``train`` shows no held-out combination (of the test or the
     validation split); ``validation`` / ``heldout`` scenes each show at least one of
@@ -68,8 +69,16 @@ def generate(
     pixels (96 for ``independent``). ``unique=True`` keeps only the first scene of each
     meaning, so each caption has exactly one matching image (what retrieval evaluation
     needs); fewer than ``n`` come back if the split has fewer distinct meanings.
+    ``turns``: the share of scenes (0 to 1) whose shapes are turned to any angle of the
+    full turn, whichever the renderer, instead of tilted by at most 20 degrees (a
+    turned square is still a square: captions keep their meaning). The default 0 gives
+    every seed the scenes it gave before the option existed.
     """
     side = size or DEFAULT_SIZE[choice("renderer", renderer, RENDERERS)]
+    if not 0.0 <= turns <= 1.0:
+        raise ValueError(
+            f"turns is the share of scenes turned through the full turn, from 0 to 1; got {turns!r}"
+        )
     rng = np.random.default_rng(seed)
     negatives = np.random.default_rng([seed, 1])  # its own stream: scenes stay as they are
     scenes: list[Scene] = []
@@ -77,7 +86,11 @@ def generate(
     attempts = n * 20 if unique else n
     for _ in range(attempts):
         layout = sample_layout(
-            rng, split, two_object_share=two_object_share, varied=renderer != "canonical"
+            rng,
+            split,
+            two_object_share=two_object_share,
+            varied=renderer != "canonical",
+            turns=turns,
         )
         if unique and layout.key in seen:
             continue
@@ -101,6 +114,7 @@ def write_dataset(
     renderer: Renderer = "training",
     two_object_share: float = 0.5,
     by: Literal["colour", "shape"] | None = None,
+    turns: float = 0.0,
 ) -> Path:
     """Write ``n`` scenes as PNG files plus ``captions.csv`` (columns image, caption and
     negative, a hard-negative caption) and
@@ -109,6 +123,7 @@ def write_dataset(
     single-shape scenes in one sub-folder per colour or shape name (the layout
     ``mmsim classify`` reads labels from) and writes ``templates.txt``, the zero-shot
     prompts for that attribute (:func:`~mmsim.synthetic.world.prompt_templates`).
+    ``turns``: the share of scenes turned through the full turn (see :func:`generate`).
     Returns the ``captions.csv`` path."""
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
@@ -122,6 +137,7 @@ def write_dataset(
         unique=unique,
         renderer=renderer,
         two_object_share=two_object_share,
+        turns=turns,
     )
     names = []
     for i, scene in enumerate(scenes):

@@ -2,12 +2,14 @@
 
 A scene holds one or two shapes. Each has a colour name, a shape name and continuous
 geometry: a centre anywhere in the frame, an extent (its diameter as a share of the
-image side), a rotation and an aspect stretch. Captions use words for what the
-geometry means: a single shape is "small" or "large" and sits "on the left", "on the
-right", "at the top", "at the bottom" or "in the middle"; two shapes are related by
-"left of", "right of", "above" or "below". Geometry is sampled so that every caption
-word is unambiguous (a margin separates "small" from "large" and "left" from "top"),
-which keeps the captions true for every image while positions and sizes vary freely.
+image side), a rotation (a tilt, or on request any angle of the full turn: a turned
+square is still a square, so captions do not change) and an aspect stretch. Captions
+use words for what the geometry means: a single shape is "small" or "large" and sits
+"on the left", "on the right", "at the top", "at the bottom" or "in the middle"; two
+shapes are related by "left of", "right of", "above" or "below". Geometry is sampled
+so that every caption word is unambiguous (a margin separates "small" from "large"
+and "left" from "top"), which keeps the captions true for every image while positions
+and sizes vary freely.
 
 Colour-shape combinations are split three ways: :data:`HELD_OUT` (test: never in
 training or validation), :data:`VALIDATION_HELD_OUT` (model selection: never in
@@ -212,10 +214,17 @@ def _required(split: Split) -> list[tuple[str, str]]:
     return {"validation": sorted(VALIDATION_HELD_OUT), "heldout": sorted(HELD_OUT)}.get(split, [])
 
 
-def _pose(rng: np.random.Generator, varied: bool) -> tuple[float, float]:
+def _pose(rng: np.random.Generator, varied: bool, turned: bool = False) -> tuple[float, float]:
     """Rotation and aspect stretch: upright and round when not varied; else a tilt of up
     to 20 degrees either way (what a hand-drawn or photographed shape shows; a square
-    turned 45 degrees reads as a diamond) and a stretch of up to 1.2."""
+    turned 45 degrees reads as a diamond) and a stretch of up to 1.2. ``turned``: any
+    angle of the full turn instead (a shape spinning in footage; its name stays the
+    same, so the caption does too)."""
+    if turned:
+        angle = float(rng.uniform(0.0, 360.0))
+        if not varied:
+            return angle, 1.0
+        return angle, float(np.exp(rng.uniform(np.log(1 / 1.2), np.log(1.2))))
     if not varied:
         return 0.0, 1.0
     angle = float(rng.uniform(-20.0, 20.0)) if rng.random() < 0.6 else 0.0
@@ -257,8 +266,13 @@ def sample_layout(
     *,
     two_object_share: float = 0.5,
     varied: bool = True,
+    turns: float = 0.0,
 ) -> Layout:
-    """One scene's content: combinations from ``split``, continuous geometry."""
+    """One scene's content: combinations from ``split``, continuous geometry.
+    ``turns``: the share of scenes whose shapes take any angle of the full turn (the
+    others keep the tilts of :func:`_pose`). At 0 no random number is drawn for it, so
+    a seed gives the scenes it gave before the option existed."""
+    turned = turns > 0 and rng.random() < turns
     combos = combinations(split)
     required = _required(split)
     two = rng.random() < two_object_share
@@ -271,7 +285,7 @@ def sample_layout(
         extent = float(rng.uniform(*SIZES[size]))
         position = POSITIONS[rng.integers(len(POSITIONS))]
         x, y = _place(rng, extent, position)
-        angle, aspect = _pose(rng, varied)
+        angle, aspect = _pose(rng, varied, turned)
         obj = Shape(colour, shape, size, position, x, y, extent, angle, aspect)
         return Layout((obj,), caption((obj,)))
     while picks[1] == picks[0]:  # two different objects, or the caption is ambiguous
@@ -280,7 +294,7 @@ def sample_layout(
     extents = (float(rng.uniform(*PAIR_EXTENT)), float(rng.uniform(*PAIR_EXTENT)))
     centres = _pair_centres(rng, extents, relation)
     objects = tuple(
-        Shape(c, s, None, None, x, y, e, *_pose(rng, varied))
+        Shape(c, s, None, None, x, y, e, *_pose(rng, varied, turned))
         for (c, s), (x, y), e in zip(picks, centres, extents, strict=True)
     )
     return Layout(objects, caption(objects, relation), relation)

@@ -51,8 +51,9 @@ def test_each_split_keeps_its_own_held_out_combinations():
         generate(1, split="test")
 
 
-def test_captions_say_what_the_geometry_is():
-    for scene in generate(300, seed=1, split="all"):
+@pytest.mark.parametrize("turns", [0.0, 1.0])
+def test_captions_say_what_the_geometry_is(turns):
+    for scene in generate(300, seed=1, split="all", turns=turns):
         for obj in scene.objects:
             assert obj.colour in scene.caption and obj.shape in scene.caption
         if len(scene.objects) == 1:
@@ -89,11 +90,73 @@ def _coverage(image, background) -> float:
     return float(np.abs(pixels - background).max(axis=2).clip(0, 1).mean())
 
 
+def test_turns_turn_shapes_through_the_full_turn_and_nothing_else():
+    """``turns`` is the share of scenes whose shapes take any angle; the others keep
+    the tilts of at most 20 degrees, and canonical scenes stay round."""
+    for turns in (0.0, 0.5, 1.0):
+        scenes = generate(400, seed=12, split="all", turns=turns)
+        turned = [any(not -20 <= o.angle <= 20 for o in s.objects) for s in scenes]
+        assert abs(np.mean(turned) - turns * 340 / 360) < 0.08, turns
+    angles = [o.angle for s in generate(400, seed=12, turns=1.0) for o in s.objects]
+    assert min(angles) >= 0 and max(angles) < 360
+    assert np.histogram(angles, bins=8, range=(0, 360))[0].min() > len(angles) / 8 * 0.6
+    canonical = [o for s in generate(50, seed=1, renderer="canonical", turns=1) for o in s.objects]
+    assert {o.aspect for o in canonical} == {1.0} and len({o.angle for o in canonical}) > 40
+    with pytest.raises(ValueError, match=r"turns is the share .* from 0 to 1; got 1\.5"):
+        generate(1, turns=1.5)
+
+
+def test_turns_off_leaves_every_seed_as_it_was():
+    """The README's evaluation sets stay the same images: with ``turns=0`` (the default)
+    no random number is drawn for it, so these scenes are the ones drawn before."""
+    first = generate(3, seed=123, split="heldout", unique=True)
+    assert [(s.caption, round(s.objects[0].angle, 3)) for s in first] == [
+        ("a large blue circle on the right", 0.0),
+        ("a green square above a red circle", 1.082),
+        ("a large green square in the middle", -3.656),
+    ]
+    drawn = generate(2, seed=11, split="all", renderer="independent", two_object_share=0.0)
+    assert [(s.caption, round(s.objects[0].angle, 3)) for s in drawn] == [
+        ("a small purple triangle at the bottom", -7.393),
+        ("a large orange triangle at the top", -3.838),
+    ]
+
+
+def _painted(image: np.ndarray, x: float, y: float) -> bool:
+    """Whether the pixel at (x, y) (shares of the side) differs from the corner's."""
+    side = image.shape[0]
+    return bool(np.abs(image[int(y * side), int(x * side)] - image[0, 0]).max() > 60)
+
+
+@pytest.mark.parametrize("renderer", ["canonical", "independent"])
+def test_both_renderers_turn_a_square_into_a_diamond_at_45_degrees(renderer):
+    """Shapes are drawn at any angle (what footage of a spinning shape needs): a large
+    square turned 45 (or 405, or 135) degrees has a corner straight above its centre
+    and none where the upright square's corner is."""
+
+    def draw(angle: float) -> np.ndarray:
+        layout = Layout((Shape("blue", "square", "large", "middle", 0.5, 0.5, 0.5, angle),), "")
+        rng = np.random.default_rng(1)  # a filled square in the independent renderer
+        if renderer == "independent":
+            return np.asarray(render_independent(layout, 200, rng), dtype=np.float64)
+        return np.asarray(render_training(layout, 200, rng, varied=False), dtype=np.float64)
+
+    tip, corner = (0.5, 0.5 - 0.23), (0.5 + 0.16, 0.5 + 0.16)  # diamond's tip, square's corner
+    upright = draw(0.0)
+    assert _painted(upright, *corner) and not _painted(upright, *tip)
+    for angle in (45.0, 405.0, 135.0):
+        diamond = draw(angle)
+        assert _painted(diamond, *tip) and not _painted(diamond, *corner), angle
+    assert np.abs(draw(90.0) - upright).mean() < 1.0  # a quarter turn: the same square
+
+
+@pytest.mark.parametrize("angle", [17.0, 235.0])
 @pytest.mark.parametrize("shape", synthetic.SHAPES)
-def test_both_renderers_draw_the_shape_with_its_true_area(shape):
+def test_both_renderers_draw_the_shape_with_its_true_area(shape, angle):
     """A filled shape covers its geometric area (circle pi r^2, square 2 r^2, triangle
-    3 sqrt(3)/4 r^2 for circumradius r): both renderers draw the geometry, not a sprite."""
-    obj = Shape("red", shape, "large", "middle", 0.5, 0.5, 0.42, 17.0, 1.1)
+    3 sqrt(3)/4 r^2 for circumradius r), tilted or turned: both renderers draw the
+    geometry, not a sprite."""
+    obj = Shape("red", shape, "large", "middle", 0.5, 0.5, 0.42, angle, 1.1)
     r = 0.21 * 400
     area = {"circle": math.pi * r**2, "square": 2 * r**2, "triangle": 3 * math.sqrt(3) / 4 * r**2}
     expected = area[shape] * 1.1 / 400**2
