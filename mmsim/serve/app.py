@@ -51,7 +51,14 @@ try:
     import mmsim.serve.schemas as schemas
     from mmsim.serve.body_limit import BodyLimit
     from mmsim.serve.engine import Engine, RequestError, TextSearch
-    from mmsim.serve.media import VIDEO_TYPES, VideoFile, attachment, chunks, video_type
+    from mmsim.serve.media import (
+        VIDEO_TYPES,
+        VideoFile,
+        attachment,
+        chunks,
+        clip_span,
+        video_type,
+    )
     from mmsim.serve.uploads import uploaded_image
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError(
@@ -586,6 +593,8 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
     @app.get(
         "/api/items/{item_id}/clip",
         response_class=StreamingResponse,
+        # the longest clip, for clients (the page) to ask for no more
+        openapi_extra={"x-max-seconds": config.max_clip_seconds},
         responses={
             200: {"content": {"video/mp4": binary}},
             **json_errors(403, 404, 422, 501, 503, 507),
@@ -603,12 +612,17 @@ def create_app(index: str | Path | Index, config: ServeConfig | None = None) -> 
         """The segment `[start, end]` of a frame's video as an MP4 download: copied where
         the keyframes allow, re-encoded (H.264) otherwise. Without `start` or `end`, the
         segment around the frame (its neighbours that look like it, as `group=segments`
-        grows it) gives them. An end past the video's is cut there; an end not after the
+        grows it) gives them; a segment longer than `max_clip_seconds` (the operation's
+        `x-max-seconds`) is cut to that much around the frame. An end past the video's is
+        cut there; an end not after the
         start, a start past the end or a clip longer than `max_clip_seconds` is 422. One
         clip is cut at a time and one more waits: beyond that, 503 with `Retry-After`."""
         row, path = await run(engine.local_file, item_id, True)
         if start is None or end is None:
             span = (await run(engine.index.segment, item_id))["video"]
+            if start is None and end is None:  # the segment, or what a clip may keep of it
+                longest = config.max_clip_seconds
+                start, end = clip_span(span["start"], span["end"], span["time"], longest)
             start = span["start"] if start is None else start
             end = span["end"] if end is None else end
         engine.reserve_clip()

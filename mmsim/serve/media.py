@@ -124,6 +124,16 @@ class VideoFile(FileResponse):
             await JSONResponse(body, status_code=status, headers=headers)(scope, receive, send)
 
 
+def clip_span(start: float, end: float, at: float, longest: float) -> tuple[float, float]:
+    """The part of the segment ``[start, end]`` a clip of at most ``longest`` seconds
+    keeps: all of it, or a window centred on its best frame (at ``at``) where the
+    segment allows. A segment the service found is saved, never refused as too long."""
+    if end - start <= longest:
+        return start, end
+    first = min(max(at - longest / 2, start), end - longest)
+    return first, first + longest
+
+
 def clip(path: str, start: float, end: float) -> tuple[IO[bytes], int]:
     """The clip ``[start, end]`` of a video as an open MP4 file and its size in bytes.
 

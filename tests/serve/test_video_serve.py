@@ -35,12 +35,14 @@ VIDEO = "document.getElementById('video')"
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """``mmsim serve`` over a folder of a 6 s H.264 colour clip (a keyframe every second),
-    a 3 s VP9 one in WebM and two photos, indexed with a frame every second."""
+    a 3 s VP9 one in WebM, a 6 s still (one colour: one segment, longer than a clip may
+    be) and two photos, indexed with a frame every second."""
     root = tmp_path_factory.mktemp("video-serve")
     footage = root / "footage"
     (footage / "clips").mkdir(parents=True)
     colour_clip(footage / "clips" / "colours.mp4", seconds=SECONDS, gop=10)
     colour_clip(footage / "clips" / "colours.webm", seconds=3, codec="libvpx-vp9")
+    write_video(footage / "clips" / "still.mp4", [COLOURS[6]] * 10 * SECONDS, gop=10)
     write_images(footage / "photos", 2)
     matcher = Matcher("toy", progress=False)
     Index.build(footage, matcher, root / "idx", progress=False, video={"every": 1.0}).close()
@@ -94,18 +96,19 @@ def test_frames_are_moments_with_their_time_and_group_into_segments(served):
     spans = {h["video"]["key"]: 0.0 for h in segments}
     for hit in segments:  # the segments of one video do not overlap; all of it is found
         spans[hit["video"]["key"]] += hit["video"]["end"] - hit["video"]["start"]
-    assert spans == pytest.approx({"clips/colours.mp4": SECONDS, "clips/colours.webm": 3})
+    expected = {"clips/colours.mp4": SECONDS, "clips/colours.webm": 3, "clips/still.mp4": 6}
+    assert spans == pytest.approx(expected)
     photos = [h for h in grouped.json()["hits"] if not h.get("video")]
     assert len(photos) == 2 and all("video" not in h for h in photos)
 
     per_video = client.post("/api/search", json={"query": "a red car", "group": "videos"})
     assert per_video.json()["group"] == "videos"
     keys = [h["video"]["key"] for h in per_video.json()["hits"] if h.get("video")]
-    assert sorted(keys) == ["clips/colours.mp4", "clips/colours.webm"]
+    assert sorted(keys) == ["clips/colours.mp4", "clips/colours.webm", "clips/still.mp4"]
     similar = client.get(
         "/api/search/similar", params={"id": moments[0]["response_id"], "group": "videos"}
     )
-    assert len([h for h in similar.json()["hits"] if h.get("video")]) == 2
+    assert len([h for h in similar.json()["hits"] if h.get("video")]) == 3
     error(client.get("/api/search", params={"q": "x", "group": "scenes"}), 422, "group", "segments")
 
 
@@ -274,6 +277,11 @@ def test_a_clip_is_the_segment_as_mp4_within_the_limit(served, tmp_path):
     past_end = client.get(url, params={"start": 4, "end": 9})  # cut at the video's end
     assert past_end.status_code == 200
     assert past_end.headers["content-disposition"].endswith('_4.0-6.0s.mp4"')
+    # a segment longer than a clip may be: the part of it around the frame
+    still = frames(client, "still.mp4")[3]
+    kept = client.get(f"/api/items/{still['response_id']}/clip")
+    assert kept.status_code == 200, kept.text
+    assert kept.headers["content-disposition"].endswith(f'_{3 - MAX_CLIP / 2:.1f}-5.0s.mp4"')
     assert set(Path(tempfile.gettempdir()).glob("mmsim-clip-*")) == before  # nothing left
 
     error(
@@ -355,6 +363,16 @@ def test_the_page_plays_a_moment_from_its_time_with_its_segment_marked(served):
             "[r.status, r.headers.get('content-type'), (await r.arrayBuffer()).byteLength])"
         )
         assert saved[0] == 200 and saved[1] == "video/mp4" and saved[2] > 1000
+        # a segment longer than the service cuts: the clip is the part around its best
+        # frame (the limit read from the OpenAPI document), not a refusal
+        still = next(h for h in found["hits"] if h.get("video") and "still" in h["path"])
+        page.locator(f".card[data-id='{still['response_id']}'] .moment").click()
+        w = still["video"]
+        first = min(max(w["time"] - MAX_CLIP / 2, w["start"]), w["end"] - MAX_CLIP)
+        assert w["end"] - w["start"] > MAX_CLIP
+        assert page.get_attribute("#save-clip", "href") == (
+            f"api/items/{still['response_id']}/clip?start={first:g}&end={first + MAX_CLIP:g}"
+        )
 
         # a single frame: plays from its time, on past it
         page.select_option("#group", "frames")

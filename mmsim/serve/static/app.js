@@ -155,6 +155,15 @@ function momentTitle(v) {
 
 // what the player shows: the hit, where to start, where the segment ends (null: a frame)
 let playing = null; // { id, time, start, end, stopAt }
+let maxClip = Infinity; // the longest clip the service cuts (its OpenAPI document says)
+
+function clipSpan(v) {
+  // the segment, or (longer than the service cuts) a window of it around its best frame,
+  // as the service cuts a segment it grows itself
+  if (v.end - v.start <= maxClip) return [v.start, v.end];
+  const first = Math.min(Math.max(v.time - maxClip / 2, v.start), v.end - maxClip);
+  return [first, first + maxClip];
+}
 
 function play(hit) {
   const v = hit.video;
@@ -168,7 +177,8 @@ function play(hit) {
     ? `${name} · segment ${v.start_timecode}–${v.end_timecode} (${v.frames} frame${v.frames === 1 ? "" : "s"}), best at ${v.timecode}`
     : `${name} · ${v.timecode}`;
   // the clip: the segment, or (a single frame) the one the service grows around it
-  const span = grouped ? `?start=${v.start}&end=${v.end}` : "";
+  const [from, to] = grouped ? clipSpan(v) : [];
+  const span = grouped ? `?start=${from}&end=${to}` : "";
   $("save-clip").href = withToken(`api/items/${hit.response_id}/clip${span}`);
   $("timeline").hidden = true; // drawn once the duration is known
   video.src = withToken(`api/items/${hit.response_id}/video`) + `#t=${playing.start}`;
@@ -383,6 +393,7 @@ function takeLimits(doc) {
   }
   $("where").maxLength = search.where.maxLength;
   $("top-k").max = search.top_k.maximum;
+  maxClip = doc.paths["/api/items/{item_id}/clip"].get["x-max-seconds"];
 }
 
 ready()
