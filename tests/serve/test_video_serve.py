@@ -388,4 +388,12 @@ def test_the_page_plays_a_moment_from_its_time_with_its_segment_marked(served):
         page.wait_for_function(f"!{VIDEO}.paused && {VIDEO}.currentTime > {t + 0.15}")
         assert page.is_hidden("#segment")
         assert later["video"]["timecode"] in page.inner_text("#player-info")
+        # from the keyboard: Escape closes the player, Enter on the moment opens it again
+        page.focus("#video")
+        page.keyboard.press("Escape")
+        assert page.is_hidden("#player")
+        moment = f".card[data-id='{later['response_id']}'] .moment"
+        assert page.evaluate(f"document.activeElement === document.querySelector({moment!r})")
+        page.keyboard.press("Enter")
+        assert page.is_visible("#player")
         browser.close()

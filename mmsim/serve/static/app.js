@@ -240,13 +240,22 @@ $("timeline").addEventListener("click", (event) => {
   const box = $("timeline").getBoundingClientRect();
   if (video.duration > 0) video.currentTime = ((event.clientX - box.left) / box.width) * video.duration;
 });
-$("close-player").addEventListener("click", () => {
+function closePlayer() {
   const video = $("video");
   video.pause();
   video.removeAttribute("src");
   video.load();
   playing = null;
   $("player").hidden = true;
+}
+$("close-player").addEventListener("click", closePlayer);
+// from the keyboard: Escape in the player closes it, and focus goes back to the moment
+// that opened it (the video's own controls seek and pause from the keyboard)
+$("player").addEventListener("keydown", (event) => {
+  if (event.key !== "Escape" || !playing) return;
+  const opener = document.querySelector(`.card[data-id='${playing.id}'] .moment`);
+  closePlayer();
+  if (opener) opener.focus();
 });
 
 function getRequest(base) {
