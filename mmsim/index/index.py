@@ -44,7 +44,7 @@ from mmsim.index.record import (
     write_record,
 )
 from mmsim.index.snapshot import SHARDS_DIR, Snapshot, load_snapshot
-from mmsim.index.sources import Source, resolve_source, source_from_record
+from mmsim.index.sources import Source, current_record, resolve_source, source_from_record
 from mmsim.index.sync import UpdateReport, apply, backfill_photos, plan
 from mmsim.index.tuning import corpus_sample, prompts
 from mmsim.index.video_plan import VideoOptions
@@ -145,7 +145,7 @@ class Index:
         with _writing(folder, _RESUMES):
             if (folder / "index.json").is_file():
                 index = cls.open(folder, matcher)
-                if src.rescannable and index.record["source"] != src.record():
+                if src.rescannable and current_record(index.record["source"]) != src.record():
                     raise IndexSourceError(
                         f"index {folder} was built from {index.record['source']}, not from "
                         f"{src.record()}; use a new output folder, or `mmsim index update` "
@@ -205,7 +205,7 @@ class Index:
         src = (
             source_from_record(self.record["source"]) if source is None else resolve_source(source)
         )
-        moved = src.rescannable and src.record() != self.record["source"]
+        moved = src.rescannable and src.record() != current_record(self.record["source"])
         try:
             with _writing(self.folder, _RESUMES), WriteLock(self.folder):
                 self._manifest.writable()  # opened while the disk was full: not any more

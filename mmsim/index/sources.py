@@ -33,6 +33,10 @@ from mmsim.inputs.tables import read_table, under
 from mmsim.inputs.video import VIDEO_PATTERNS, is_video_path
 
 DEFAULT_INCLUDE = IMAGE_PATTERNS + VIDEO_PATTERNS
+# The default include that indexes built before videos were indexed recorded: it stands
+# for "the default", so building again with the same arguments resumes such an index
+# (and its updates find videos too) instead of calling it another source.
+_IMAGE_ONLY_DEFAULT = list(IMAGE_PATTERNS)
 ITEM_COLUMNS = ("image", "path", "file", "url", "text", "caption")
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq", ".txt")
 
@@ -358,8 +362,17 @@ def resolve_source(
     )
 
 
+def current_record(record: dict[str, Any]) -> dict[str, Any]:
+    """A source record of ``index.json`` as this version would write it for the same
+    arguments: the image-only default include of older indexes becomes today's default."""
+    if record.get("kind") == "folder" and record.get("include") == _IMAGE_ONLY_DEFAULT:
+        return {**record, "include": list(DEFAULT_INCLUDE)}
+    return record
+
+
 def source_from_record(record: dict[str, Any]) -> Source:
     """The source recorded in ``index.json``, to rescan on ``update``."""
+    record = current_record(record)
     kind = record.get("kind")
     if kind == "folder":
         return FolderSource(

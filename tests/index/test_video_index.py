@@ -7,6 +7,7 @@ sampling option needs, and skips a bad video with its reason until it changes.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from pathlib import Path
@@ -19,6 +20,8 @@ from mmsim import Matcher
 from mmsim.errors import ConfigError
 from mmsim.index import Index
 from mmsim.index.batches import LocalEngine
+from mmsim.index.errors import IndexSourceError
+from mmsim.inputs.folders import IMAGE_PATTERNS
 from mmsim.plugin.testing import write_images
 from tests.videos import COLOURS, colour_clip, corrupt_middle, write_video
 
@@ -243,3 +246,28 @@ def test_a_frame_asked_for_twice_is_stored_once_across_ranges_and_updates(matche
     report = index.update(progress=False, video={"every": "100ms"})  # lands on the same frames
     assert report.videos == {"resampled": 1} and report.frames_embedded == 0
     assert sorted(row[3] for row in frames(index).values()) == times
+
+
+def test_an_index_built_with_the_image_only_default_resumes_with_the_same_arguments(
+    matcher, tmp_path
+):
+    """Indexes written before videos recorded the image patterns as the default include:
+    building again with the same arguments resumes them (and finds the videos)."""
+    root = tmp_path / "footage"
+    write_images(root, 2)
+    index = Index.build(root, matcher, tmp_path / "idx", progress=False)
+    index.close()
+    recorded = json.loads((tmp_path / "idx" / "index.json").read_text())
+    recorded["source"]["include"] = list(IMAGE_PATTERNS)  # as the older mmsim wrote it
+    (tmp_path / "idx" / "index.json").write_text(json.dumps(recorded))
+    colour_clip(root / "v.mp4", seconds=2, fps=FPS)
+    again = Index.build(root, matcher, tmp_path / "idx", progress=False)
+    report = again.last_report
+    assert (report.unchanged, report.videos, report.frames_embedded) == (2, {"added": 1}, 1)
+    colour_clip(root / "w.mp4", seconds=2, fps=FPS)  # an update without arguments too
+    assert Index.open(tmp_path / "idx").update(progress=False).videos == {
+        "added": 1,
+        "unchanged": 1,
+    }
+    with pytest.raises(IndexSourceError, match="built from"):  # another include is not
+        Index.build(root, matcher, tmp_path / "idx", include=["*.png"], progress=False)
