@@ -497,26 +497,18 @@ class Manifest:
         """Every ``videos`` row, by key."""
         if not self.has_videos:
             return {}
-        out = {}
-        for row in self.conn.execute(
-            "SELECT key, path, size, mtime_ns, hash, sampling, info, frames, gaps, complete, "
-            "seq FROM videos"
-        ):
-            key, path, size, mtime, digest, sampling, info, frames, gaps, complete, seq = row
-            out[key] = StoredVideo(
-                key,
-                path,
-                size,
-                mtime,
-                digest,
-                json.loads(sampling),
-                json.loads(info),
-                int(frames),
-                json.loads(gaps),
-                bool(complete),
-                int(seq),
-            )
-        return out
+        rows = self.conn.execute(f"SELECT {_VIDEO_COLUMNS} FROM videos")
+        return {row[0]: _stored_video(row) for row in rows}
+
+    def video(self, key: str) -> StoredVideo | None:
+        """One ``videos`` row (None when there is none): what a search reads for the few
+        videos its hits are in (its sampling and stream info), never the whole table."""
+        if not self.has_videos:
+            return None
+        row = self.conn.execute(
+            f"SELECT {_VIDEO_COLUMNS} FROM videos WHERE key = ?", (key,)
+        ).fetchone()
+        return None if row is None else _stored_video(row)
 
     def frames_of(self, video: str) -> list[StoredFrame]:
         """The live frames of one video, by the time asked for."""
@@ -800,6 +792,27 @@ class Manifest:
 
     def forget_skipped(self, keys: Iterable[str]) -> None:
         self.conn.executemany("DELETE FROM skipped WHERE key = ?", ((k,) for k in keys))
+
+
+_VIDEO_COLUMNS = "key, path, size, mtime_ns, hash, sampling, info, frames, gaps, complete, seq"
+
+
+def _stored_video(row: Sequence[Any]) -> StoredVideo:
+    """A ``videos`` row read with :data:`_VIDEO_COLUMNS`, its JSON columns decoded."""
+    key, path, size, mtime, digest, sampling, info, frames, gaps, complete, seq = row
+    return StoredVideo(
+        key,
+        path,
+        size,
+        mtime,
+        digest,
+        json.loads(sampling),
+        json.loads(info),
+        int(frames),
+        json.loads(gaps),
+        bool(complete),
+        int(seq),
+    )
 
 
 def frame_key(video: str, sampled: float) -> str:

@@ -78,6 +78,9 @@ def test_a_folder_of_images_and_videos_is_indexed_as_timed_frames(matcher, tmp_p
         # the frame stored for second k is the frame shown then (its colour)
         assert colour_of(index, matcher, item_id) == int(time)
     assert all("video" not in r for r in rows.values() if r["path"].endswith((".jpg", ".png")))
+    one = index._manifest.video("clips/a.mp4")  # what a search reads of a hit's video
+    assert one.sampling["every"] == 1.0 and one.info["duration"] == pytest.approx(6, abs=0.2)
+    assert one.complete and one.frames == 6 and index._manifest.video("photos") is None
     # keyword search finds a video's frames by its folder and its name
     beach = index.search_page(keywords="beach", top_k=50).hits
     assert sorted(h["response_id"] for h in beach) == sorted(
