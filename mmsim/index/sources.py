@@ -24,6 +24,7 @@ from typing import Any
 from PIL import Image
 
 from mmsim.errors import ItemError
+from mmsim.files import digest_file
 from mmsim.index.errors import IndexSourceError
 from mmsim.index.manifest import ItemRecord
 from mmsim.inputs.detect import column, column_names, detect_modality, is_columnar
@@ -53,6 +54,19 @@ class SourceItem:
 @dataclass
 class Scan:
     items: list[SourceItem] = field(default_factory=list)
+
+
+def hash_or_fail(entry: SourceItem, failures: list[SourceItem]) -> bool:
+    """Take the content hash of an entry's file (only where its stat changed or it may
+    be a renamed copy: hashing reads the whole file); an unreadable file is appended to
+    ``failures`` with the reason, so the update records it as skipped."""
+    try:
+        entry.record.hash = digest_file(entry.item)
+        return True
+    except OSError as exc:
+        entry.problem = f"cannot read {entry.item}: {exc.strerror or exc}"
+        failures.append(entry)
+        return False
 
 
 def text_digest(text: str) -> str:

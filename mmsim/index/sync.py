@@ -20,11 +20,10 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from mmsim.errors import describe_item
-from mmsim.files import digest_file
 from mmsim.index.batches import BuildJob, Engine, chunks_of, commit_chunk, skip_row
 from mmsim.index.manifest import ItemRecord, Manifest
 from mmsim.index.photo import PHOTO_FIELDS, read_photo_metadata
-from mmsim.index.sources import SourceItem
+from mmsim.index.sources import SourceItem, hash_or_fail
 from mmsim.index.video_chunks import is_video_chunk, range_frames
 from mmsim.index.video_commits import VideoCommits
 from mmsim.index.video_plan import VideoOptions, VideoPlan, plan_videos, video_chunks
@@ -116,7 +115,7 @@ def plan(
             continue
         if record.size is not None:  # a file: size and mtime first, content if they moved
             same_stat = (record.size, record.mtime_ns) == (old.size, old.mtime_ns)
-            if not same_stat and not _hash(entry, out):
+            if not same_stat and not hash_or_fail(entry, out.failures):
                 continue
             same_content = same_stat or record.hash == old.hash
         else:  # a text or in-memory item (content hash) or a URL (never fetched again)
@@ -138,7 +137,7 @@ def plan(
             by_hash.setdefault(row.hash, []).append(row.id)
     for entry in new:
         needs_hash = by_hash and entry.record.hash is None and entry.record.size is not None
-        if needs_hash and not _hash(entry, out):
+        if needs_hash and not hash_or_fail(entry, out.failures):
             continue
         ids = by_hash.get(entry.record.hash or "")
         if ids:  # the same content under a new name: keep its row and vector
@@ -183,16 +182,6 @@ def backfill_photos(manifest: Manifest, batch: int = 500) -> int:
     with manifest.transaction():
         manifest.set_state("photo_metadata", 1)
     return len(rows)
-
-
-def _hash(entry: SourceItem, out: Plan) -> bool:
-    try:
-        entry.record.hash = digest_file(entry.item)
-        return True
-    except OSError as exc:
-        entry.problem = f"cannot read {entry.item}: {exc.strerror or exc}"
-        out.failures.append(entry)
-        return False
 
 
 def apply(

@@ -30,7 +30,7 @@ from typing import Any
 from mmsim.errors import ConfigError, positive_int
 from mmsim.files import digest_file
 from mmsim.index.manifest import ItemRecord, Manifest, StoredVideo, frame_key
-from mmsim.index.sources import SourceItem
+from mmsim.index.sources import SourceItem, hash_or_fail
 from mmsim.index.video_chunks import VideoRange
 from mmsim.inputs.video import Sampling, VideoError, probe, sample_times
 
@@ -106,16 +106,6 @@ def _moved(old: StoredVideo, record: ItemRecord) -> StoredVideo:
     )
 
 
-def _hashed(entry: SourceItem, out: VideoPlan) -> bool:
-    try:
-        entry.record.hash = digest_file(entry.item)
-        return True
-    except OSError as exc:
-        entry.problem = f"cannot read {entry.item}: {exc.strerror or exc}"
-        out.failures.append(entry)
-        return False
-
-
 def plan_videos(
     manifest: Manifest,
     scanned: Sequence[SourceItem],
@@ -145,7 +135,7 @@ def plan_videos(
             new.append(entry)
             continue
         if (record.size, record.mtime_ns) != (old.size, old.mtime_ns):
-            if not _hashed(entry, out):
+            if not hash_or_fail(entry, out.failures):
                 out.deletes.append(old.key)
                 continue
             if record.hash != old.hash:
@@ -166,7 +156,7 @@ def plan_videos(
         if row.hash is not None:
             by_hash.setdefault(row.hash, []).append(row)
     for entry in new:
-        if by_hash and entry.record.hash is None and not _hashed(entry, out):
+        if by_hash and entry.record.hash is None and not hash_or_fail(entry, out.failures):
             continue
         same = by_hash.get(entry.record.hash or "")
         if same:  # the same content under a new name: its frames follow it
