@@ -31,7 +31,12 @@ from mmsim.index.photo import read_photo_metadata
 from mmsim.index.snapshot import SHARDS_DIR
 from mmsim.index.sources import Source, SourceItem
 from mmsim.index.storage import write_shard
-from mmsim.index.video_chunks import ChunkFrames, embed_video_chunk, is_video_chunk
+from mmsim.index.video_chunks import (
+    ChunkFrames,
+    embed_video_chunk,
+    frames_ahead,
+    is_video_chunk,
+)
 from mmsim.matcher.matcher import Matcher
 from mmsim.plugin.schemas import EngineConfig
 from mmsim.spec.document import FILE as MATCHER_FILE
@@ -203,7 +208,8 @@ class LocalEngine:
 
             def ahead(chunk: Chunk) -> Future[dict[int, str]] | ChunkFrames:
                 if is_video_chunk(chunk):
-                    return ChunkFrames(chunk)  # its own thread, decoding from now on
+                    # its own thread, decoding from now on
+                    return ChunkFrames(chunk, frames_ahead(job.matcher))
                 return pool.submit(inspect_files, chunk)
 
             pending = ahead(chunks[0]) if chunks else None

@@ -28,7 +28,7 @@ import numpy as np
 from mmsim.inputs.video import Frame, Gap, VideoError, read_frames, timecode
 from mmsim.matcher.matcher import Matcher
 
-_DEPTH = 16  # frames decoded ahead of the model, per reader
+_DEPTH = 16  # the fewest frames a reader decodes ahead of the model
 _SAME_TIME = 1e-6  # two presentation times this close are one frame
 
 
@@ -70,13 +70,21 @@ def _check_stat(rng: VideoRange, when: str) -> None:
         )
 
 
-class ChunkFrames:
-    """A thread decoding a video chunk's ranges; iterate to get ``("frame", i, Frame)``
-    and ``("done", i, gaps, error)`` events in order. :meth:`close` stops it early."""
+def frames_ahead(matcher: Matcher) -> int:
+    """How many frames a reader decodes ahead: a whole batch of the model's, so that the
+    next batch is ready when the model is free (with fewer, the model waits for the
+    rest of its batch to be decoded after each one). Memory: a batch of images a reader."""
+    return max(_DEPTH, matcher.spec.runtime.batch_size)
 
-    def __init__(self, chunk: list[tuple[Any, Any]]) -> None:
+
+class ChunkFrames:
+    """A thread decoding a video chunk's ranges, at most ``depth`` frames ahead of the
+    consumer; iterate to get ``("frame", i, Frame)`` and ``("done", i, gaps, error)``
+    events in order. :meth:`close` stops it early."""
+
+    def __init__(self, chunk: list[tuple[Any, Any]], depth: int = _DEPTH) -> None:
         self.ranges: list[VideoRange] = [entry.item for entry, _ in chunk]
-        self.queue: queue.Queue[tuple[Any, ...]] = queue.Queue(maxsize=_DEPTH)
+        self.queue: queue.Queue[tuple[Any, ...]] = queue.Queue(maxsize=depth)
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, name="mmsim-video", daemon=True)
         self.thread.start()
@@ -159,7 +167,7 @@ def embed_video_chunk(
     is started here). Returns the float32 vectors (one per shard row) and, per range,
     ``{"rows": [[row, sampled, time, frame], ...], "gaps": [[start, end, reason], ...],
     "error": reason or None}``."""
-    reader = frames if frames is not None else ChunkFrames(chunk)
+    reader = frames if frames is not None else ChunkFrames(chunk, frames_ahead(matcher))
     results: list[dict[str, Any]] = [{"rows": [], "gaps": [], "error": None} for _ in chunk]
     requests = [_Requests(entry.item) for entry, _ in chunk]
     batch = matcher.spec.runtime.batch_size
