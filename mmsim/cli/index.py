@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -73,9 +74,15 @@ def _report(report, folder) -> None:  # type: ignore[no-untyped-def]
         print(f"  ... and {len(report.skipped) - 20} more (see `mmsim index info`)")
     for gap in report.gaps[:20]:
         print(
-            f"  unreadable part of {gap['item']}: {timecode(gap['start'])}-"
-            f"{timecode(gap['end'])} ({gap['reason']}); the frames around it are indexed"
+            f"  unreadable part of {gap['item']}: {_span(gap)} ({gap['reason']}); the frames "
+            "around it are indexed"
         )
+    if len(report.gaps) > 20:
+        print(f"  ... and {len(report.gaps) - 20} more unreadable parts (`mmsim index info`)")
+
+
+def _span(gap: dict[str, Any]) -> str:
+    return f"{timecode(gap['start'])}-{timecode(gap['end'])}"
 
 
 def info(cfg: DictConfig) -> None:
@@ -101,6 +108,10 @@ def info(cfg: DictConfig) -> None:
             "both": f"every {video['every']:g} s and at shot changes",
         }[video["mode"]]
         print(f"videos    sampled {how}, at most {video['max_frames']} frames each")
+        for gap in details["gaps"][:20]:
+            print(f"  unreadable {gap['item']} {_span(gap)}: {gap['reason']}")
+        if len(details["gaps"]) > 20:
+            print(f"  ... and {len(details['gaps']) - 20} more unreadable parts (format=json)")
     print(f"model     {encoder['name']} {encoder.get('checkpoint', '')}")
     print(f"vectors   {details['dim']} dims, {details['dtype']}, {details['shards']} shards")
     print(f"on disk   {details['size_bytes'] / 1e6:.1f} MB")

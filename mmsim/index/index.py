@@ -575,6 +575,11 @@ class Index:
                 {"key": key, "item": item, "reason": reason}
                 for key, (_size, _mtime, reason, item) in skipped.items()
             ],
+            "gaps": [  # parts of indexed videos the decoder could not read
+                {"key": video.key, "item": video.path, **gap}
+                for video in self._manifest.videos().values()
+                for gap in video.gaps
+            ],
             "ann": None,
         }
         if ann is not None:

@@ -33,7 +33,7 @@ class VideoCommits:
         self.remaining = Counter(entry.record.key for entry, _ in ranges)
         self.failed: set[str] = set()
         self.embedded = 0
-        self.gaps: list[dict[str, Any]] = []
+        self._gaps: list[tuple[str, str, dict[str, Any]]] = []  # key, file, gap (as merged)
 
     def commit(self, chunk: Chunk, embedded: Embedded, dtype: str) -> list[dict[str, Any]]:
         """Commit one embedded video chunk; returns the skip rows of videos it failed."""
@@ -70,10 +70,9 @@ class VideoCommits:
                 video.frames += added
                 self.embedded += added
                 for start, end, reason in result["gaps"]:
-                    gap = {"start": start, "end": end, "reason": reason}
-                    if gap not in video.gaps:
-                        video.gaps.append(gap)
-                        self.gaps.append({"key": key, "item": entry.item.path, **gap})
+                    gap = _add_gap(video.gaps, start, end, reason)
+                    if gap is not None:
+                        self._gaps.append((key, entry.item.path, gap))
                 video.seq = seq
                 if self.remaining[key] == 0:
                     video.complete = True
@@ -83,6 +82,16 @@ class VideoCommits:
                 manifest.put_video(video)
         return skips
 
+    @property
+    def gaps(self) -> list[dict[str, Any]]:
+        """The gaps found in this run, for the report: ``{key, item, start, end, reason}``
+        (as merged with what was read after them), none of a video that failed since."""
+        return [
+            {"key": key, "item": item, **gap}
+            for key, item, gap in self._gaps
+            if key not in self.failed
+        ]
+
     def _fail(self, entry: SourceItem, reason: str) -> dict[str, Any]:
         """Inside the commit's transaction: the video goes, all its frames with it."""
         key = entry.record.key
@@ -91,6 +100,21 @@ class VideoCommits:
         item = describe_item(entry.item.path)
         self.manifest.record_skipped(entry.record, item, reason)
         return {"key": key, "item": item, "reason": reason}
+
+
+def _add_gap(
+    gaps: list[dict[str, Any]], start: float, end: float, reason: str
+) -> dict[str, Any] | None:
+    """Add a span the decoder could not read to a video's ``gaps``. A span overlapping
+    one of the same reason widens it instead (the same damage is met again by a seek
+    back, or by the neighbouring range, from another start): one damaged part is one
+    gap. Returns the new gap, or None where an existing one took the span."""
+    for gap in gaps:
+        if gap["reason"] == reason and start <= gap["end"] and gap["start"] <= end:
+            gap["start"], gap["end"] = min(gap["start"], start), max(gap["end"], end)
+            return None
+    gaps.append({"start": start, "end": end, "reason": reason})
+    return gaps[-1]
 
 
 def _unreadable(video: StoredVideo) -> str:

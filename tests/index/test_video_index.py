@@ -22,7 +22,7 @@ from mmsim.index import Index
 from mmsim.index.batches import LocalEngine
 from mmsim.index.errors import IndexSourceError
 from mmsim.inputs.folders import IMAGE_PATTERNS
-from mmsim.plugin.testing import write_images
+from mmsim.plugin.testing import run_cli, write_images
 from tests.videos import COLOURS, colour_clip, corrupt_middle, write_video
 
 FPS = 10
@@ -274,3 +274,29 @@ def test_an_index_built_with_the_image_only_default_resumes_with_the_same_argume
     }
     with pytest.raises(IndexSourceError, match="built from"):  # another include is not
         Index.build(root, matcher, tmp_path / "idx", include=["*.png"], progress=False)
+
+
+def test_the_cli_builds_reports_and_resamples_videos(tmp_path):
+    root = tmp_path / "footage"
+    root.mkdir()
+    colour_clip(root / "good.mp4", seconds=4, fps=FPS)
+    corrupt_middle(root / "damaged.mp4", 1.0, 2.0)
+    (root / "bad.mp4").write_bytes(b"not a video" * 50)
+    out = tmp_path / "idx"
+    built = run_cli(
+        "index", "build", f"source={root}", f"output={out}", "encoder=toy", "video.every=1s",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    # the damaged second is one gap, however often reading met it
+    assert "videos: 2 added (7 frames embedded, 0 deleted, 1 unreadable gaps)" in built.stdout
+    assert f"skipped '{root / 'bad.mp4'}': it is not a video file" in built.stdout
+    assert built.stdout.count(f"unreadable part of {root / 'damaged.mp4'}: 00:00:0") == 1
+    info = run_cli("index", "info", str(out), cwd=tmp_path).stdout
+    assert "7 frames of 2 videos" in info and "videos    sampled every 1 s, at most 2000" in info
+    assert f"  unreadable {root / 'damaged.mp4'} 00:00:0" in info  # the gap, kept
+    again = run_cli("index", "update", str(out), "video.every=2s", cwd=tmp_path)
+    assert "videos: 2 resampled (" in again.stdout, again.stderr
+    assert "sampled every 2 s" in run_cli("index", "info", str(out), cwd=tmp_path).stdout
+    wrong = run_cli("index", "update", str(out), "video.every=soon", cwd=tmp_path)
+    assert wrong.returncode != 0 and "video.every" in wrong.stderr
