@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,11 +49,6 @@ class SourceItem:
     record: ItemRecord
     item: Any
     problem: str | None = None  # why it cannot be embedded, found while scanning
-
-
-@dataclass
-class Scan:
-    items: list[SourceItem] = field(default_factory=list)
 
 
 def hash_or_fail(entry: SourceItem, failures: list[SourceItem]) -> bool:

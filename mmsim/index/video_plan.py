@@ -22,6 +22,7 @@ embed run in a few threads (PyAV decodes without the GIL).
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
@@ -249,8 +250,12 @@ def _ranges(
     have = sorted(f.time for f in kept)
     for start in range(0, len(missing), options.chunk):
         part = missing[start : start + options.chunk]
-        later = [t for t in have if t >= part[0] - 1e-6]  # what the range's requests may land on
-        rng = VideoRange(str(entry.item), part, later, record.size, record.mtime_ns)
+        # the stored frames the range's requests may land on: from its first time to the
+        # first stored frame after its last (not every later one: a long video's ranges
+        # would each carry all of them)
+        lo = bisect_left(have, part[0] - 1e-6)
+        hi = bisect_right(have, part[-1] + 1e-6)
+        rng = VideoRange(str(entry.item), part, have[lo : hi + 1], record.size, record.mtime_ns)
         out.ranges.append((SourceItem(record, rng), None))
 
 
