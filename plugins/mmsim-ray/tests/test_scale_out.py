@@ -1,5 +1,6 @@
 """The Ray engine on a real local Ray cluster (one per test session): a build on Ray
-equals a local build, a SIGKILLed driver resumes without re-embedding what was
+equals a local build (images, and videos whose time ranges are chunks of their own
+that the actors share), a SIGKILLed driver resumes without re-embedding what was
 committed, bad items are recorded once, shards travel through a staging URL, and the
 core never imports Ray."""
 
@@ -42,13 +43,15 @@ def matcher_of(tiny_clip_dir: Path) -> Matcher:
 
 
 def content(index: Index) -> dict[str, tuple[dict, np.ndarray]]:
-    """Every live row by key-like identity (path or text or content hash), with its
-    metadata and vector."""
+    """Every live row by key-like identity (path or text or content hash; a frame's path
+    and time), with its metadata and vector."""
     live = index._manifest.live().ids
     rows = index.items(live)
     out = {}
     for item_id, row in rows.items():
         ident = row.get("path") or row.get("text") or str(row["metadata"])
+        if "video" in row:
+            ident += f"#{row['video']['time']}"
         out[ident] = (row["metadata"], index.vectors([item_id])[0])
     return out
 
@@ -64,12 +67,21 @@ def assert_same(got: Index, want: Index) -> None:
 
 
 def test_cli_build_on_ray_equals_a_local_build(cluster, tiny_clip_dir, tmp_path):
+    """Images and videos: a long video is split into time ranges, each a chunk of its
+    own that any actor of the pool embeds (decoding just that range)."""
     from mmsim.cli.index import build
     from mmsim.config import compose
+    from tests.videos import colour_clip
 
     root = tmp_path / "photos"
     write_collection(root)  # 8 images and one unreadable file
-    local = Index.build(root, matcher_of(tiny_clip_dir), tmp_path / "local", progress=False)
+    (root / "clips").mkdir()
+    colour_clip(root / "clips" / "long.mp4", seconds=12)  # three ranges of 4 frames
+    colour_clip(root / "clips" / "short.webm", seconds=3, codec="libvpx-vp9")
+    video = {"every": 1, "chunk": 4}
+    local = Index.build(
+        root, matcher_of(tiny_clip_dir), tmp_path / "local", video=video, progress=False
+    )
     staging = tmp_path / "staging"
     common = [
         f"source={root}",
@@ -79,11 +91,20 @@ def test_cli_build_on_ray_equals_a_local_build(cluster, tiny_clip_dir, tmp_path)
         "runtime.progress=false",
         "engine=ray",
         "engine.actors=2",
+        "video.every=1s",
+        "video.chunk=4",
         f"output={tmp_path / 'ray'}",
     ]
     build(compose("index_build", [*common, f"engine.staging=file://{staging}"]))
     on_ray = Index.open(tmp_path / "ray")
     assert_same(on_ray, local)
+    assert on_ray.info()["frames"] == 15
+    with __import__("sqlite3").connect(tmp_path / "ray" / "manifest.sqlite") as conn:
+        rows = conn.execute(
+            "SELECT s.rows FROM shards s WHERE s.id IN "
+            "(SELECT i.shard FROM items i JOIN frames f ON f.id = i.id)"
+        ).fetchall()
+    assert sorted(r for (r,) in rows) == [3, 4, 4, 4]  # a chunk (and a shard) per range
     assert [s["item"] for s in on_ray.info()["skipped"]] == [
         describe_item(str(root / "broken.jpg"))
     ]
@@ -91,6 +112,7 @@ def test_cli_build_on_ray_equals_a_local_build(cluster, tiny_clip_dir, tmp_path)
     assert not any(p.is_file() for p in staging.rglob("*"))  # ... and every one was moved in
     again = mmsim_ray.update(Index.open(tmp_path / "ray"), progress=False)
     assert (again.added, again.changed, again.skipped) == (0, 0, [])  # bad item not retried
+    assert again.videos == {"unchanged": 2} and again.frames_embedded == 0
 
 
 def png(seed: int) -> bytes:
@@ -162,45 +184,6 @@ def test_a_sigkilled_driver_resumes_without_re_embedding(cluster, tiny_clip_dir,
     with __import__("sqlite3").connect(out / "manifest.sqlite") as conn:
         known = {row[0] for row in conn.execute("SELECT file FROM shards")}
     assert {p.name for p in (out / "shards").iterdir()} == known  # orphans of the dead run gone
-
-
-def test_a_long_video_is_split_into_time_ranges_across_actors(cluster, tmp_path):
-    from tests.videos import colour_clip
-
-    root = tmp_path / "footage"
-    root.mkdir()
-    colour_clip(root / "long.mp4", seconds=12)
-    colour_clip(root / "short.webm", seconds=3, codec="libvpx-vp9")
-    video = {"every": "1s", "chunk": 4}  # long.mp4: three ranges of 4 frames
-    engine = mmsim_ray.EngineOptions(actors=2)
-    matcher = Matcher("toy", progress=False)
-    on_ray = mmsim_ray.build(
-        root, matcher, tmp_path / "ray", engine=engine, video=video, progress=False
-    )
-    report = on_ray.last_report
-    assert report.videos == {"added": 2} and report.frames_embedded == 15
-    local = Index.build(root, matcher, tmp_path / "local", video=video, progress=False)
-    a, b = frames_of(on_ray), frames_of(local)
-    assert sorted(a) == sorted(b) and len(a) == 15
-    for key, (at, vector) in b.items():
-        assert a[key][0] == at
-        np.testing.assert_allclose(a[key][1], vector, atol=1e-6)
-    with __import__("sqlite3").connect(tmp_path / "ray" / "manifest.sqlite") as conn:
-        shards = conn.execute("SELECT rows FROM shards ORDER BY rows").fetchall()
-    assert sorted(r for (r,) in shards) == [3, 4, 4, 4]  # a chunk per range: actors share them
-
-
-def frames_of(index: Index) -> dict[str, tuple[float, np.ndarray]]:
-    """Every frame row: its key -> (time, vector)."""
-    ids = index.ids()
-    rows, vectors = index.items(ids), index.vectors(ids)
-    with __import__("sqlite3").connect(index.folder / "manifest.sqlite") as conn:
-        keys = dict(conn.execute("SELECT id, key FROM items WHERE deleted = 0").fetchall())
-    return {
-        keys[i]: (rows[i]["video"]["time"], v)
-        for i, v in zip(ids.tolist(), vectors, strict=True)
-        if "video" in rows[i]
-    }
 
 
 @pytest.mark.parametrize(
