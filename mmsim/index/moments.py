@@ -29,7 +29,6 @@ frames pass through unchanged.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -151,11 +150,11 @@ class Timelines:
             typical = float(np.median(scores[usable]))
             if self.keep is not None:
                 usable[usable] = self.keep(scores[usable])
-        video = self._video(key)
+        video = self.manifest.video(key)  # one row: a search reads only its hits' videos
         step = float(np.median(np.diff(times))) if times.size > 1 else 0.0
-        if step <= 0:  # one frame: it stands for one sampling interval
-            step = float(video.get("sampling", {}).get("every") or 0.0)
-        duration = video.get("info", {}).get("duration")
+        if step <= 0 and video is not None:  # one frame: it stands for one sampling interval
+            step = float(video.sampling.get("every") or 0.0)
+        duration = None if video is None else video.info.get("duration")
         return Timeline(
             key,
             ids,
@@ -168,14 +167,6 @@ class Timelines:
             typical if usable.any() else None,
             np.diff(times) <= GAP_STEPS * step + 1e-9,
         )
-
-    def _video(self, key: str) -> dict[str, Any]:
-        """The video's sampling and stream info (one row, not the whole table: a search
-        reads the few videos its hits are in)."""
-        row = self.manifest.conn.execute(
-            "SELECT sampling, info FROM videos WHERE key = ?", (key,)
-        ).fetchone()
-        return {} if row is None else {"sampling": json.loads(row[0]), "info": json.loads(row[1])}
 
 
 def group_hits(

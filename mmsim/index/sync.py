@@ -67,7 +67,8 @@ class UpdateReport:
                 f"; videos: {videos or 'none changed'} ({self.frames_embedded} frames "
                 f"embedded, {self.frames_deleted} deleted"
             )
-            text += f", {len(self.gaps)} unreadable gaps)" if self.gaps else ")"
+            gaps = len(self.gaps)
+            text += f", {gaps} unreadable gap{'s' if gaps != 1 else ''})" if gaps else ")"
         return text + f" in {self.seconds:.1f} s"
 
 

@@ -195,7 +195,9 @@ class Info(BaseModel):
     images: int
     texts: int
     videos: int | None = Field(None, description="video files indexed as frames")
-    frames: int | None = Field(None, description="frames of videos (image items, in `images`)")
+    frames: int | None = Field(
+        None, description="sampled frames of videos (image items, not counted in `images`)"
+    )
     video: dict[str, Any] | None = Field(
         None, description="how videos are sampled into frames (every, mode, max_frames, ...)"
     )

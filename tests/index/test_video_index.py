@@ -289,7 +289,7 @@ def test_the_cli_builds_reports_and_resamples_videos(tmp_path):
     )  # fmt: skip
     assert built.returncode == 0, built.stderr
     # the damaged second is one gap, however often reading met it
-    assert "videos: 2 added (7 frames embedded, 0 deleted, 1 unreadable gaps)" in built.stdout
+    assert "videos: 2 added (7 frames embedded, 0 deleted, 1 unreadable gap)" in built.stdout
     assert f"skipped '{root / 'bad.mp4'}': it is not a video file" in built.stdout
     assert built.stdout.count(f"unreadable part of {root / 'damaged.mp4'}: 00:00:0") == 1
     info = run_cli("index", "info", str(out), cwd=tmp_path).stdout
