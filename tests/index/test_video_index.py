@@ -290,11 +290,13 @@ def test_the_cli_builds_reports_and_resamples_videos(tmp_path):
     assert built.returncode == 0, built.stderr
     # the damaged second is one gap, however often reading met it
     assert "videos: 2 added (7 frames embedded, 0 deleted, 1 unreadable gap)" in built.stdout
-    assert f"skipped '{root / 'bad.mp4'}': it is not a video file" in built.stdout
-    assert built.stdout.count(f"unreadable part of {root / 'damaged.mp4'}: 00:00:0") == 1
+    # (a long path is cut in the middle, keeping the file name: asserted on its end)
+    assert "bad.mp4': it is not a video file" in built.stdout
+    assert built.stdout.count("damaged.mp4: 00:00:0") == 1
+    assert built.stdout.count("unreadable part of ") == 1
     info = run_cli("index", "info", str(out), cwd=tmp_path).stdout
     assert "7 frames of 2 videos" in info and "videos    sampled every 1 s, at most 2000" in info
-    assert f"  unreadable {root / 'damaged.mp4'} 00:00:0" in info  # the gap, kept
+    assert "  unreadable " in info and "damaged.mp4 00:00:0" in info  # the gap, kept
     again = run_cli("index", "update", str(out), "video.every=2s", cwd=tmp_path)
     assert "videos: 2 resampled (" in again.stdout, again.stderr
     assert "sampled every 2 s" in run_cli("index", "info", str(out), cwd=tmp_path).stdout
