@@ -70,7 +70,14 @@ def _resize(image: Image.Image, size: tuple[int, int], spec: dict[str, Any]) -> 
     for axis, (before, after) in ((1, (image.width, size[1])), (0, (image.height, size[0]))):
         if before != after:  # horizontal pass first, then vertical, as torch does
             weights, bits = _fixed_point(resample_matrix(before, after, interpolation))
-            moved = np.tensordot(weights, np.moveaxis(out, axis, 0), axes=(1, 0))
+            # in float64, so BLAS does the product (numpy's integer tensordot is a plain
+            # loop: ~1 s a 720p frame); every partial sum is an integer below 2**53
+            # (int16 weights x uint8 pixels x a row), so the result is exact
+            moved = np.tensordot(
+                weights.astype(np.float64),
+                np.moveaxis(out, axis, 0).astype(np.float64),
+                axes=(1, 0),
+            ).astype(np.int64)
             out = np.moveaxis(np.clip(((1 << (bits - 1)) + moved) >> bits, 0, 255), 0, axis)
     return out.astype(np.uint8)
 
