@@ -723,17 +723,6 @@ class Manifest:
         if self.has_videos:  # a deleted frame is no frame any more
             self.conn.executemany("DELETE FROM frames WHERE id = ?", ((i,) for i in ids))
 
-    def frame_times(self, video: str) -> set[float]:
-        """The presentation times (rounded to the microsecond) of a video's live frames."""
-        return {
-            round(float(t), 6)
-            for (t,) in self.conn.execute(
-                "SELECT f.time FROM frames f JOIN items i ON i.id = f.id "
-                "WHERE f.video = ? AND i.deleted = 0",
-                (video,),
-            )
-        }
-
     def put_video(self, video: StoredVideo) -> None:
         """Insert or replace a ``videos`` row (a video being indexed is not skipped)."""
         self.conn.execute("DELETE FROM skipped WHERE key = ?", (video.key,))

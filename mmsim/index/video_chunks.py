@@ -36,11 +36,15 @@ _SAME_TIME = 1e-6  # two presentation times this close are one frame
 class VideoRange:
     """Part of one video to embed: the sampled ``times`` (ascending) to read, the
     presentation ``have`` times of the frames around them already stored (a request
-    landing on one of those is not embedded again) and the file's stat as scanned."""
+    landing on one of those is not embedded again), ``until``: the first time of the
+    video's next range (a frame at or after it is that range's: a request here may land
+    on the frame the next range's first request lands on, and a frame is embedded once)
+    and the file's stat as scanned."""
 
     path: str
     times: list[float]
     have: list[float] = field(default_factory=list)
+    until: float | None = None
     size: int | None = None
     mtime_ns: int | None = None
 
@@ -139,14 +143,18 @@ class ChunkFrames:
 
 class _Requests:
     """Which sampled time each frame read for a range answers: a frame is the first at
-    or after every request since the previous frame; it is keyed by the earliest."""
+    or after every request since the previous frame; it is keyed by the earliest. A
+    frame at or after the range's ``until`` answers none of its requests."""
 
     def __init__(self, rng: VideoRange) -> None:
         self.times = rng.times
         self.next = 0
         self.have = rng.have
+        self.until = rng.until
 
     def sampled(self, frame: Frame) -> float | None:
+        if self.until is not None and frame.time >= self.until - _SAME_TIME:
+            return None  # the next range's (its first request lands on it)
         served = self.next
         while served < len(self.times) and self.times[served] <= frame.time + _SAME_TIME:
             served += 1

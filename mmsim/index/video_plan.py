@@ -255,7 +255,10 @@ def _ranges(
         # would each carry all of them)
         lo = bisect_left(have, part[0] - 1e-6)
         hi = bisect_right(have, part[-1] + 1e-6)
-        rng = VideoRange(str(entry.item), part, have[lo : hi + 1], record.size, record.mtime_ns)
+        until = missing[start + options.chunk] if start + options.chunk < len(missing) else None
+        rng = VideoRange(
+            str(entry.item), part, have[lo : hi + 1], until, record.size, record.mtime_ns
+        )
         out.ranges.append((SourceItem(record, rng), None))
 
 
