@@ -31,6 +31,7 @@ from mmsim.index.photo import read_photo_metadata
 from mmsim.index.snapshot import SHARDS_DIR
 from mmsim.index.sources import Source, SourceItem
 from mmsim.index.storage import write_shard
+from mmsim.index.vector_source import given_vectors
 from mmsim.index.video_chunks import (
     ChunkFrames,
     embed_video_chunk,
@@ -146,22 +147,27 @@ def embed_chunk(
         file = f"{uuid.uuid4().hex[:16]}.npy"
         checksum = write_shard(shards / file, vectors.astype(dtype))
         return Embedded(file, checksum, [], {}, video=ranges)
-    hashes = hash_files(chunk)
-    modality = chunk[0][0].record.modality
-    result = matcher.extract_embedding(
-        [entry.item for entry, _ in chunk], modality=modality, on_error="skip", progress=False
-    )
-    vectors = np.asarray(result.embeddings, dtype=np.float32)
-    finite = np.isfinite(vectors).all(axis=1)
-    kept = [pos for pos, ok in zip(result.indices, finite, strict=True) if ok]
-    failures = {s.index: s.reason for s in result.skipped}
-    for pos, ok in zip(result.indices, finite, strict=True):
-        if not ok:
-            failures[pos] = "the model returned a non-finite embedding"
+    if chunk[0][0].vector is not None:  # precomputed: stored as given, normalised
+        vectors, kept, failures = given_vectors([entry for entry, _ in chunk])
+        hashes: dict[int, str] = {}
+    else:
+        hashes = hash_files(chunk)
+        modality = chunk[0][0].record.modality
+        result = matcher.extract_embedding(
+            [entry.item for entry, _ in chunk], modality=modality, on_error="skip", progress=False
+        )
+        vectors = np.asarray(result.embeddings, dtype=np.float32)
+        finite = np.isfinite(vectors).all(axis=1)
+        kept = [pos for pos, ok in zip(result.indices, finite, strict=True) if ok]
+        failures = {s.index: s.reason for s in result.skipped}
+        for pos, ok in zip(result.indices, finite, strict=True):
+            if not ok:
+                failures[pos] = "the model returned a non-finite embedding"
+        vectors = vectors[finite]
     if not kept:
         return Embedded(None, None, [], failures, hashes)
     file = f"{uuid.uuid4().hex[:16]}.npy"
-    checksum = write_shard(shards / file, vectors[finite].astype(dtype))
+    checksum = write_shard(shards / file, vectors.astype(dtype))
     return Embedded(file, checksum, kept, failures, hashes)
 
 

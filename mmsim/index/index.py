@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import shutil
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -44,9 +44,11 @@ from mmsim.index.record import (
     write_record,
 )
 from mmsim.index.snapshot import SHARDS_DIR, Snapshot, load_snapshot
-from mmsim.index.sources import Source, current_record, resolve_source, source_from_record
+from mmsim.index.source_choice import resolve_source, source_from_record
+from mmsim.index.sources import Source, current_record
 from mmsim.index.sync import UpdateReport, apply, backfill_photos, plan
 from mmsim.index.tuning import corpus_sample, prompts
+from mmsim.index.vector_source import Embeddings
 from mmsim.index.video_plan import VideoOptions
 from mmsim.inputs.tables import read_table
 from mmsim.matcher.matcher import Matcher
@@ -54,6 +56,7 @@ from mmsim.retrieval.options import SearchOptions
 from mmsim.retrieval.query import Item, Query, QueryError
 from mmsim.scoring.report import CalibrationReport
 from mmsim.spec.document import FILE as MATCHER_FILE
+from mmsim.spec.document import encoder_identity
 
 Hit = dict[str, Any]
 _INT64 = (-(2**63), 2**63 - 1)  # the ids a manifest row can have
@@ -142,6 +145,7 @@ class Index:
             modality=modality,
         )
         folder = Path(output).expanduser().resolve()
+        src.check_model(matcher.embedding_dim, encoder_identity(matcher.spec), f"index {folder}")
         with _writing(folder, _RESUMES):
             if (folder / "index.json").is_file():
                 index = cls.open(folder, matcher)
@@ -158,6 +162,38 @@ class Index:
                 src, commit_every=commit_every, progress=progress, engine=chosen, video=video
             )
         return index
+
+    @classmethod
+    def build_from_embeddings(
+        cls,
+        vectors: Any,
+        matcher: Matcher,
+        output: str | Path,
+        *,
+        items: Sequence[Any] | None = None,
+        keys: Sequence[Any] | None = None,
+        metadata: Mapping[str, Sequence[Any]] | None = None,
+        modality: str | Sequence[str] = "image",
+        encoder: Mapping[str, Any] | None = None,
+        dtype: str = "float32",
+        commit_every: int = 65536,
+        progress: bool = True,
+    ) -> Index:
+        """Index vectors made elsewhere (``vectors``: n x dim, by ``matcher``'s model)
+        without embedding them again; ``matcher`` embeds the queries. ``items``: what
+        each vector was made from (image paths / URLs or texts, shown in hits),
+        ``keys``: stable ids (default: the items, else row numbers), ``metadata``:
+        columns for ``where=`` filters, ``modality``: ``"image"``, ``"text"`` or one per
+        row, ``encoder``: the identity of the towers that made them (as ``mmsim embed``
+        records it), checked against ``matcher``'s; the dimension is always checked.
+        Building again into ``output`` with other vectors updates it as :meth:`build`
+        does (new keys added, changed vectors replaced, missing keys deleted)."""
+        given = Embeddings(
+            vectors, items=items, keys=keys, metadata=metadata, modalities=modality, encoder=encoder
+        )
+        return cls.build(
+            given, matcher, output, dtype=dtype, commit_every=commit_every, progress=progress
+        )
 
     # -- the matcher ------------------------------------------------------------------------
     @property
@@ -211,6 +247,7 @@ class Index:
                 self._manifest.writable()  # opened while the disk was full: not any more
                 self._manifest.upgrade()  # an index of an older mmsim gains its keyword table
                 self._clean_orphans()
+                src.check_model(self.dim, self.record["encoders"], f"index {self.folder}")
                 scanned = src.scan()
                 if not scanned and self._manifest.counts()["items"] == 0:
                     raise IndexSourceError(f"the source ({src.describe()}) holds no items to index")

@@ -234,6 +234,7 @@ class Manifest:
         self.version = version
         # read as an immutable file while its files are as fingerprinted (module docstring)
         self.frozen_as = frozen_as
+        self._columns: list[str] | None = None  # metadata columns, held in a transaction
 
     # -- opening ------------------------------------------------------------------------
     @classmethod
@@ -401,6 +402,7 @@ class Manifest:
         with reporting_full_disk(f"manifest {self.path}", self.path):  # SQLite names no file
             self.writable()
             self.conn.execute("BEGIN IMMEDIATE")
+            self._columns = self.metadata_columns()  # no other writer until COMMIT
             try:
                 yield self.conn
                 self.conn.execute("COMMIT")
@@ -408,6 +410,8 @@ class Manifest:
                 if self.conn.in_transaction:
                     self.conn.execute("ROLLBACK")
                 raise
+            finally:
+                self._columns = None
 
     @contextmanager
     def snapshot(self) -> Iterator[sqlite3.Connection]:
@@ -453,7 +457,10 @@ class Manifest:
 
     # -- reading ------------------------------------------------------------------------
     def metadata_columns(self) -> list[str]:
-        """Names of the metadata columns, in the order they were added."""
+        """Names of the metadata columns, in the order they were added (held while
+        this process writes: a commit of thousands of rows reads them once)."""
+        if self._columns is not None:
+            return list(self._columns)
         return list(self.get_state("metadata_columns", []))
 
     def live(self) -> LiveRows:
@@ -605,11 +612,14 @@ class Manifest:
     # -- writing (inside transaction()) -------------------------------------------------
     def ensure_metadata_columns(self, names: Iterable[str]) -> None:
         columns = self.metadata_columns()
-        for name in names:
-            if name not in columns:
-                self.conn.execute(f"ALTER TABLE items ADD COLUMN {quote(column_name(name))}")
-                columns.append(name)
-        self.set_state("metadata_columns", columns)
+        new = [name for name in dict.fromkeys(names) if name not in columns]
+        for name in new:
+            self.conn.execute(f"ALTER TABLE items ADD COLUMN {quote(column_name(name))}")
+            columns.append(name)
+        if new:
+            self.set_state("metadata_columns", columns)
+            if self._columns is not None:
+                self._columns = columns
 
     def next_seq(self) -> int:
         seq = self.seq() + 1

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,7 @@ class SourceItem:
     record: ItemRecord
     item: Any
     problem: str | None = None  # why it cannot be embedded, found while scanning
+    vector: Any = None  # a precomputed embedding, stored instead of embedding ``item``
 
 
 def hash_or_fail(entry: SourceItem, failures: list[SourceItem]) -> bool:
@@ -86,6 +87,10 @@ class Source:
 
     def describe(self) -> str:
         raise NotImplementedError
+
+    def check_model(self, dim: int, encoders: Mapping[str, Any], index: str) -> None:
+        """Refuse a source whose items cannot go into an index of this model (only
+        precomputed embeddings can be of another one)."""
 
 
 class FolderSource(Source):
@@ -268,7 +273,9 @@ def items_from_columns(
     seen: dict[str, int] = {}
     for i, value in enumerate(columns[item_column]):
         metadata = {
-            n: _plain(columns[n][i]) for n in meta_names if _plain(columns[n][i]) is not None
+            n: plain_value(columns[n][i])
+            for n in meta_names
+            if plain_value(columns[n][i]) is not None
         }
         entry = _item(value, i, modality, root, metadata)
         if key_column is not None:
@@ -281,7 +288,7 @@ def items_from_columns(
     return found
 
 
-def _plain(value: Any) -> Any:
+def plain_value(value: Any) -> Any:
     """Metadata values SQLite can hold: numbers, strings; None for missing."""
     if value is None or (isinstance(value, float) and value != value):
         return None
@@ -341,57 +348,9 @@ def _image_bytes(value: Any) -> bytes:
     return repr(value).encode()
 
 
-def resolve_source(
-    source: Any,
-    *,
-    include: Sequence[str] | None = None,
-    exclude: Sequence[str] | None = None,
-    column: str | None = None,
-    key_column: str | None = None,
-    modality: str | None = None,
-) -> Source:
-    """A folder path, a table path (.csv, .parquet) or Python data -> a :class:`Source`."""
-    if isinstance(source, Source):
-        return source
-    if isinstance(source, (str, Path)):
-        path = Path(source).expanduser()
-        if path.is_dir():
-            return FolderSource(path, include, exclude)
-        if path.suffix.lower() in TABLE_SUFFIXES:
-            return TableSource(path, column, key_column, modality)
-        raise IndexSourceError(
-            f"source {str(source)!r} is neither an existing folder nor a table "
-            f"({', '.join(TABLE_SUFFIXES)})"
-        )
-    if isinstance(source, Iterable) or is_columnar(source):
-        return ItemsSource(source, column, key_column, modality)
-    raise IndexSourceError(
-        f"cannot index a {type(source).__name__}: give a folder, a .csv / .parquet table, a "
-        "list of items or a dict of columns"
-    )
-
-
 def current_record(record: dict[str, Any]) -> dict[str, Any]:
     """A source record of ``index.json`` as this version would write it for the same
     arguments: the image-only default include of older indexes becomes today's default."""
     if record.get("kind") == "folder" and record.get("include") == _IMAGE_ONLY_DEFAULT:
         return {**record, "include": list(DEFAULT_INCLUDE)}
     return record
-
-
-def source_from_record(record: dict[str, Any]) -> Source:
-    """The source recorded in ``index.json``, to rescan on ``update``."""
-    record = current_record(record)
-    kind = record.get("kind")
-    if kind == "folder":
-        return FolderSource(
-            record["root"], record["include"], record["exclude"], record["follow_symlinks"]
-        )
-    if kind == "table":
-        return TableSource(
-            record["path"], record["column"], record["key_column"], record["modality"]
-        )
-    raise IndexSourceError(
-        "this index was built from Python data, which cannot be rescanned: pass the data "
-        "again, index.update(data) (or source=... on the command line)"
-    )

@@ -1,0 +1,170 @@
+"""Precomputed embeddings as a source: `mmsim embed`'s .npz, .npy, Parquet, arrays."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mmsim import Matcher
+from mmsim.errors import DamagedFileError
+from mmsim.index import Index, IndexMismatchError, IndexSourceError
+from mmsim.plugin.testing import run_cli, write_images
+from mmsim.plugin.testing import write_collection as make_collection
+
+TEXTS = ["a red car", "a dog on the grass", "two cats", "a blue square", "a photo"]
+
+
+@pytest.fixture(scope="module")
+def matcher() -> Matcher:
+    return Matcher("toy", progress=False)
+
+
+def ranked(hits: list[dict]) -> list[tuple[str, float]]:
+    return [(h.get("path") or h.get("text"), round(h["score"], 5)) for h in hits]
+
+
+def test_an_embed_file_indexes_as_its_images_do_without_the_model_embedding_them(tmp_path):
+    make_collection(tmp_path / "photos")
+    embedded = run_cli(
+        "embed",
+        "encoder=toy",
+        "images_dir=photos",
+        "output=emb.npz",
+        "runtime.on_error=skip",
+        cwd=tmp_path,
+    )
+    assert embedded.returncode == 0, embedded.stderr
+    from_files = run_cli(
+        "index", "build", "source=photos", "output=files", "encoder=toy", cwd=tmp_path
+    )
+    assert from_files.returncode == 0, from_files.stderr
+    from_vectors = run_cli(
+        "index", "build", "source=emb.npz", "output=vectors", "encoder=toy", cwd=tmp_path
+    )
+    assert from_vectors.returncode == 0, from_vectors.stderr
+    assert "8 added" in from_vectors.stdout
+    files, vectors = Index.open(tmp_path / "files"), Index.open(tmp_path / "vectors")
+    for want, have in zip(
+        files.search(TEXTS, top_k=8), vectors.search(TEXTS, top_k=8), strict=True
+    ):
+        assert [h["path"] for h in have] == [h["path"] for h in want]
+        np.testing.assert_allclose(
+            [h["score"] for h in have], [h["score"] for h in want], atol=1e-6
+        )
+    assert vectors.record["source"]["kind"] == "embeddings"
+    again = run_cli("index", "update", "vectors", cwd=tmp_path)  # rescans the file
+    assert again.returncode == 0 and "8 unchanged" in again.stdout
+
+    other = run_cli(  # the same dimension, another model: refused, nothing written
+        "index", "build", "source=emb.npz", "output=wrong", "encoder=toy", "encoder.seed=5",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert other.returncode == 2 and "different models cannot be compared" in other.stderr
+    assert "image_encoder" in other.stderr and not (tmp_path / "wrong").exists()
+
+
+def test_build_from_embeddings_keys_updates_and_filters(tmp_path, matcher):
+    texts = [f"caption {i} " + TEXTS[i % 5] for i in range(12)]
+    vectors = np.asarray(matcher.extract_embedding(texts, modality="text", progress=False))
+    kind = ["even" if i % 2 == 0 else "odd" for i in range(12)]
+    index = Index.build_from_embeddings(
+        vectors * 4.0,  # not unit length: stored normalised, scores are cosines
+        matcher,
+        tmp_path / "idx",
+        items=texts,
+        keys=[f"id{i}" for i in range(12)],
+        metadata={"kind": kind, "n": list(range(12))},
+        modality="text",
+        progress=False,
+    )
+    assert index.last_report.added == 12 and len(index) == 12
+    hit = index.search(texts[3], top_k=1)[0][0]
+    assert hit["text"] == texts[3] and hit["score"] == pytest.approx(1.0, abs=1e-5)
+    assert hit["metadata"] == {"kind": "odd", "n": 3}
+    odd = index.search(texts[4], top_k=20, where="kind = 'odd'")[0]
+    assert len(odd) == 6 and all(h["metadata"]["kind"] == "odd" for h in odd)
+    ids = {h["text"]: h["response_id"] for h in index.search(texts[0], top_k=12)[0]}
+
+    changed = vectors * 4.0
+    changed[5] = vectors[6]  # id5 now holds another vector
+    keys = [f"id{i}" for i in range(12)]
+    keys[7] = "renamed7"  # the same vector under a new key
+    again = Index.build_from_embeddings(
+        changed[1:], matcher, tmp_path / "idx", items=texts[1:], keys=keys[1:],
+        modality="text", progress=False,
+    )  # fmt: skip
+    report = again.last_report
+    assert (report.added, report.changed, report.renamed, report.deleted) == (0, 1, 1, 1)
+    assert report.unchanged == 9 and len(again) == 11
+    after = {h["text"]: h["response_id"] for h in again.search(texts[0], top_k=12)[0]}
+    assert after[texts[7]] == ids[texts[7]]  # a rename keeps its row
+    top = again.search(texts[6], top_k=2)[0]
+    assert {h["text"] for h in top} == {texts[5], texts[6]}  # id5 is id6's vector now
+    assert top[0]["score"] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_parquet_and_npy_sources_and_bad_rows_are_skipped_by_name(tmp_path, matcher):
+    paths = write_images(tmp_path / "img", 6)
+    vectors = np.asarray(matcher.extract_embedding([str(p) for p in paths], progress=False))
+    bad = vectors.copy()
+    bad[1] = np.nan
+    bad[4] = 0.0
+    table = pd.DataFrame(
+        {
+            "image_path": [p.name for p in paths],
+            "embedding": list(bad.astype(np.float32)),
+            "uid": [f"u{i}" for i in range(6)],
+            "width": [40 + i for i in range(6)],
+        }
+    )
+    table.to_parquet(tmp_path / "emb.parquet")
+    index = Index.build(tmp_path / "emb.parquet", matcher, tmp_path / "pq", key_column="uid",
+                        progress=False)  # fmt: skip
+    report = index.last_report
+    assert report.added == 4 and len(index) == 4
+    reasons = {s["key"]: s["reason"] for s in report.skipped}
+    assert reasons == {
+        "key:u1": "its vector holds a non-finite value (NaN or infinity)",
+        "key:u4": "its vector is all zeros (no direction to compare)",
+    }
+    hit = index.search(str(paths[2]), top_k=1)[0][0]
+    assert hit["metadata"]["image_path"] == paths[2].name and hit["metadata"]["width"] == 42
+    assert hit["score"] == pytest.approx(1.0, abs=1e-5)
+
+    np.save(tmp_path / "emb.npy", vectors)  # vectors alone: rows keyed by number
+    plain = Index.build(tmp_path / "emb.npy", matcher, tmp_path / "npy", progress=False)
+    assert len(plain) == 6
+    top = plain.search(str(paths[0]), top_k=1)[0][0]
+    assert top["score"] == pytest.approx(1.0, abs=1e-5) and top["response_id"] == plain.ids()[0]
+
+
+def test_damaged_and_wrong_embedding_files_are_named(tmp_path, matcher):
+    good = tmp_path / "emb.npz"
+    np.savez(good, embeddings=np.ones((3, matcher.embedding_dim), np.float32))
+    cut = tmp_path / "cut.npz"
+    cut.write_bytes(good.read_bytes()[:100])
+    with pytest.raises(DamagedFileError, match=r"cut\.npz"):
+        Index.build(cut, matcher, tmp_path / "a", progress=False)
+    no_vectors = tmp_path / "other.npz"
+    np.savez(no_vectors, items=np.array(["x"]))
+    with pytest.raises(IndexSourceError, match="no 'embeddings' array"):
+        Index.build(no_vectors, matcher, tmp_path / "b", progress=False)
+    with pytest.raises(IndexMismatchError, match=r"have 7 dimensions.*32-dimensional"):
+        Index.build_from_embeddings(np.ones((2, 7)), matcher, tmp_path / "c", progress=False)
+    with pytest.raises(IndexSourceError, match="3 items for 2 vectors"):
+        Index.build_from_embeddings(
+            np.ones((2, 32)), matcher, tmp_path / "d", items=["a", "b", "c"], progress=False
+        )
+    with pytest.raises(IndexSourceError, match="modality 'audio' is not one of"):
+        Index.build_from_embeddings(np.ones((1, 32)), matcher, tmp_path / "e", modality="audio")
+    recorded = {"image_encoder": {"name": "other"}, "text_encoder": {"name": "other"}}
+    with pytest.raises(IndexMismatchError, match=re.escape('image_encoder {"name": "other"}')):
+        Index.build_from_embeddings(
+            np.ones((1, 32)), matcher, tmp_path / "f", encoder=recorded, progress=False
+        )
+    assert not any((tmp_path / name).exists() for name in "abcdef")
+    json.dumps(Index.build(good, matcher, tmp_path / "ok", progress=False).info())
