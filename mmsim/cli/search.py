@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from mmsim.cli.common import as_list, build_matcher, given
 from mmsim.cli.options import OptionError
 from mmsim.cli.results import emit_results
+from mmsim.index.vector_source import read_npz
 from mmsim.inputs.folders import image_files
 from mmsim.inputs.tables import read_lines
 from mmsim.matcher.matcher import Matcher
@@ -37,35 +38,21 @@ def load_corpus(cfg: DictConfig, matcher: Matcher) -> tuple[list[str], np.ndarra
 
 
 def saved_corpus(path: str, matcher: Matcher, modality: str | None) -> tuple[list[str], np.ndarray]:
-    """Items and embeddings of an ``mmsim embed`` file: refused when another encoder
-    made them, and one modality of a mixed file (``modality=``), never both."""
-    try:
-        data = np.load(path)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"corpus file not found: {path}") from None
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"corpus {path} is not an .npz written by `mmsim embed` ({exc})") from None
-    with data:
-        if not {"items", "embeddings"} <= set(data.files):
-            raise ValueError(
-                f"corpus {path} lacks 'items' / 'embeddings': write it with `mmsim embed`"
-            )
-        items = np.array([str(x) for x in data["items"]])
-        embeddings = data["embeddings"]
-        kinds = data["modalities"] if "modalities" in data.files else np.full(len(items), "?")
-        recorded = json.loads(str(data["encoder"])) if "encoder" in data.files else None
-    mine = encoder_identity(matcher.spec)
-    if recorded is not None and recorded != json.loads(json.dumps(mine)):
-        raise ValueError(
-            f"corpus {path} was embedded with {json.dumps(recorded['image_encoder'])} but this "
-            f"search uses {json.dumps(mine['image_encoder'])}: embeddings of different models "
-            "cannot be compared; pass the same encoder options, or embed the corpus again"
-        )
+    """Items and embeddings of an ``mmsim embed`` file: refused when another model made
+    them, and one modality of a mixed file (``modality=``), never both."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"corpus file not found: {path}")
+    found = read_npz(Path(path))
+    if found.items is None:
+        raise ValueError(f"corpus {path} lacks 'items': write it with `mmsim embed`")
+    found.check(matcher.embedding_dim, encoder_identity(matcher.spec), "this search")
+    items, embeddings = np.array(found.items), found.vectors
+    kinds = np.array(found.modalities)
     if modality is not None:
         keep = kinds == modality
         if not keep.any():
             raise ValueError(
-                f"corpus {path} holds no {modality} items (it has {sorted(set(kinds))})"
+                f"corpus {path} holds no {modality} items (it has {sorted(set(kinds.tolist()))})"
             )
         return items[keep].tolist(), embeddings[keep]
     if len(set(kinds.tolist())) > 1:

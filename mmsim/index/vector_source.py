@@ -93,7 +93,7 @@ class Embeddings:
         encoder recorded with them that is not the one the index embeds queries with."""
         if self.dim != dim:
             raise IndexMismatchError(
-                f"the vectors of {self.where} have {self.dim} dimensions but {index} holds "
+                f"the vectors of {self.where} have {self.dim} dimensions but {index} works with "
                 f"{dim}-dimensional ones (its matcher's): vectors of another model cannot be "
                 "searched with it; build with the matcher that made them"
             )
@@ -215,18 +215,16 @@ def read_embeddings(
     if not path.is_file():
         raise IndexSourceError(f"embeddings file {path} does not exist")
     suffix = path.suffix.lower()
-    try:
-        if suffix == ".npy":
+    if suffix == ".npz":
+        return _with_paths_from(path.parent, read_npz(path, modality))
+    if suffix == ".npy":
+        try:
             vectors = np.load(path, mmap_mode="r", allow_pickle=False)
-            return Embeddings(vectors, modalities=modality or "image", where=str(path))
-        if suffix == ".npz":
-            return _with_paths_from(path.parent, _read_npz(path, modality))
-    except IndexSourceError:
-        raise
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
-        raise DamagedFileError(
-            path, f"embeddings file {path} cannot be read ({type(exc).__name__}: {exc})"
-        ) from None
+        except (OSError, ValueError) as exc:
+            raise DamagedFileError(
+                path, f"embeddings file {path} cannot be read ({type(exc).__name__}: {exc})"
+            ) from None
+        return Embeddings(vectors, modalities=modality or "image", where=str(path))
     return _with_paths_from(path.parent, _read_parquet(path, column, key_column, modality))
 
 
@@ -239,6 +237,19 @@ def _with_paths_from(folder: Path, found: Embeddings) -> Embeddings:
             for item, kind in zip(found.items, found.modalities, strict=True)
         ]
     return found
+
+
+def read_npz(path: Path, modality: str | None = None) -> Embeddings:
+    """An ``.npz`` of embeddings with its items as written (``mmsim embed`` writes them
+    as it was given them); a damaged file is named in the error."""
+    try:
+        return _read_npz(path, modality)
+    except IndexSourceError:
+        raise
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+        raise DamagedFileError(
+            path, f"embeddings file {path} cannot be read ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def _read_npz(path: Path, modality: str | None) -> Embeddings:
