@@ -160,6 +160,23 @@ class AnnInfo(BaseModel):
         description="rows added since it was built (searched exactly until the next optimize)"
     )
     built: str | None = Field(None, description="when it was built")
+    factory: str = Field(
+        description="its faiss index-factory string (e.g. OPQ64,IVF4096,PQ64x8), or the backend"
+    )
+    memory_bytes: int | None = Field(
+        None, description="what opening it reads into memory (on-disk lists left out)"
+    )
+    disk_bytes: int | None = Field(None, description="its files, memory-mapped lists included")
+    memory_budget_bytes: int | None = Field(
+        None, description="the budget `optimize memory=` chose it for, if one was given"
+    )
+    rescore_depth: int = Field(
+        1, description="candidates rescored exactly from the shards, per result wanted"
+    )
+    added_since_training: float = Field(
+        description="share of its rows (and of the rows not in it yet) added since it was "
+        "trained: `optimize retrain=true` retrains when this grows"
+    )
 
 
 class SkippedItem(BaseModel):

@@ -124,6 +124,8 @@ def test_metrics_count_routes_batches_model_calls_updates_and_read_the_index(tmp
         info = c.get("/api/info").json()  # typed: what the metrics read from it
         assert info["ann"]["backend"] == "faiss_hnsw" and info["ann"]["count"] == 9
         assert info["ann"]["rows_searched_exactly"] == 0
+        assert info["ann"]["factory"].startswith("HNSW") and info["ann"]["disk_bytes"] > 0
+        assert info["ann"]["added_since_training"] == 0 and info["ann"]["rescore_depth"] >= 1
         assert info["skipped"][0]["reason"] and info["threshold"]["calibrated"] is False
         page = samples(c.get("/metrics").text)
         assert sample(page, "mmsim_index_items") == 9  # read from the index at scrape time
@@ -143,6 +145,9 @@ def test_metrics_count_routes_batches_model_calls_updates_and_read_the_index(tmp
         document = c.app.openapi()  # type: ignore[attr-defined]
         typed = document["components"]["schemas"]["Info"]["properties"]
         assert typed["ann"]["anyOf"][0] == {"$ref": "#/components/schemas/AnnInfo"}
+        ann = document["components"]["schemas"]["AnnInfo"]
+        assert {"factory", "added_since_training"} <= set(ann["required"])
+        assert ann["properties"]["disk_bytes"]["anyOf"][0] == {"type": "integer"}
         assert typed["skipped"]["items"] == {"$ref": "#/components/schemas/SkippedItem"}
         scrape = document["paths"]["/metrics"]["get"]
         assert list(scrape["responses"]["200"]["content"]) == ["text/plain"]
