@@ -185,9 +185,14 @@ def commit_chunk(
             shard = manifest.add_shard(
                 embedded.file, len(embedded.kept), dtype, embedded.checksum, seq
             )
+            new: list[tuple[ItemRecord, int]] = []
             for row, pos in enumerate(embedded.kept):
                 entry, item_id = chunk[pos]
-                manifest.put(entry.record, shard, row, seq, item_id)
+                if item_id is None:
+                    new.append((entry.record, row))
+                else:
+                    manifest.put(entry.record, shard, row, seq, item_id)
+            manifest.put_new([r for r, _ in new], shard, [row for _, row in new], seq)
         for pos, reason in embedded.failures.items():
             entry, item_id = chunk[pos]
             if item_id is not None:  # a changed file that no longer embeds: drop the old row

@@ -42,7 +42,7 @@ ITEM_COLUMNS = ("image", "path", "file", "url", "text", "caption")
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq", ".txt")
 
 
-@dataclass
+@dataclass(slots=True)
 class SourceItem:
     """One item of a source: what the manifest records, and what the matcher embeds."""
 
