@@ -8,11 +8,11 @@ search, and single-query latency, for each structure (issue #24).
 
 The corpus is clustered synthetic vectors (1,000 rows a cluster) with queries around
 the same clusters shifted by one offset, like text queries against image embeddings;
-tuning and measuring use disjoint query sets. The index is written shard by shard
-(1M rows each) and every build, open and search runs in a child process of its own,
-so memory stays bounded by a shard and the structure's blocks at any N, and each
-child's peak resident memory is its own. Ratios are from one run: run it on a quiet
-machine.
+tuning and measuring use disjoint query sets. The index is built from a ``.npy`` of
+the vectors with ``Index.build`` (precomputed embeddings as the source), and every
+build, open and search runs in a child process of its own, so memory stays bounded
+by a shard and the structure's blocks at any N, and each child's peak resident memory
+is its own. Ratios are from one run: run it on a quiet machine.
 """
 
 from __future__ import annotations
@@ -20,11 +20,9 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import sqlite3
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -61,54 +59,23 @@ def queries(rows: int, dim: int, count: int, seed: int = 0) -> np.ndarray:
 
 
 def write_index(folder: Path, rows: int, dim: int) -> None:
-    """An index of the synthetic corpus in the index's own format, one shard per 1M
-    rows, written as generated (the vectors are given, not embedded)."""
+    """An index of the synthetic corpus through the public path for vectors made
+    elsewhere: the corpus is written to a ``.npy`` as it is generated (memory-mapped,
+    never whole in memory), then ``Index.build`` indexes that file (rows keyed by
+    number, shards of 256k rows)."""
     from mmsim import Matcher
     from mmsim.index import Index
-    from mmsim.index.record import read_record, write_record
-    from mmsim.index.storage import write_shard
 
-    Index.build(["seed"], Matcher("toy", progress=False), folder, progress=False)
-    for leftover in (folder / "shards").iterdir():
-        leftover.unlink()
-    conn = sqlite3.connect(folder / "manifest.sqlite")
-    for table in ("items_fts", "items", "shards"):
-        conn.execute(f"DELETE FROM {table}")
-    pending: list[np.ndarray] = []
-    written = 0
-
-    def flush() -> None:
-        nonlocal pending, written
-        part = np.concatenate(pending)
-        pending = []
-        file = f"{uuid.uuid4().hex[:16]}.npy"
-        checksum = write_shard(folder / "shards" / file, part)
-        shard = conn.execute(
-            "INSERT INTO shards(file, rows, dtype, checksum, seq) VALUES (?, ?, 'float32', ?, 2)",
-            (file, len(part), checksum),
-        ).lastrowid
-        conn.executemany(
-            "INSERT INTO items(key, modality, text, shard, row, seq) "
-            "VALUES (?, 'text', '', ?, ?, 2)",
-            ((f"v{written + r}", shard, r) for r in range(len(part))),
-        )
-        written += len(part)
-
-    held = 0
+    source = folder.with_name(f"{folder.name}-corpus.npy")
+    corpus = np.lib.format.open_memmap(source, mode="w+", dtype=np.float32, shape=(rows, dim))
+    at = 0
     for chunk in corpus_chunks(rows, dim):
-        pending.append(chunk)
-        held += len(chunk)
-        if held >= SHARD_ROWS:
-            flush()
-            held = 0
-    if pending:
-        flush()
-    conn.execute("UPDATE state SET value = '3' WHERE key = 'seq'")
-    conn.commit()
-    conn.close()
-    record = read_record(folder)
-    record["dim"] = dim
-    write_record(folder, record)
+        corpus[at : at + len(chunk)] = chunk
+        at += len(chunk)
+    corpus.flush()
+    del corpus
+    matcher = Matcher("toy", encoder_options={"dim": dim}, progress=False)
+    Index.build(source, matcher, folder, commit_every=SHARD_ROWS // 4, progress=False).close()
 
 
 def peak_rss() -> int:

@@ -188,7 +188,8 @@ def main() -> None:
             bench_build(work, args.files, matcher)
             bench_update(work, args.update_files, matcher)
         bench_real(work, args.real, matcher)
-        bench_search(work, args.vectors, args.dim, matcher)
+        synthetic = Matcher("toy", encoder_options={"dim": args.dim}, progress=False)
+        bench_search(work, args.vectors, args.dim, synthetic)  # queries given as vectors
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -28,10 +27,11 @@ import urllib.request
 from pathlib import Path
 
 from mmsim import Matcher
+from mmsim.index import Index
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_serve import serve
-from index_data import demo_scenes, index_of_vectors
+from index_data import demo_scenes
 
 USERS_FILE = Path(__file__).resolve().parent / "load_users.py"
 SCENES = 400  # demo_scenes' distinct scenes (and image files)
@@ -43,8 +43,6 @@ def build(work: Path, items: int) -> Path:
 
     matcher = Matcher("demo", progress=False)
     vectors, captions = demo_scenes(items, matcher)
-    folder = work / "idx"
-    index_of_vectors(folder, vectors, matcher, texts=[captions[i % SCENES] for i in range(items)])
     images = work / "scenes"
     images.mkdir()
     scenes = synthetic.generate(SCENES, seed=3, split="all", unique=True)  # demo_scenes' own
@@ -52,14 +50,17 @@ def build(work: Path, items: int) -> Path:
     for i, scene in enumerate(scenes):
         files.append(str(images / f"scene{i:03d}.png"))
         scene.image.save(files[-1])
-    # each row shows its scene's image, so thumbnails read real files
-    with sqlite3.connect(folder / "manifest.sqlite") as conn:
-        ids = [i for (i,) in conn.execute("SELECT id FROM items ORDER BY id")]
-        conn.execute("UPDATE items SET modality = 'image'")
-        conn.executemany(
-            "UPDATE items SET path = ? WHERE id = ?",
-            ((files[row % SCENES], i) for row, i in enumerate(ids)),
-        )
+    folder = work / "idx"
+    index = Index.build_from_embeddings(  # each row shows a scene image: thumbnails read files
+        vectors,
+        matcher,
+        folder,
+        items=[files[i % SCENES] for i in range(items)],
+        metadata={"caption": [captions[i % SCENES] for i in range(items)]},
+        progress=False,
+    )
+    ids = index.ids().tolist()
+    index.close()
     (work / "inputs.json").write_text(
         json.dumps({"captions": captions, "images": files[:50], "ids": [ids[0], ids[-1]]})
     )

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
-import uuid
 from pathlib import Path
 
 import numpy as np
 
 from mmsim import Matcher
 from mmsim.index import Index
-from mmsim.index.record import read_record, write_record
-from mmsim.index.storage import write_shard
 
 
 def clustered(n: int, dim: int, queries: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -35,45 +31,19 @@ def index_of_vectors(
     dtype: str = "float32",
     texts: list[str] | None = None,
 ) -> Index:
-    """An index holding ``vectors``, written with the index's own shard and manifest
-    format (a build embeds; here the vectors are given). ``texts[i]``, when given, is
-    item i's text and its keyword (FTS5) row, so keyword and hybrid search have
-    something to find. Shards, items and keyword rows are written in one transaction."""
-    if texts is not None and len(texts) != len(vectors):
-        raise ValueError(f"{len(texts)} texts for {len(vectors)} vectors")
-    Index.build(["seed"], matcher, folder, progress=False, dtype=dtype)
-    conn = sqlite3.connect(folder / "manifest.sqlite")
-    conn.execute("DELETE FROM items_fts")
-    conn.execute("DELETE FROM items")
-    conn.execute("DELETE FROM shards")
-    for start in range(0, len(vectors), 1 << 20):
-        part = vectors[start : start + (1 << 20)]
-        file = f"{uuid.uuid4().hex[:16]}.npy"
-        checksum = write_shard(folder / "shards" / file, part.astype(dtype))
-        shard = conn.execute(
-            "INSERT INTO shards(file, rows, dtype, checksum, seq) VALUES (?, ?, ?, ?, 2)",
-            (file, len(part), dtype, checksum),
-        ).lastrowid
-        conn.executemany(
-            "INSERT INTO items(key, modality, text, shard, row, seq) "
-            "VALUES (?, 'text', ?, ?, ?, 2)",
-            (
-                (f"v{start + r}", "" if texts is None else texts[start + r], shard, r)
-                for r in range(len(part))
-            ),
-        )
-    if texts is not None:  # every item's keyword row, keyed by its id (as the index writes)
-        conn.execute(
-            "INSERT INTO items_fts(rowid, text, path, metadata) "
-            "SELECT id, text, '', '' FROM items WHERE deleted = 0"
-        )
-    conn.execute("UPDATE state SET value = '3' WHERE key = 'seq'")
-    conn.commit()
-    conn.close()
-    record = read_record(folder)
-    record["dim"] = vectors.shape[1]  # vectors of another model than the seed matcher's
-    write_record(folder, record)
-    return Index.open(folder)
+    """An index holding ``vectors`` (of ``matcher``'s dimension), built through the
+    public path for precomputed embeddings: ``texts[i]``, when given, is item i (a text
+    item, with its keyword row, so keyword and hybrid search have something to find)."""
+    return Index.build_from_embeddings(
+        vectors,
+        matcher,
+        folder,
+        items=texts,
+        keys=[f"v{i}" for i in range(len(vectors))],
+        modality="text",
+        dtype=dtype,
+        progress=False,
+    )
 
 
 def demo_scenes(items: int, matcher: Matcher, seed: int = 3) -> tuple[np.ndarray, list[str]]:
