@@ -148,12 +148,13 @@ def optimize(cfg: DictConfig) -> None:
         compact=cfg.compact,
         memory=cfg.memory,
         retrain=cfg.retrain,
+        shards=str(cfg.shards),
     )
     compaction = report.get("compaction")
     if compaction:
         print(
-            f"shards: {compaction['shards_before']} -> {compaction['shards_after']}, "
-            f"{compaction['purged']} deleted rows purged"
+            f"shards: {compaction['shards_before']} -> {compaction['shards_after']} "
+            f"({compaction['dtype']}), {compaction['purged']} deleted rows purged"
         )
     state = report.get("ann")
     if state:

@@ -276,6 +276,7 @@ class Index:
         compact: bool = True,
         memory: str | int | None = None,
         retrain: bool = False,
+        shards: str = "auto",
     ) -> dict[str, Any]:
         """Compact the shards and (re)build the ANN structure, tuned to ``target_recall``
         (recall@10 against exact search) on cross-modal queries: ``queries`` (texts,
@@ -283,8 +284,13 @@ class Index:
         for an image collection. ``ann=None`` removes the ANN structure. ``memory``
         (``"4GB"``, bytes) bounds the structure; ``"auto"`` picks the most accurate
         that fits. Rows added since the last build go into the trained structure
-        without retraining, unless ``retrain`` (see ``docs/index.md``)."""
+        without retraining, unless ``retrain`` (see ``docs/index.md``). ``shards``: the
+        dtype compaction writes (``float32``, ``float16``, or ``auto``: float16 from 10M
+        rows on), kept for the rows added later."""
         budget = None if memory is None else parse_memory(memory)
+        opt.shard_dtype(shards, 0, self.dtype)  # a bad value: refused before any write
+        if shards != "auto" and not compact:
+            raise ValueError(f"shards={shards} rewrites the shards: it needs compact=True")
         report: dict[str, Any] = {}
         try:
             with _writing(self.folder, _SEARCHABLE), WriteLock(self.folder):
@@ -292,9 +298,14 @@ class Index:
                 self._manifest.upgrade()
                 self._clean_orphans()
                 if compact:
-                    report["compaction"] = opt.compact(
-                        self._manifest, self.folder, self.dim, self.dtype
-                    )
+                    rows = self._manifest.counts()["items"]
+                    dtype = opt.shard_dtype(shards, rows, self.dtype)
+                    report["compaction"] = opt.compact(self._manifest, self.folder, self.dim, dtype)
+                    report["compaction"]["dtype"] = dtype
+                    if dtype != self.dtype:  # rows added later are stored the same way
+                        self.record = {**self.record, "dtype": dtype}
+                        write_record(self.folder, self.record)
+                        self.dtype = dtype
                 self._snapshot = None
                 snapshot = self._view()
                 if ann is None:

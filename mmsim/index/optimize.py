@@ -27,6 +27,7 @@ from mmsim.index.ann import AnnBackend
 from mmsim.index.ann_choice import HNSW_MAX_ROWS, Structure, check_budget, choose, parse_factory
 from mmsim.index.exact import exact_search
 from mmsim.index.manifest import Manifest
+from mmsim.index.record import STORAGE_DTYPES
 from mmsim.index.rescoring import rescore
 from mmsim.index.snapshot import SHARDS_DIR, Snapshot, load_snapshot
 from mmsim.index.storage import fsync_dir, fsync_files, write_shard
@@ -35,16 +36,31 @@ from mmsim.plugin.loading import get_registry
 
 ANN_DIR = "ann"
 COMPACT_ROWS = 1 << 20
+FLOAT16_ROWS = 10_000_000  # shards=auto: half-precision shards from this many rows on
 CHUNK_ROWS = 1 << 16  # rows read from the shards at a time while adding to the ANN
 TUNE_K = 10
 
 
+def shard_dtype(choice: str, rows: int, current: str) -> str:
+    """The dtype ``optimize`` writes the shards in: ``float32`` or ``float16`` as asked,
+    or ``auto``: half precision from :data:`FLOAT16_ROWS` live rows on (the shards
+    are read only to rescore candidates there, and float32 shards of 10M x 512 are
+    20 GB: more than an ordinary machine's page cache), else the index's own."""
+    if choice not in ("auto", *STORAGE_DTYPES):
+        raise ValueError(f"shards must be auto, float32 or float16, got {choice!r}")
+    if choice != "auto":
+        return choice
+    return "float16" if rows >= FLOAT16_ROWS else current
+
+
 def compact(manifest: Manifest, folder: Path, dim: int, dtype: str) -> dict[str, int]:
-    """Rewrite live vectors into few large shards in id order; drop deleted rows."""
+    """Rewrite live vectors into few large shards of ``dtype`` in id order; drop
+    deleted rows."""
     snapshot = load_snapshot(manifest, folder, dim)
     old = manifest.shards()
     dead = manifest.counts()["deleted"]
-    if len(old) <= 1 and dead == 0 and _in_id_order(snapshot):
+    same_dtype = all(record.dtype == dtype for record in old)
+    if len(old) <= 1 and dead == 0 and same_dtype and _in_id_order(snapshot):
         return {"shards_before": len(old), "shards_after": len(old), "purged": 0}
     ids = snapshot.live.ids
     written: list[tuple[str, np.ndarray, str]] = []

@@ -207,6 +207,32 @@ def test_float16_storage_halves_size_and_keeps_ranking(tmp_path, matcher):
         np.testing.assert_allclose([h["score"] for h in x], [h["score"] for h in y], atol=2e-3)
 
 
+def test_optimize_rewrites_the_shards_in_half_precision_and_later_rows_follow(tmp_path, matcher):
+    from mmsim.index.optimize import FLOAT16_ROWS, shard_dtype
+    from mmsim.plugin.testing import run_cli
+
+    make_collection(tmp_path / "photos")
+    Index.build(tmp_path / "photos", matcher, tmp_path / "idx", commit_every=3, progress=False)
+    before = Index.open(tmp_path / "idx").search(TEXTS, top_k=8)
+    done = run_cli("index", "optimize", "idx", "backend=none", "shards=float16", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "shards: 3 -> 1 (float16)" in done.stdout
+    index = Index.open(tmp_path / "idx")
+    (shard,) = (tmp_path / "idx" / "shards").iterdir()
+    assert np.load(shard, mmap_mode="r").dtype == np.float16 and index.info()["dtype"] == "float16"
+    for x, y in zip(before, index.search(TEXTS, top_k=8), strict=True):
+        assert [h["response_id"] for h in x][:3] == [h["response_id"] for h in y][:3]
+        np.testing.assert_allclose([h["score"] for h in x], [h["score"] for h in y], atol=2e-3)
+    write_images(tmp_path / "photos" / "later", 2)
+    assert index.update(progress=False).added == 2
+    dtypes = {np.load(p, mmap_mode="r").dtype for p in (tmp_path / "idx" / "shards").iterdir()}
+    assert dtypes == {np.dtype(np.float16)}  # the rows added since are half precision too
+    with pytest.raises(ValueError, match="shards must be auto, float32 or float16, got 'int8'"):
+        index.optimize(None, shards="int8")
+    assert shard_dtype("auto", FLOAT16_ROWS - 1, "float32") == "float32"
+    assert shard_dtype("auto", FLOAT16_ROWS, "float32") == "float16"
+
+
 def test_mismatched_matcher_and_damaged_files_are_named(tmp_path, matcher):
     make_collection(tmp_path / "photos")
     Index.build(tmp_path / "photos", matcher, tmp_path / "idx", progress=False)
