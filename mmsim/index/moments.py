@@ -7,7 +7,9 @@ search for something that stays on screen finds many near-identical frames of it
 
 - a **segment** grows from a seed frame through its neighbours in the video's sampled
   sequence, one frame at a time, while the next frame is at most ``GAP_STEPS`` sampling
-  steps away (a stretch the decoder could not read splits a segment), is one the search
+  steps away (a stretch the decoder could not read splits a segment) and in the same
+  shot (where the video was sampled with shot detection, its cuts are recorded and a
+  segment never spans one; it ends at the cut), is one the search
   could return (the filter, ``as_of``, the cutoff: every frame of a segment passes it),
   and scores close to the seed: at least halfway from the video's median score (before
   the cutoff, which only says which frames may join) up to the seed's, or within
@@ -73,6 +75,7 @@ class Timeline:
     typical: float | None  # the median score of the frames the filter keeps, before the
     # cutoff (None: no query vector, or no frame usable)
     near: np.ndarray  # near[i]: frames i and i + 1 are close enough to merge
+    cuts: np.ndarray  # the video's detected cuts, seconds (empty: none detected)
 
     def grow(self, seed: int, taken: np.ndarray) -> tuple[int, int]:
         """The first and last position of the segment grown from ``seed``."""
@@ -101,6 +104,9 @@ class Timeline:
             end = min(end, float(self.times[hi + 1]))
         if self.duration is not None:
             end = min(end, max(self.duration, float(self.times[hi])))
+        after = self.cuts[self.cuts > self.times[hi]]
+        if after.size:  # the shot ends there
+            end = min(end, float(after[0]))
         return {
             "start": start,
             "end": end,
@@ -155,6 +161,10 @@ class Timelines:
         if step <= 0 and video is not None:  # one frame: it stands for one sampling interval
             step = float(video.sampling.get("every") or 0.0)
         duration = None if video is None else video.info.get("duration")
+        cuts = np.asarray([] if video is None else video.info.get("cuts") or [], np.float64)
+        near = np.diff(times) <= GAP_STEPS * step + 1e-9
+        shot = np.searchsorted(cuts, times, side="right")  # frames at or after a cut: its shot
+        near &= shot[1:] == shot[:-1]
         return Timeline(
             key,
             ids,
@@ -165,7 +175,8 @@ class Timelines:
             None if duration is None else float(duration),
             {int(i): p for p, i in enumerate(ids.tolist())},
             typical if usable.any() else None,
-            np.diff(times) <= GAP_STEPS * step + 1e-9,
+            near,
+            cuts,
         )
 
 

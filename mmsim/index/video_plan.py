@@ -33,7 +33,7 @@ from mmsim.files import digest_file
 from mmsim.index.manifest import ItemRecord, Manifest, StoredVideo, frame_key
 from mmsim.index.sources import SourceItem, hash_or_fail
 from mmsim.index.video_chunks import VideoRange
-from mmsim.inputs.video import Sampling, VideoError, probe, sample_times
+from mmsim.inputs.video import Sampling, VideoError, detect_shots, probe, sample_times
 
 DEFAULT_CHUNK = 64  # sampled frames per range: what a chunk's memory and a kill can lose
 _THREADS = 4
@@ -188,13 +188,19 @@ def _sample(
     """Probe, sample (and hash, where not yet done) the videos to embed, a few at a time;
     then plan each one's rows and ranges."""
 
-    def look(entry: SourceItem) -> tuple[Any, list[float]] | VideoError:
+    def look(entry: SourceItem) -> tuple[dict[str, Any], list[float]] | VideoError:
         try:
             info = probe(entry.item)
-            times = sample_times(entry.item, info, options.sampling)
+            sampling = options.sampling
+            described = asdict(info)
+            cuts = None
+            if sampling.mode in ("shots", "both"):  # kept: segments never span a cut
+                cuts = detect_shots(entry.item, info, threshold=sampling.shot_threshold)
+                described["cuts"] = cuts
+            times = sample_times(entry.item, info, sampling, cuts=cuts)
             if entry.record.hash is None:
                 entry.record.hash = digest_file(entry.item)
-            return info, times
+            return described, times
         except VideoError as exc:
             return exc
         except OSError as exc:
@@ -211,7 +217,7 @@ def _sample(
             continue
         out.count(out.kinds[entry.record.key])
         info, times = found
-        _ranges(manifest, entry, old, asdict(info), times, options, out)
+        _ranges(manifest, entry, old, info, times, options, out)
 
 
 def _ranges(

@@ -204,3 +204,26 @@ def test_a_bad_group_is_named_with_what_is_allowed(footage, tmp_path):
     page = (tmp_path / "search.html").read_text()
     assert "a.mp4 @ 00:00:06.000-00:00:08.000 (2 frames)" in page
     assert "not readable" not in page and page.count("data:image/jpeg") == 6  # frames cut
+
+
+def test_a_segment_never_spans_a_detected_cut(tmp_path):
+    """Red, then a hard cut to dark red, both far above the video's green: sampled every
+    second, one moment; sampled with shot detection too, the cut is recorded and splits
+    it there (and ends the first segment at the cut)."""
+    dark = (150, 20, 20)  # cosine with red 0.93 (toy encoder)
+    colours = [GREEN] * 4 + [RED] * 3 + [dark] * 3 + [GREEN] * 4
+    source = tmp_path / "source"
+    source.mkdir()
+    write_video(source / "v.mp4", [c for c in colours for _ in range(FPS)], FPS)
+    Image.new("RGB", (64, 48), RED).save(tmp_path / "red.png")
+    matcher = Matcher("toy", progress=False)
+    found = {}
+    for sampling in ("interval", "both"):
+        video = {"every": 1, "sampling": sampling}
+        index = Index.build(source, matcher, tmp_path / sampling, video=video, progress=False)
+        page = index.search_page(tmp_path / "red.png", top_k=2, group="segments")
+        found[sampling] = {(h["video"]["start"], round(h["video"]["end"], 1)) for h in page.hits}
+    assert (4.0, 10.0) in found["interval"]  # red and dark red merge: one moment
+    assert found["both"] == {(4.0, 7.0), (7.0, 10.0)}  # split at the cut
+    cuts = Index.open(tmp_path / "both")._manifest.video("v.mp4").info["cuts"]
+    assert cuts == pytest.approx([4.0, 7.0, 10.0], abs=0.01)

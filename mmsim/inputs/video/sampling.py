@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -110,12 +110,15 @@ def sample_times(
     sampling: Sampling,
     start: float = 0.0,
     end: float | None = None,
+    cuts: Sequence[float] | None = None,
 ) -> list[float]:
     """The times (seconds, ascending) of the frames ``sampling`` selects within
     ``[start, end)`` (``end``: the video's duration).
 
     Shot modes detect cuts over the whole video (the cap is per video), so call this
-    once per video and split the list rather than once per range.
+    once per video and split the list rather than once per range; ``cuts``: the
+    video's cuts if they were detected already (:func:`detect_shots`), else they are
+    detected here.
     """
     duration = info.duration
     stop = duration if end is None else min(end, duration)
@@ -124,8 +127,9 @@ def sample_times(
         count = max(1, math.ceil(duration / sampling.every - 1e-9))
         wanted.update(round(k * sampling.every, 6) for k in range(count))
     if sampling.mode in ("shots", "both"):
-        cuts = [0.0, *detect_shots(path, info, threshold=sampling.shot_threshold), duration]
-        for cut, following in itertools.pairwise(cuts):
+        if cuts is None:
+            cuts = detect_shots(path, info, threshold=sampling.shot_threshold)
+        for cut, following in itertools.pairwise([0.0, *cuts, duration]):
             settle = 0.0 if cut == 0.0 else min(SHOT_SETTLE, (following - cut) / 2)
             wanted.add(round(cut + settle, 6))
     times = sorted(t for t in wanted if t < duration or t == 0.0)
