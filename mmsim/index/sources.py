@@ -168,16 +168,10 @@ class TableSource(Source):
         self.path = Path(path).expanduser().resolve()
         self.column = column
         self.key_column = key_column
-        self.modality = _check_modality(modality)
+        self.modality = check_modality(modality)
 
     def record(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "path": str(self.path),
-            "column": self.column,
-            "key_column": self.key_column,
-            "modality": self.modality,
-        }
+        return file_record(self.kind, self.path, self.column, self.key_column, self.modality)
 
     def describe(self) -> str:
         return f"table {self.path}"
@@ -214,7 +208,7 @@ class ItemsSource(Source):
         self.data = data
         self.column = column
         self.key_column = key_column
-        self.modality = _check_modality(modality)
+        self.modality = check_modality(modality)
 
     def record(self) -> dict[str, Any]:
         return {"kind": self.kind, "column": self.column, "key_column": self.key_column}
@@ -238,7 +232,20 @@ class ItemsSource(Source):
         )
 
 
-def _check_modality(modality: str | None) -> str | None:
+def file_record(
+    kind: str, path: Path, column: str | None, key_column: str | None, modality: str | None
+) -> dict[str, Any]:
+    """What ``index.json`` keeps of a source read from one file, to read it again."""
+    return {
+        "kind": kind,
+        "path": str(path),
+        "column": column,
+        "key_column": key_column,
+        "modality": modality,
+    }
+
+
+def check_modality(modality: str | None) -> str | None:
     if modality not in (None, "image", "text"):
         raise ValueError(f"modality must be 'image', 'text' or None (detect), got {modality!r}")
     return modality

@@ -28,7 +28,15 @@ import numpy as np
 from mmsim.errors import DamagedFileError, MissingDependencyError
 from mmsim.index.errors import IndexMismatchError, IndexSourceError
 from mmsim.index.manifest import ItemRecord
-from mmsim.index.sources import ITEM_COLUMNS, Source, SourceItem, plain_value, text_digest
+from mmsim.index.sources import (
+    ITEM_COLUMNS,
+    Source,
+    SourceItem,
+    check_modality,
+    file_record,
+    plain_value,
+    text_digest,
+)
 from mmsim.inputs.tables import under
 
 ARRAY_SUFFIXES = (".npz", ".npy")
@@ -167,18 +175,12 @@ class EmbeddingsSource(Source):
             self.given = None
         self.column = column
         self.key_column = key_column
-        self.modality = modality
+        self.modality = check_modality(modality)
 
     def record(self) -> dict[str, Any]:
         if self.path is None:
             return {"kind": "python", "column": None, "key_column": None}
-        return {
-            "kind": self.kind,
-            "path": str(self.path),
-            "column": self.column,
-            "key_column": self.key_column,
-            "modality": self.modality,
-        }
+        return file_record(self.kind, self.path, self.column, self.key_column, self.modality)
 
     def describe(self) -> str:
         return f"embeddings {self.path}" if self.path is not None else "embeddings in Python"
