@@ -661,6 +661,7 @@ class Manifest:
             for r, row in zip(records, rows, strict=True)
         ]
         names = list(dict.fromkeys(n for values in table for n in values))
+        (last,) = self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM items").fetchone()
         self.conn.executemany(
             f"INSERT INTO items({', '.join(quote(n) for n in names)}) "
             f"VALUES ({', '.join('?' * len(names))})",
@@ -670,7 +671,8 @@ class Manifest:
         if self.has_keywords:  # the keyword rows, as _index_text writes each
             ids = dict(
                 self.conn.execute(
-                    "SELECT row, id FROM items WHERE shard = ? AND deleted = 0", (shard,)
+                    "SELECT row, id FROM items WHERE id > ? AND shard = ?",  # a key range
+                    (last, shard),
                 )
             )
             columns = self.metadata_columns()
