@@ -29,7 +29,7 @@ _QUERY_NAMES = ("Item", "Part", "Query", "QueryError")
 
 
 def __getattr__(name: str) -> Any:
-    """``Index`` and ``UpdateReport`` are imported on first use (they need numpy and
+    """``Index``, ``UpdateReport`` and ``Embeddings`` are imported on first use (they need numpy and
     torch; the errors and the ANN schemas do not)."""
     if name == "Index":
         from mmsim.index.index import Index
@@ -39,6 +39,10 @@ def __getattr__(name: str) -> Any:
         from mmsim.index.sync import UpdateReport
 
         return UpdateReport
+    if name == "Embeddings":
+        from mmsim.index.vector_source import Embeddings
+
+        return Embeddings
     if name in _QUERY_NAMES:  # the query model lives with the rankings, used mostly here
         import mmsim.retrieval.query
 
@@ -47,6 +51,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "Embeddings",
     "Index",
     "IndexCorruptError",
     "IndexLockedError",

@@ -121,9 +121,10 @@ def local_image(entry: SourceItem) -> bool:
 
 
 def read_photos(chunk: Chunk) -> None:
-    """Read the photo metadata of the chunk's image files that have none yet."""
+    """Read the photo metadata of the chunk's image files that have none yet (not of
+    rows given as vectors: their images need not be here, and are not opened)."""
     for entry, _ in chunk:
-        if entry.record.photo is None and local_image(entry):
+        if entry.record.photo is None and entry.vector is None and local_image(entry):
             entry.record.photo = read_photo_metadata(entry.record.path or "")
 
 

@@ -115,7 +115,7 @@ class Index:
         key_column: str | None = None,
         modality: str | None = None,
         dtype: str = "float32",
-        commit_every: int = 1024,
+        commit_every: int | None = None,
         progress: bool = True,
         engine: EngineChoice = None,
         runner: Engine | None = None,
@@ -129,11 +129,12 @@ class Index:
         before anything is written. ``runner`` is the old name of ``engine``. ``video``:
         how video files are sampled, a :class:`~mmsim.inputs.video.Sampling` or a mapping
         (``{"every": "2s", "sampling": "interval"|"shots"|"both", "max_frames": 2000,
-        "chunk": 64}``; default every 2 s), recorded in ``index.json`` (docs/video.md)."""
+        "chunk": 64}``; default every 2 s), recorded in ``index.json`` (docs/video.md).
+        ``commit_every``: items per committed batch, what a killed build can lose (default
+        1024 items to embed, 65536 vectors given as they are)."""
         chosen = engine_for(_engine_argument(engine, runner))
         VideoOptions.parse(video)  # checked before anything is written
-        if commit_every < 1:
-            raise ValueError(f"commit_every must be at least 1, got {commit_every}")
+        _check_commit_every(commit_every)
         if dtype not in STORAGE_DTYPES:
             raise ValueError(f"dtype must be one of {STORAGE_DTYPES}, got {dtype!r}")
         src = resolve_source(
@@ -176,7 +177,7 @@ class Index:
         modality: str | Sequence[str] = "image",
         encoder: Mapping[str, Any] | None = None,
         dtype: str = "float32",
-        commit_every: int = 65536,
+        commit_every: int | None = None,
         progress: bool = True,
     ) -> Index:
         """Index vectors made elsewhere (``vectors``: n x dim, by ``matcher``'s model)
@@ -221,7 +222,7 @@ class Index:
         self,
         source: Any = None,
         *,
-        commit_every: int = 1024,
+        commit_every: int | None = None,
         progress: bool = True,
         engine: EngineChoice = None,
         runner: Engine | None = None,
@@ -238,6 +239,7 @@ class Index:
         the options given are recorded (see :meth:`build`)."""
         chosen = engine_for(_engine_argument(engine, runner))
         videos = VideoOptions.parse(video, self.record.get("video"))
+        _check_commit_every(commit_every)
         src = (
             source_from_record(self.record["source"]) if source is None else resolve_source(source)
         )
@@ -257,7 +259,12 @@ class Index:
                     write_record(self.folder, self.record)
                 job = BuildJob(self.folder, self.dtype, src, lambda: self.matcher)
                 report = apply(
-                    self._manifest, todo, chosen, job, commit_every=commit_every, progress=progress
+                    self._manifest,
+                    todo,
+                    chosen,
+                    job,
+                    commit_every=commit_every or src.commit_every,
+                    progress=progress,
                 )
                 backfill_photos(self._manifest)  # files indexed before photo metadata was read
                 if moved:  # the collection moved: later updates scan the new place
@@ -675,6 +682,13 @@ def _with_keywords(query: Any, keywords: str) -> Query:
     if isinstance(query, Query):
         return Query(query.positive, query.negative, keywords)
     return Query(positive=[query], keywords=keywords)
+
+
+def _check_commit_every(commit_every: int | None) -> None:
+    if commit_every is not None and commit_every < 1:
+        raise ValueError(
+            f"commit_every must be at least 1 (or None: the source's default), got {commit_every}"
+        )
 
 
 def _engine_argument(engine: EngineChoice, runner: Engine | None) -> EngineChoice:

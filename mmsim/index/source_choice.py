@@ -12,6 +12,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from mmsim.index.errors import IndexSourceError
 from mmsim.index.sources import (
     TABLE_SUFFIXES,
@@ -63,12 +65,30 @@ def resolve_source(
             f"({', '.join(TABLE_SUFFIXES)}) nor a file of embeddings "
             f"({', '.join(ARRAY_SUFFIXES)}, Parquet with an embedding column)"
         )
+    if _looks_like_vectors(source):
+        raise IndexSourceError(
+            f"a {len(source)} x {source.shape[1]} array of floats looks like embeddings, not "
+            "items to embed: index them with Index.build_from_embeddings(vectors, matcher, "
+            "folder, items=...), or update with index.update(Embeddings(vectors, items=...))"
+        )
     if isinstance(source, Iterable) or is_columnar(source):
         return ItemsSource(source, column, key_column, modality)
     raise IndexSourceError(
         f"cannot index a {type(source).__name__}: give a folder, a .csv / .parquet table, an "
         ".npz / .npy of embeddings, a list of items or a dict of columns"
     )
+
+
+def _looks_like_vectors(source: Any) -> bool:
+    """A 2-d array of floats: embeddings, which as items would be embedded row by row
+    as if each were an image or a text (and replace what the index holds)."""
+    if (
+        getattr(source, "ndim", None) != 2
+        or is_columnar(source)
+        or not hasattr(source, "__array__")
+    ):
+        return False
+    return bool(np.issubdtype(np.asarray(source[:0]).dtype, np.floating))
 
 
 def source_from_record(record: dict[str, Any]) -> Source:
@@ -78,6 +98,12 @@ def source_from_record(record: dict[str, Any]) -> Source:
     if kind == "folder":
         return FolderSource(
             record["root"], record["include"], record["exclude"], record["follow_symlinks"]
+        )
+    if kind == "embeddings" and record.get("path") is None:
+        raise IndexSourceError(
+            "this index was built from embeddings given in Python, which cannot be rescanned: "
+            "pass them again, Index.build_from_embeddings(vectors, matcher, folder, ...) or "
+            "index.update(Embeddings(vectors, ...)) (from mmsim.index import Embeddings)"
         )
     if kind in ("table", "embeddings"):
         made = TableSource if kind == "table" else EmbeddingsSource

@@ -38,7 +38,19 @@ DEFAULT_INCLUDE = IMAGE_PATTERNS + VIDEO_PATTERNS
 # for "the default", so building again with the same arguments resumes such an index
 # (and its updates find videos too) instead of calling it another source.
 _IMAGE_ONLY_DEFAULT = list(IMAGE_PATTERNS)
-ITEM_COLUMNS = ("image", "path", "file", "url", "text", "caption")
+ITEM_COLUMNS = (
+    "image",
+    "image_path",
+    "path",
+    "file",
+    "filename",
+    "url",
+    "image_url",
+    "text",
+    "caption",
+)
+"""The columns a table's items are guessed from, in this order (image columns before
+text ones: clip-retrieval's ``image_path`` beside its ``caption`` names the images)."""
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq", ".txt")
 
 
@@ -78,6 +90,9 @@ class Source:
 
     kind: str = ""
     rescannable = True
+    commit_every = 1024
+    """Items per committed batch unless the caller says: what a killed build can lose
+    (of the model's time) against the cost of a commit."""
 
     def scan(self) -> list[SourceItem]:
         raise NotImplementedError
@@ -301,6 +316,8 @@ def plain_value(value: Any) -> Any:
         return None
     if hasattr(value, "item") and not isinstance(value, (bytes, str)):
         value = value.item()
+    if isinstance(value, bool):  # as SQLite stores it, so filters and keywords agree
+        return int(value)
     return value if isinstance(value, (int, float, str)) else str(value)
 
 

@@ -70,12 +70,12 @@ class Embeddings:
         n = len(array)
         if isinstance(modalities, str):
             modalities = [modalities] * n
-        columns: dict[str, Sequence[Any]] = {"items": items or [], "keys": keys or []}
-        columns["modalities"] = modalities
+        columns: dict[str, Sequence[Any]] = {"modalities": modalities}
+        columns.update(
+            {what: col for what, col in (("items", items), ("keys", keys)) if col is not None}
+        )
         columns.update({f"metadata {name!r}": col for name, col in (metadata or {}).items()})
         for what, col in columns.items():
-            if what in ("items", "keys") and not col:
-                continue
             if len(col) != n:
                 raise IndexSourceError(f"{where}: {len(col)} {what} for {n} vectors")
         bad = next((m for m in modalities if m not in MODALITIES), None)
@@ -85,8 +85,8 @@ class Embeddings:
                 "what each vector was made from)"
             )
         self.vectors = array
-        self.items = list(items) if items else None
-        self.keys = list(keys) if keys else None
+        self.items = None if items is None else list(items)
+        self.keys = None if keys is None else list(keys)
         self.metadata = {str(k): list(v) for k, v in (metadata or {}).items()}
         self.modalities = list(modalities)
         self.encoder = dict(encoder) if encoder else None
@@ -158,6 +158,7 @@ class EmbeddingsSource(Source):
     rescannable: ``update`` needs them passed again)."""
 
     kind = "embeddings"
+    commit_every = 65536  # storing a given vector costs no model time: fewer, larger shards
 
     def __init__(
         self,
@@ -178,8 +179,8 @@ class EmbeddingsSource(Source):
         self.modality = check_modality(modality)
 
     def record(self) -> dict[str, Any]:
-        if self.path is None:
-            return {"kind": "python", "column": None, "key_column": None}
+        if self.path is None:  # recorded as embeddings, so an update asks for vectors
+            return {"kind": self.kind, "path": None, "column": None, "key_column": None}
         return file_record(self.kind, self.path, self.column, self.key_column, self.modality)
 
     def describe(self) -> str:
@@ -311,6 +312,10 @@ def _read_parquet(
         ) from None
     names = table.column_names
     name = vector_column(names, column)
+    if column is not None and column not in names:
+        raise IndexSourceError(
+            f"column='{column}' is not a column of {path}; its columns are {names}"
+        )
     if name is None:
         raise IndexSourceError(
             f"which column of {path} holds the embeddings? Pass column=NAME; the columns are "
@@ -326,7 +331,7 @@ def _read_parquet(
         raise IndexSourceError(
             f"key_column='{key_column}' is not a column of {path}; its columns are {names}"
         )
-    item_name = next((c for c in ITEM_COLUMNS if c in names), None)
+    item_name = next((c for c in ("item", *ITEM_COLUMNS) if c in names and c != key_column), None)
     items = table.column(item_name).to_pylist() if item_name else None
     kind = modality or ("text" if item_name in ("text", "caption") else "image")
     rest = [c for c in names if c not in (name, item_name, key_column)]

@@ -11,7 +11,7 @@ import pytest
 
 from mmsim import Matcher
 from mmsim.errors import DamagedFileError
-from mmsim.index import Index, IndexMismatchError, IndexSourceError
+from mmsim.index import Embeddings, Index, IndexMismatchError, IndexSourceError
 from mmsim.plugin.testing import run_cli, write_images
 from mmsim.plugin.testing import write_collection as make_collection
 
@@ -75,18 +75,20 @@ def test_build_from_embeddings_keys_updates_and_filters(tmp_path, matcher):
         vectors * 4.0,  # not unit length: stored normalised, scores are cosines
         matcher,
         tmp_path / "idx",
-        items=texts,
-        keys=[f"id{i}" for i in range(12)],
-        metadata={"kind": kind, "n": list(range(12))},
+        items=pd.Series(texts),  # columns as arrays or Series, as a pipeline holds them
+        keys=np.array([f"id{i}" for i in range(12)]),
+        metadata={"kind": kind, "n": list(range(12)), "odd": np.arange(12) % 2 == 1},
         modality="text",
         progress=False,
     )
     assert index.last_report.added == 12 and len(index) == 12
     hit = index.search(texts[3], top_k=1)[0][0]
     assert hit["text"] == texts[3] and hit["score"] == pytest.approx(1.0, abs=1e-5)
-    assert hit["metadata"] == {"kind": "odd", "n": 3}
+    assert hit["metadata"] == {"kind": "odd", "n": 3, "odd": 1}  # a bool as SQLite holds it
     odd = index.search(texts[4], top_k=20, where="kind = 'odd'")[0]
     assert len(odd) == 6 and all(h["metadata"]["kind"] == "odd" for h in odd)
+    flagged = index.search(texts[4], top_k=20, where="odd = 1")[0]
+    assert {h["response_id"] for h in flagged} == {h["response_id"] for h in odd}
     ids = {h["text"]: h["response_id"] for h in index.search(texts[0], top_k=12)[0]}
 
     changed = vectors * 4.0
@@ -106,6 +108,15 @@ def test_build_from_embeddings_keys_updates_and_filters(tmp_path, matcher):
     assert {h["text"] for h in top} == {texts[5], texts[6]}  # id5 is id6's vector now
     assert top[0]["score"] == pytest.approx(1.0, abs=1e-5)
 
+    # Python vectors cannot be rescanned, and are never taken for items to embed
+    with pytest.raises(IndexSourceError, match="built from embeddings given in Python"):
+        again.update(progress=False)
+    with pytest.raises(IndexSourceError, match="11 x 32 array of floats looks like embeddings"):
+        again.update(changed[1:], progress=False)
+    assert len(again) == 11 and again.search(texts[6], top_k=1)[0][0]["score"] > 0.999
+    given = Embeddings(changed[1:], items=texts[1:], keys=keys[1:], modalities="text")
+    assert again.update(given, progress=False).unchanged == 11
+
 
 def test_parquet_and_npy_sources_and_bad_rows_are_skipped_by_name(tmp_path, matcher):
     paths = write_images(tmp_path / "img", 6)
@@ -114,8 +125,9 @@ def test_parquet_and_npy_sources_and_bad_rows_are_skipped_by_name(tmp_path, matc
     bad[1] = np.nan
     bad[4] = 0.0
     table = pd.DataFrame(
-        {
-            "image_path": [p.name for p in paths],
+        {  # as clip-retrieval writes it: image_path (relative to the file) beside a caption
+            "image_path": [f"img/{p.name}" for p in paths],
+            "caption": [f"picture {i}" for i in range(6)],
             "embedding": list(bad.astype(np.float32)),
             "uid": [f"u{i}" for i in range(6)],
             "width": [40 + i for i in range(6)],
@@ -132,8 +144,11 @@ def test_parquet_and_npy_sources_and_bad_rows_are_skipped_by_name(tmp_path, matc
         "key:u4": "its vector is all zeros (no direction to compare)",
     }
     hit = index.search(str(paths[2]), top_k=1)[0][0]
-    assert hit["metadata"]["image_path"] == paths[2].name and hit["metadata"]["width"] == 42
-    assert hit["score"] == pytest.approx(1.0, abs=1e-5)
+    assert hit["path"] == str(paths[2]) and hit["score"] == pytest.approx(1.0, abs=1e-5)
+    assert hit["metadata"] == {"caption": "picture 2", "width": 42}  # the images not opened
+    with pytest.raises(IndexSourceError, match=r"column='embeding' is not a column of .*'uid'"):
+        Index.build(tmp_path / "emb.parquet", matcher, tmp_path / "typo", column="embeding",
+                    progress=False)  # fmt: skip
 
     np.save(tmp_path / "emb.npy", vectors)  # vectors alone: rows keyed by number
     plain = Index.build(tmp_path / "emb.npy", matcher, tmp_path / "npy", progress=False)
