@@ -43,12 +43,13 @@ from mmsim.index.record import (
     read_record,
     write_record,
 )
+from mmsim.index.sliced_sync import sync_in_slices
 from mmsim.index.snapshot import SHARDS_DIR, Snapshot, load_snapshot
 from mmsim.index.source_choice import resolve_source, source_from_record
 from mmsim.index.sources import Source, current_record
 from mmsim.index.sync import UpdateReport, apply, backfill_photos, plan
 from mmsim.index.tuning import corpus_sample, prompts
-from mmsim.index.vector_source import Embeddings
+from mmsim.index.vector_source import Embeddings, EmbeddingsSource
 from mmsim.index.video_plan import VideoOptions
 from mmsim.inputs.tables import read_table
 from mmsim.matcher.matcher import Matcher
@@ -250,22 +251,25 @@ class Index:
                 self._manifest.upgrade()  # an index of an older mmsim gains its keyword table
                 self._clean_orphans()
                 src.check_model(self.dim, self.record["encoders"], f"index {self.folder}")
-                scanned = src.scan()
-                if not scanned and self._manifest.counts()["items"] == 0:
-                    raise IndexSourceError(f"the source ({src.describe()}) holds no items to index")
-                todo = plan(self._manifest, scanned, videos)
-                if self.record.get("video") != videos.record():  # before any frame is added
-                    self.record = {**self.record, "video": videos.record()}
-                    write_record(self.folder, self.record)
                 job = BuildJob(self.folder, self.dtype, src, lambda: self.matcher)
-                report = apply(
-                    self._manifest,
-                    todo,
-                    chosen,
-                    job,
-                    commit_every=commit_every or src.commit_every,
-                    progress=progress,
-                )
+                every = commit_every or src.commit_every
+                if isinstance(src, EmbeddingsSource) and src.sliced():  # too large to scan whole
+                    report = sync_in_slices(
+                        self._manifest, src, chosen, job, commit_every=every, progress=progress
+                    )
+                else:
+                    scanned = src.scan()
+                    if not scanned and self._manifest.counts()["items"] == 0:
+                        raise IndexSourceError(
+                            f"the source ({src.describe()}) holds no items to index"
+                        )
+                    todo = plan(self._manifest, scanned, videos)
+                    if self.record.get("video") != videos.record():  # before a frame is added
+                        self.record = {**self.record, "video": videos.record()}
+                        write_record(self.folder, self.record)
+                    report = apply(
+                        self._manifest, todo, chosen, job, commit_every=every, progress=progress
+                    )
                 backfill_photos(self._manifest)  # files indexed before photo metadata was read
                 if moved:  # the collection moved: later updates scan the new place
                     self.record = {**self.record, "source": src.record()}

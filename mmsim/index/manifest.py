@@ -489,16 +489,28 @@ class Manifest:
             return []
         return [file for file in files if file not in named]
 
-    def stored_by_key(self) -> dict[str, Stored]:
+    def stored_by_key(self, keys: Iterable[str] | None = None) -> dict[str, Stored]:
         """The live rows of the source's own items (a video's frames are planned with
-        their video: they are never in a scan)."""
+        their video: they are never in a scan); ``keys``: only those with these keys
+        (a slice of a large source, looked up without reading the others)."""
         frames = " AND id NOT IN (SELECT id FROM frames)" if self.has_videos else ""
+        query = f"SELECT id, key, size, mtime_ns, hash, path FROM items WHERE deleted = 0{frames}"
         return {
             key: Stored(i, size, mtime, digest, path)
-            for i, key, size, mtime, digest, path in self.conn.execute(
-                f"SELECT id, key, size, mtime_ns, hash, path FROM items WHERE deleted = 0{frames}"
-            )
+            for i, key, size, mtime, digest, path in self._rows_with_keys(query, keys)
         }
+
+    def _rows_with_keys(self, query: str, keys: Iterable[str] | None) -> Iterator[tuple]:
+        """``query``'s rows, or those whose ``key`` is one of ``keys`` (looked up 900
+        at a time: SQLite's limit on bound parameters)."""
+        if keys is None:
+            yield from self.conn.execute(query)
+            return
+        wanted = list(keys)
+        for start in range(0, len(wanted), 900):
+            part = wanted[start : start + 900]
+            marks = ", ".join("?" * len(part))
+            yield from self.conn.execute(f"{query} AND key IN ({marks})", part)
 
     def videos(self) -> dict[str, StoredVideo]:
         """Every ``videos`` row, by key."""
@@ -528,27 +540,25 @@ class Manifest:
             )
         ]
 
-    def skipped(self) -> dict[str, tuple[int | None, int | None, str, str]]:
-        """key -> (size, mtime_ns, reason, item)."""
-        return {
-            key: (size, mtime, reason, item)
-            for key, item, size, mtime, reason in self.conn.execute(
-                "SELECT key, item, size, mtime_ns, reason FROM skipped ORDER BY key"
-            )
-        }
+    def skipped(
+        self, keys: Iterable[str] | None = None
+    ) -> dict[str, tuple[int | None, int | None, str, str]]:
+        """key -> (size, mtime_ns, reason, item); ``keys``: only those."""
+        query = "SELECT key, item, size, mtime_ns, reason FROM skipped WHERE 1"
+        rows = sorted(self._rows_with_keys(query, keys))
+        return {key: (size, mtime, reason, item) for key, item, size, mtime, reason in rows}
 
     def metadata_of(self, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
-        """The stored metadata of live rows, by key."""
+        """The stored metadata of the live rows with these keys, by key."""
         columns = self.metadata_columns()
         if not columns:
             return {}
         names = ", ".join(quote(column_name(c)) for c in columns)
-        wanted = set(keys)
-        out = {}
-        for key, *values in self.conn.execute(f"SELECT key, {names} FROM items WHERE deleted = 0"):
-            if key in wanted:
-                out[key] = {c: v for c, v in zip(columns, values, strict=True) if v is not None}
-        return out
+        query = f"SELECT key, {names} FROM items WHERE deleted = 0"
+        return {
+            key: {c: v for c, v in zip(columns, values, strict=True) if v is not None}
+            for key, *values in self._rows_with_keys(query, keys)
+        }
 
     def rows(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
         """What a search hit shows about each id: modality, path or text, metadata."""

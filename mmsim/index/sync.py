@@ -48,6 +48,13 @@ class UpdateReport:
     frames_deleted: int = 0
     gaps: list[dict[str, Any]] = field(default_factory=list)  # {key, item, start, end, reason}
 
+    def add(self, other: UpdateReport) -> None:
+        """Count another part of the same update in (a large source's next slice)."""
+        for name in ("added", "changed", "renamed", "deleted", "unchanged", "metadata_updated"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.skipped += other.skipped
+        self.seconds += other.seconds
+
     def summary(self) -> str:
         parts = [
             f"{self.added} added",
@@ -85,16 +92,22 @@ class Plan:
 
 
 def plan(
-    manifest: Manifest, scanned: Sequence[SourceItem], video: VideoOptions | None = None
+    manifest: Manifest,
+    scanned: Sequence[SourceItem],
+    video: VideoOptions | None = None,
+    *,
+    whole: bool = True,
 ) -> Plan:
     """Compare a scan with the manifest; reads file contents only where stat changed.
-    Videos are sampled as ``video`` says (default: every 2 s)."""
+    Videos are sampled as ``video`` says (default: every 2 s). ``whole=False``: the
+    scan is a slice of its source (:mod:`mmsim.index.sliced_sync`), compared with the
+    stored rows of its own keys only; nothing is deleted or found renamed."""
     out = Plan(video_options=video or VideoOptions())
-    stored = manifest.stored_by_key()
-    skipped = manifest.skipped()
     scanned_keys = {s.record.key for s in scanned}
+    stored = manifest.stored_by_key(None if whole else scanned_keys)
+    skipped = manifest.skipped(None if whole else scanned_keys)
     videos = [s for s in scanned if s.record.modality == "video"]
-    if videos or manifest.has_videos:
+    if videos or (whole and manifest.has_videos):
         out.videos = plan_videos(manifest, videos, skipped, out.video_options)
         out.report.videos = dict(out.videos.counts)
         scanned = [s for s in scanned if s.record.modality != "video"]
@@ -150,7 +163,8 @@ def plan(
     renamed = {item_id for item_id, _ in out.relocate}
     out.delete = [row.id for row in gone.values() if row.id not in renamed]
     out.report.deleted = len(out.delete)
-    out.forget_skipped = [key for key in skipped if key not in scanned_keys]
+    if whole:
+        out.forget_skipped = [key for key in skipped if key not in scanned_keys]
     return out
 
 

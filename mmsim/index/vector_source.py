@@ -42,6 +42,9 @@ from mmsim.inputs.tables import under
 ARRAY_SUFFIXES = (".npz", ".npy")
 VECTOR_COLUMNS = ("embedding", "embeddings", "emb", "vector", "clip_embedding")
 MODALITIES = ("image", "text")
+SLICE_ROWS = 1 << 20
+"""Rows above which an embeddings source is synced a slice of this many rows at a time
+(:mod:`mmsim.index.sliced_sync`): a scan holds a few hundred bytes a row."""
 
 
 class Embeddings:
@@ -68,9 +71,9 @@ class Embeddings:
                 f"shape {array.shape} of {array.dtype}"
             )
         n = len(array)
-        if isinstance(modalities, str):
-            modalities = [modalities] * n
-        columns: dict[str, Sequence[Any]] = {"modalities": modalities}
+        uniform = isinstance(modalities, str)  # one for all: no list of n (large files)
+        kinds = [modalities] if isinstance(modalities, str) else list(modalities)
+        columns: dict[str, Sequence[Any]] = {} if uniform else {"modalities": kinds}
         columns.update(
             {what: col for what, col in (("items", items), ("keys", keys)) if col is not None}
         )
@@ -78,7 +81,7 @@ class Embeddings:
         for what, col in columns.items():
             if len(col) != n:
                 raise IndexSourceError(f"{where}: {len(col)} {what} for {n} vectors")
-        bad = next((m for m in modalities if m not in MODALITIES), None)
+        bad = next((m for m in set(kinds) if m not in MODALITIES), None)
         if bad is not None:
             raise IndexSourceError(
                 f"{where}: modality {bad!r} is not one of {list(MODALITIES)} (the modality of "
@@ -88,13 +91,33 @@ class Embeddings:
         self.items = None if items is None else list(items)
         self.keys = None if keys is None else list(keys)
         self.metadata = {str(k): list(v) for k, v in (metadata or {}).items()}
-        self.modalities = list(modalities)
+        self._uniform = kinds[0] if uniform else None
+        self._kinds = None if uniform else kinds
         self.encoder = dict(encoder) if encoder else None
         self.where = where
+
+    def __len__(self) -> int:
+        return len(self.vectors)
 
     @property
     def dim(self) -> int:
         return int(self.vectors.shape[1])
+
+    @property
+    def modalities(self) -> list[str]:
+        """The modality of each row."""
+        return self._kinds if self._kinds is not None else [self.modality(0)] * len(self)
+
+    def modality(self, row: int) -> str:
+        return self._kinds[row] if self._kinds is not None else str(self._uniform)
+
+    def base_keys(self, start: int = 0, stop: int | None = None) -> list[str]:
+        """The keys of rows ``start`` to ``stop`` before repeats are told apart."""
+        stop = len(self) if stop is None else min(stop, len(self))
+        return [
+            _key(self.keys, self.items[i] if self.items is not None else None, self.modality(i), i)
+            for i in range(start, stop)
+        ]
 
     def check(self, dim: int, encoders: Mapping[str, Any], index: str) -> None:
         """Refuse vectors that are not of the index's model: another dimension, or an
@@ -122,20 +145,26 @@ class Embeddings:
                 "cannot be compared; build with the matcher that made them"
             )
 
-    def scan(self) -> list[SourceItem]:
-        """One item per row (see the module docstring for keys and hashes)."""
+    def scan(
+        self, start: int = 0, stop: int | None = None, earlier: Mapping[str, int] | None = None
+    ) -> list[SourceItem]:
+        """One item per row of ``start`` to ``stop`` (see the module docstring for keys
+        and hashes). ``earlier``: how often each key occurred in the rows before
+        ``start`` (a large source scanned a slice at a time), so that the n-th row with a
+        key is told apart as ``key#n`` however the rows are sliced."""
         found: list[SourceItem] = []
-        seen: dict[str, int] = {}
-        for i in range(len(self.vectors)):
+        seen: dict[str, int] = dict(earlier or {})
+        stop = len(self) if stop is None else min(stop, len(self))
+        for i, key in zip(range(start, stop), self.base_keys(start, stop), strict=True):
             vector = self.vectors[i]
             item = self.items[i] if self.items is not None else None
-            modality = self.modalities[i]
+            modality = self.modality(i)
             metadata = {
                 name: value
                 for name, col in self.metadata.items()
                 if (value := plain_value(col[i])) is not None
             }
-            record = ItemRecord(key=_key(self.keys, item, modality, i), modality=modality)
+            record = ItemRecord(key=key, modality=modality)
             if item is not None and modality == "text":
                 record.text = str(item)
             elif item is not None:
@@ -159,6 +188,7 @@ class EmbeddingsSource(Source):
 
     kind = "embeddings"
     commit_every = 65536  # storing a given vector costs no model time: fewer, larger shards
+    slice_rows = SLICE_ROWS
 
     def __init__(
         self,
@@ -196,10 +226,19 @@ class EmbeddingsSource(Source):
     def check_model(self, dim: int, encoders: Mapping[str, Any], index: str) -> None:
         self.embeddings().check(dim, encoders, index)
 
+    def sliced(self) -> bool:
+        """Whether it is too large to scan whole: synced a slice at a time
+        (:mod:`mmsim.index.sliced_sync`)."""
+        return len(self.embeddings()) > self.slice_rows
+
+    def release(self) -> None:
+        """Forget a file's vectors, so the next sync reads the file again."""
+        if self.path is not None:
+            self.given = None
+
     def scan(self) -> list[SourceItem]:
         found = self.embeddings().scan()
-        if self.path is not None:
-            self.given = None  # the next scan (an update) reads the file again
+        self.release()
         return found
 
 
@@ -357,14 +396,16 @@ def given_vectors(entries: Sequence[SourceItem]) -> tuple[np.ndarray, list[int],
     """The precomputed vectors of a chunk's items, unit-normalised as the index stores
     them: (the usable ones in order, their positions, the reason for each other one)."""
     vectors = np.stack([np.asarray(e.vector, dtype=np.float32) for e in entries])
-    norms = np.linalg.norm(vectors, axis=1)
+    finite = np.isfinite(vectors).all(axis=1)
+    # scaled by its largest component first: a norm of huge finite values overflows
+    peak = np.where(finite, np.abs(np.where(finite[:, None], vectors, 0)).max(axis=1), 0)
     failures: dict[int, str] = {}
-    for pos in np.flatnonzero(~np.isfinite(norms) | (norms == 0)):
-        finite = bool(np.isfinite(vectors[pos]).all())
+    for pos in np.flatnonzero(~finite | (peak == 0)):
         failures[int(pos)] = (
             "its vector is all zeros (no direction to compare)"
-            if finite
+            if finite[pos]
             else "its vector holds a non-finite value (NaN or infinity)"
         )
     kept = [pos for pos in range(len(entries)) if pos not in failures]
-    return vectors[kept] / norms[kept, None], kept, failures
+    scaled = vectors[kept] / peak[kept, None]
+    return scaled / np.linalg.norm(scaled, axis=1, keepdims=True), kept, failures

@@ -12,6 +12,7 @@ import pytest
 from mmsim import Matcher
 from mmsim.errors import DamagedFileError
 from mmsim.index import Embeddings, Index, IndexMismatchError, IndexSourceError
+from mmsim.index.vector_source import EmbeddingsSource
 from mmsim.plugin.testing import run_cli, write_images
 from mmsim.plugin.testing import write_collection as make_collection
 
@@ -124,6 +125,7 @@ def test_parquet_and_npy_sources_and_bad_rows_are_skipped_by_name(tmp_path, matc
     bad = vectors.copy()
     bad[1] = np.nan
     bad[4] = 0.0
+    bad[3] = vectors[3] * np.float32(1e38)  # finite, but its float32 norm overflows
     table = pd.DataFrame(
         {  # as clip-retrieval writes it: image_path (relative to the file) beside a caption
             "image_path": [f"img/{p.name}" for p in paths],
@@ -146,6 +148,8 @@ def test_parquet_and_npy_sources_and_bad_rows_are_skipped_by_name(tmp_path, matc
     hit = index.search(str(paths[2]), top_k=1)[0][0]
     assert hit["path"] == str(paths[2]) and hit["score"] == pytest.approx(1.0, abs=1e-5)
     assert hit["metadata"] == {"caption": "picture 2", "width": 42}  # the images not opened
+    huge = index.search(str(paths[3]), top_k=1)[0][0]
+    assert huge["path"] == str(paths[3]) and huge["score"] == pytest.approx(1.0, abs=1e-5)
     with pytest.raises(IndexSourceError, match=r"column='embeding' is not a column of .*'uid'"):
         Index.build(tmp_path / "emb.parquet", matcher, tmp_path / "typo", column="embeding",
                     progress=False)  # fmt: skip
@@ -185,3 +189,47 @@ def test_damaged_and_wrong_embedding_files_are_named(tmp_path, matcher):
         )
     assert not any((tmp_path / name).exists() for name in "abcdef")
     json.dumps(Index.build(good, matcher, tmp_path / "ok", progress=False).info())
+
+
+def test_a_source_too_large_to_scan_whole_is_synced_slice_by_slice(tmp_path, matcher, monkeypatch):
+    """Above `slice_rows` rows an embeddings file is planned and committed a slice at a
+    time; keys, repeats across slices, updates and deletions come out as from one scan."""
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((2500, matcher.embedding_dim)).astype(np.float32)
+    items = [f"img/{i}.png" for i in range(2500)]
+    items[1700] = items[20]  # the same item in another slice: a second row, `img/20.png#2`
+    np.savez(tmp_path / "emb.npz", embeddings=vectors, items=np.array(items))
+
+    whole = Index.build(tmp_path / "emb.npz", matcher, tmp_path / "whole", progress=False)
+    monkeypatch.setattr(EmbeddingsSource, "slice_rows", 1000)
+    sliced = Index.build(tmp_path / "emb.npz", matcher, tmp_path / "sliced", progress=False)
+    assert sliced.last_report.added == 2500 and len(sliced) == 2500
+    for probe in (20, 1700, 999, 1000, 2499):
+        want = whole.search(vectors[probe][None], top_k=3)[0]
+        have = sliced.search(vectors[probe][None], top_k=3)[0]
+        assert [(h["path"], round(h["score"], 5)) for h in have] == [
+            (h["path"], round(h["score"], 5)) for h in want
+        ]
+    assert sliced.update(progress=False).unchanged == 2500  # repeats numbered alike
+
+    changed = vectors[:2200].copy()
+    changed[1200] = rng.standard_normal(matcher.embedding_dim)
+    more = rng.standard_normal((150, matcher.embedding_dim)).astype(np.float32)
+    more[0] = np.nan  # one bad row in a slice: skipped by name, the others kept
+    np.savez(
+        tmp_path / "emb.npz",
+        embeddings=np.concatenate([changed, more]),
+        items=np.array(items[:2200] + [f"new/{i}.png" for i in range(150)]),
+    )
+    before = {probe: sliced.search(vectors[probe][None], top_k=1)[0][0] for probe in (5, 1200)}
+    report = sliced.update(progress=False)
+    assert (report.added, report.changed, report.deleted) == (149, 1, 300)
+    assert report.unchanged == 2199 and len(sliced) == 2349
+    assert [s["key"] for s in report.skipped] == ["new/0.png"]  # not a file here: as written
+    kept = sliced.search(vectors[5][None], top_k=1)[0][0]
+    assert kept["response_id"] == before[5]["response_id"]  # unchanged rows keep their ids
+    moved = sliced.search(changed[1200][None], top_k=1)[0][0]
+    assert moved["response_id"] == before[1200]["response_id"]  # changed: the same id
+    assert moved["score"] == pytest.approx(1.0, abs=1e-5)
+    gone = sliced.search(vectors[2300][None], top_k=1)[0][0]
+    assert gone["score"] < 0.9  # row 2300 is no longer in the file: deleted
