@@ -293,9 +293,9 @@ def write_video(clip: Clip, path: str | Path, *, preset: str = "veryfast") -> Pa
                     "libx264", rate=Fraction(clip.fps).limit_denominator(1001)
                 )
                 stream.width, stream.height, stream.pix_fmt = clip.width, clip.height, "yuv420p"
-                stream.options = {"preset": preset}
-                # frame threads: x264's slice threads give other bytes from run to run
-                stream.codec_context.thread_type = "FRAME"
+                # one thread: the same seed writes the same bytes (x264's threads, slice
+                # or frame, gave files of other sizes from run to run under load)
+                stream.options = {"preset": preset, "threads": "1"}
                 for n in range(clip.frames):
                     frame = av.VideoFrame.from_image(clip.frame(n))
                     frame.pts = n
