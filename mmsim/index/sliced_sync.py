@@ -18,6 +18,8 @@ rename: its old row is deleted and it is added again under a new id.
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from collections import Counter
 from collections.abc import Iterable
 
@@ -55,7 +57,8 @@ def sync_in_slices(
         gone.report.deleted = len(gone.delete)
         total.add(apply(manifest, gone, engine, job, commit_every=commit_every, progress=False))
     finally:
-        seen.drop()
+        with contextlib.suppress(sqlite3.Error):  # (a full disk): the error says why
+            seen.drop()
     return total
 
 
