@@ -123,19 +123,23 @@ def test_readers_during_a_build_see_whole_batches_only(collection, clean, tmp_pa
 
 
 INTERRUPTED = """
-import linecache, os, signal, sys
+import os, signal, sqlite3, sys
 from mmsim import Matcher
 from mmsim.index import Index
 after = int(sys.argv[3])
 def interrupt_after_commit(frame, event, arg):
-    # a real SIGINT the moment a COMMIT returns: Python raises KeyboardInterrupt there
+    # a real SIGINT the moment a COMMIT returns: Python raises KeyboardInterrupt there.
+    # A COMMIT is the manifest transaction's `execute` that leaves no transaction open
+    # (told by the connection, not by the source line: the file may change under a run)
     global after
     if event != "c_return" or frame.f_code.co_name != "transaction":
         return
-    if "COMMIT" in linecache.getline(frame.f_code.co_filename, frame.f_lineno):
-        after -= 1
-        if after == 0:
-            os.kill(os.getpid(), signal.SIGINT)
+    conn = getattr(arg, "__self__", None)
+    if getattr(arg, "__name__", "") == "execute" and isinstance(conn, sqlite3.Connection):
+        if not conn.in_transaction:
+            after -= 1
+            if after == 0:
+                os.kill(os.getpid(), signal.SIGINT)
 if sys.argv[4] == "build":
     sys.setprofile(interrupt_after_commit)
     Index.build(sys.argv[1], Matcher("toy", progress=False), sys.argv[2], commit_every=2,
