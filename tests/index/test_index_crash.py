@@ -127,6 +127,9 @@ import os, signal, sqlite3, sys
 from mmsim import Matcher
 from mmsim.index import Index
 after = int(sys.argv[3])
+# Python raises KeyboardInterrupt on SIGINT only where it was not ignored when it
+# started: a parent (a test worker after a server test) may pass SIGINT on ignored
+signal.signal(signal.SIGINT, signal.default_int_handler)
 def interrupt_after_commit(frame, event, arg):
     # a real SIGINT the moment a COMMIT returns: Python raises KeyboardInterrupt there.
     # A COMMIT is the manifest transaction's `execute` that leaves no transaction open

@@ -289,7 +289,6 @@ def test_two_workers_serve_one_index_consistently_while_another_process_updates_
     photos = tmp_path / "photos"
     write_tiles(photos, 40, seed=1)
     Index.build(photos, Matcher("toy", progress=False), tmp_path / "idx", progress=False)
-    write_tiles(photos / "more", 160, seed=2)  # what the update will find
     log = tmp_path / "access.jsonl"
     answers: list[dict] = []
     stop = threading.Event()
@@ -311,8 +310,10 @@ def test_two_workers_serve_one_index_consistently_while_another_process_updates_
         with ThreadPoolExecutor(6) as pool:
             clients = [pool.submit(search, i) for i in range(6)]
             answered(12)
-            Index.open(tmp_path / "idx").update(commit_every=16, progress=False)
-            answered(len(answers) + 12)
+            for part, count in enumerate((60, 50, 50)):  # updates land while clients search
+                write_tiles(photos / f"more{part}", count, seed=2 + part)
+                Index.open(tmp_path / "idx").update(commit_every=16, progress=False)
+                answered(len(answers) + 12)
             stop.set()
             for client in clients:
                 client.result()
