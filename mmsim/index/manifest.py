@@ -497,12 +497,13 @@ class Manifest:
         query = f"SELECT id, key, size, mtime_ns, hash, path FROM items WHERE deleted = 0{frames}"
         return {
             key: Stored(i, size, mtime, digest, path)
-            for i, key, size, mtime, digest, path in self._rows_with_keys(query, keys)
+            for i, key, size, mtime, digest, path in self.rows_with_keys(query, keys)
         }
 
-    def _rows_with_keys(self, query: str, keys: Iterable[str] | None) -> Iterator[tuple]:
-        """``query``'s rows, or those whose ``key`` is one of ``keys`` (looked up 900
-        at a time: SQLite's limit on bound parameters)."""
+    def rows_with_keys(self, query: str, keys: Iterable[str] | None) -> Iterator[tuple]:
+        """``query``'s rows (a SELECT with a WHERE clause, which this extends), or those
+        whose ``key`` is one of ``keys`` (looked up 900 at a time: SQLite's limit on
+        bound parameters)."""
         if keys is None:
             yield from self.conn.execute(query)
             return
@@ -545,7 +546,7 @@ class Manifest:
     ) -> dict[str, tuple[int | None, int | None, str, str]]:
         """key -> (size, mtime_ns, reason, item); ``keys``: only those."""
         query = "SELECT key, item, size, mtime_ns, reason FROM skipped WHERE 1"
-        rows = sorted(self._rows_with_keys(query, keys))
+        rows = sorted(self.rows_with_keys(query, keys))
         return {key: (size, mtime, reason, item) for key, item, size, mtime, reason in rows}
 
     def metadata_of(self, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
@@ -557,7 +558,7 @@ class Manifest:
         query = f"SELECT key, {names} FROM items WHERE deleted = 0"
         return {
             key: {c: v for c, v in zip(columns, values, strict=True) if v is not None}
-            for key, *values in self._rows_with_keys(query, keys)
+            for key, *values in self.rows_with_keys(query, keys)
         }
 
     def rows(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]:

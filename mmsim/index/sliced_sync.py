@@ -78,14 +78,8 @@ class SeenKeys:
 
     def counts(self, bases: list[str]) -> dict[str, int]:
         """How often each of ``bases`` occurred in the slices before."""
-        distinct = list(set(bases))
-        found: dict[str, int] = {}
-        for start in range(0, len(distinct), 900):  # SQLite's limit on bound parameters
-            part = distinct[start : start + 900]
-            marks = ", ".join("?" * len(part))
-            query = f"SELECT key, n FROM temp.sliced_bases WHERE key IN ({marks})"
-            found.update(self.manifest.conn.execute(query, part))
-        return found
+        query = "SELECT key, n FROM temp.sliced_bases WHERE 1"
+        return dict(self.manifest.rows_with_keys(query, set(bases)))
 
     def add(self, bases: list[str], keys: Iterable[str]) -> None:
         with self.manifest.transaction() as conn:
