@@ -56,6 +56,8 @@ def write_video(
     sample_aspect_ratio: Fraction | None = None,
     gop: int | None = None,
     audio: bool = False,
+    loudness: Sequence[float] | None = None,
+    audio_codec: str = "aac",
     container_format: str | None = None,
     options: dict[str, str] | None = None,
 ) -> Path:
@@ -64,7 +66,9 @@ def write_video(
     ``times``: each frame's presentation time in seconds (variable frame rate; default
     ``i / fps``); ``rotation``: clockwise degrees a player turns the frames (the display
     matrix phones write); ``sample_aspect_ratio``: non-square pixels; ``gop``: frames
-    between key frames; ``audio``: add a silent AAC track; ``options``: the encoder's
+    between key frames; ``audio``: add a silent AAC track; ``loudness``: instead, a 440 Hz
+    tone whose amplitude is ``loudness[k]`` in second ``k``, encoded by ``audio_codec``
+    (a clip's sound can be told apart second by second); ``options``: the encoder's
     (``{"x264-params": "open-gop=1"}``).
     """
     target = Path(path)
@@ -87,7 +91,7 @@ def write_video(
             stream.codec_context.sample_aspect_ratio = sample_aspect_ratio
         if rotation:
             stream.set_display_rotation(-rotation)  # FFmpeg's angle is counter-clockwise
-        sound = out.add_stream("aac", rate=8000) if audio else None
+        sound = out.add_stream(audio_codec, rate=8000) if audio or loudness else None
         for i, array in enumerate(arrays):
             frame = av.VideoFrame.from_ndarray(array, format="rgb24")
             if times is not None:
@@ -100,18 +104,23 @@ def write_video(
             out.mux(stream.encode(frame))
         out.mux(stream.encode())
         if sound is not None:
-            write_silence(out, sound, len(arrays) / fps)
+            write_sound(out, sound, len(arrays) / fps, loudness)
     finally:
         out.close()
     return target
 
 
-def write_silence(out: Any, stream: Any, seconds: float) -> None:
-    """``seconds`` of silence on an audio ``stream`` of ``out``."""
-    rate = stream.rate
-    samples = np.zeros((1, 1024), dtype=np.float32)
+def write_sound(
+    out: Any, stream: Any, seconds: float, loudness: Sequence[float] | None = None
+) -> None:
+    """``seconds`` of sound on an audio ``stream`` of ``out``: silence, or a 440 Hz tone
+    of amplitude ``loudness[k]`` in second ``k``."""
+    rate, levels = stream.rate, np.asarray(loudness or [0.0])
     for start in range(0, max(1, int(seconds * rate)), 1024):
-        frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+        at = np.arange(start, start + 1024)
+        level = levels[np.minimum(at // rate, len(levels) - 1)]
+        wave = (level * np.sin(2 * np.pi * 440 * at / rate)).astype(np.float32)[None]
+        frame = av.AudioFrame.from_ndarray(wave, format="fltp", layout="mono")  # PyAV converts
         frame.sample_rate = rate
         frame.pts = start
         out.mux(stream.encode(frame))
@@ -126,10 +135,13 @@ def colour_clip(
     *,
     size: tuple[int, int] = (64, 48),
     gop: int | None = None,
+    **sound: Any,
 ) -> list[tuple[int, int, int]]:
-    """A clip whose second ``k`` is filled with ``COLOURS[k]``; returns the colours."""
+    """A clip whose second ``k`` is filled with ``COLOURS[k]``; returns the colours.
+    ``sound``: :func:`write_video`'s ``loudness`` and ``audio_codec``."""
     colours = [COLOURS[k % len(COLOURS)] for k in range(seconds)]
-    write_video(path, [c for c in colours for _ in range(fps)], fps, codec, size=size, gop=gop)
+    frames = [c for c in colours for _ in range(fps)]
+    write_video(path, frames, fps, codec, size=size, gop=gop, **sound)
     return colours
 
 
@@ -162,7 +174,7 @@ def audio_only(path: str | Path, seconds: float = 1.0) -> Path:
     """An MP4 holding only an AAC track (silence)."""
     out = av.open(str(path), mode="w")
     try:
-        write_silence(out, out.add_stream("aac", rate=8000), seconds)
+        write_sound(out, out.add_stream("aac", rate=8000), seconds)
     finally:
         out.close()
     return Path(path)

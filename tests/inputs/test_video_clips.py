@@ -3,6 +3,7 @@ past its end is needed, an H.264 encode otherwise; the file is whole or absent."
 
 from __future__ import annotations
 
+import av
 import numpy as np
 import pytest
 
@@ -55,6 +56,59 @@ def test_a_phone_clip_stays_upright_copied_or_encoded(tmp_path):
         assert image.size == (48, 64)
         assert near(mean_colour(image.crop((12, 0, 48, 28))), upright[0, -1])  # red on top
         assert near(mean_colour(image.crop((0, 0, 6, 64))), upright[0, 0])  # white left
+
+
+def loudness(path, window: float = 0.25) -> list[float]:
+    """The sound's RMS level in each ``window`` seconds of ``path``, from its decoded
+    samples (a clip's sound checked second by second against its source's)."""
+    with av.open(str(path)) as container:
+        (stream,) = container.streams.audio
+        rate = stream.codec_context.sample_rate
+        mono = av.AudioResampler(format="fltp", layout="mono", rate=rate)
+        decoded = [f for frame in container.decode(stream) for f in mono.resample(frame)]
+    samples = np.concatenate([frame.to_ndarray()[0] for frame in decoded]).astype(np.float64)
+    samples = np.concatenate([np.zeros(round(decoded[0].time * rate)), samples])  # a late start
+    step = round(window * rate)
+    return [
+        float(np.sqrt(np.mean(samples[i : i + step] ** 2)) * np.sqrt(2))
+        for i in range(0, len(samples) - step + 1, step)
+    ]
+
+
+LEVELS = [0.1, 0.3, 0.5, 0.7, 0.9, 0.2]
+
+
+@pytest.mark.parametrize(
+    "name,audio_codec,start,how",
+    [
+        ("talk.mp4", "aac", 2.0, "copy"),  # picture and sound copied
+        ("talk.mp4", "aac", 2.5, "encode"),  # picture encoded, sound copied
+        ("telephone.mov", "pcm_mulaw", 2.0, "copy"),  # sound MP4 cannot hold: encoded as AAC
+        ("telephone.mov", "pcm_mulaw", 2.5, "encode"),
+    ],
+)
+def test_a_clip_carries_the_sound_of_its_span(tmp_path, name, audio_codec, start, how):
+    """The sound of [start, end) comes with the picture, copied or encoded, in step with
+    it: each quarter second of the clip is as loud as that moment of the source."""
+    path = tmp_path / name
+    colour_clip(path, seconds=6, fps=10, gop=10, loudness=LEVELS, audio_codec=audio_codec)
+    out = tmp_path / "moment.mp4"
+    assert write_clip(path, start, 4.0, out) == how
+    with av.open(str(out)) as clip:
+        assert [s.codec_context.name for s in clip.streams.audio] == ["aac"]
+    levels = loudness(out)
+    assert len(levels) == pytest.approx((4.0 - start) / 0.25, abs=1)
+    heard = [LEVELS[int(start + (k + 0.5) * 0.25)] for k in range(len(levels))]
+    assert levels[1:] == pytest.approx(heard[1:], abs=0.06)
+    assert heard[0] / 2 < levels[0] < heard[0] + 0.06  # sound from a packet after the start
+
+
+def test_a_clip_of_a_silent_video_has_no_sound(clip, tmp_path):
+    path, _ = clip
+    out = tmp_path / "moment.mp4"
+    write_clip(path, 1.0, 3.0, out)
+    with av.open(str(out)) as written:
+        assert list(written.streams.audio) == [] and len(written.streams.video) == 1
 
 
 def test_a_copy_that_would_lose_frames_or_cannot_be_muxed_is_encoded(tmp_path):

@@ -25,6 +25,7 @@ from mmsim.inputs.video import (
     sample_times,
     timecode,
 )
+from mmsim.inputs.video.frames import FrameReader
 from tests.videos import COLOURS, colour_clip, mean_colour, near, phone_clip, write_video
 
 
@@ -201,6 +202,32 @@ def test_variable_frame_rate_is_timed_by_presentation_timestamps(tmp_path, suffi
 
 
 OPEN_GOP = {"x264-params": "keyint=10:min-keyint=10:open-gop=1:bframes=3:scenecut=0"}
+
+
+@pytest.mark.parametrize(
+    "name,codec,options",
+    [("bframes.mp4", "libx264", None), ("mpeg4.avi", "mpeg4", {"bf": "2"})],
+)
+def test_frames_nothing_needs_are_not_decoded_on_the_way(
+    tmp_path, name, codec, options, monkeypatch
+):
+    """B-frames shown before the next wanted time are skipped, not decoded: fewer frames
+    decoded than the same read decoding them, and the same frames returned."""
+    path = tmp_path / name
+    frames = [np.full((48, 64, 3), COLOURS[k // 10], np.uint8) for k in range(80)]
+    for k, frame in enumerate(frames):
+        frame[:, k % 60 : k % 60 + 4] = 255
+    write_video(path, frames, 10, codec, gop=10, options=options)
+    wanted = [k + 0.85 for k in range(7)]
+    skipping, every = ReadStats(), ReadStats()
+    skipped = [
+        (f.time, f.frame, f.image.tobytes()) for f in read_frames(path, wanted, stats=skipping)
+    ]
+    monkeypatch.setattr(FrameReader, "skipping", lambda self, packet: "DEFAULT")
+    decoded = [(f.time, f.frame, f.image.tobytes()) for f in read_frames(path, wanted, stats=every)]
+    assert skipped == decoded and len(skipped) == 7
+    assert skipping.seeks == every.seeks > 0
+    assert skipping.decoded < 0.85 * every.decoded, (skipping, every)
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,8 @@ the frames at those times, where its shots change, and a segment written as a cl
 - :mod:`~mmsim.inputs.video.sampling`: :class:`Sampling` and the times it selects;
 - :mod:`~mmsim.inputs.video.frames`: :func:`read_frames` (seeking), :func:`frame_at`;
 - :mod:`~mmsim.inputs.video.shots`: :func:`detect_shots`;
-- :mod:`~mmsim.inputs.video.clips`: :func:`write_clip` (stream copy or H.264).
+- :mod:`~mmsim.inputs.video.clips`: :func:`write_clip` (stream copy or H.264);
+- :mod:`~mmsim.inputs.video.sound`: the sound a clip carries (copied or AAC).
 
 PyAV (``pip install "mmsim[video]"``) is imported by the functions that decode, never
 when this package is imported.

@@ -6,8 +6,8 @@ copied only when that is exact (a key frame within a frame of ``start``, and no 
 shown before ``end`` that decodes after one shown from ``end`` on, which B-frames
 cause: an open GOP's leading frames come after its key frame) and the output container
 takes the packets; otherwise its frames are decoded and encoded again as H.264, upright
-and with square pixels. Either way the file appears whole or not at all (written beside the
-target, then renamed), and only the video is written, not the sound.
+and with square pixels. The sound of the same span comes with it (:mod:`.sound`). Either
+way the file appears whole or not at all (written beside the target, then renamed).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from mmsim.inputs.video.container import Clock, opened
 from mmsim.inputs.video.errors import VideoError, load_av
 from mmsim.inputs.video.formats import timecode
 from mmsim.inputs.video.frames import FrameReader
+from mmsim.inputs.video.sound import ClipSound
 
 # clip suffixes and the muxer that writes them (all hold H.264, which an encode writes)
 CLIP_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
@@ -35,8 +36,9 @@ _TIME_BASE = Fraction(1, 90_000)  # of encoded clips: exact for 24, 25, 30, 50, 
 
 def write_clip(path: str | Path, start: float, end: float, output: str | Path) -> str:
     """Write ``[start, end)`` seconds of the video at ``path`` to ``output`` (.mp4, .m4v,
-    .mov or .mkv); returns ``"copy"`` (packets remuxed) or ``"encode"`` (re-encoded
-    H.264). The file is written whole or not at all."""
+    .mov or .mkv), with its sound; returns ``"copy"`` (packets remuxed) or
+    ``"encode"`` (the picture re-encoded as H.264). The file is written whole or not at
+    all."""
     target = Path(output)
     muxer = CLIP_FORMATS.get(target.suffix.lower())
     if muxer is None:
@@ -130,7 +132,10 @@ def copied(
     would not fit either)."""
     out = av.open(str(temp), mode="w", format=muxer)
     try:
-        copy_packets(container, stream, clock, out, first, end)
+        copy = out.add_stream_from_template(stream)
+        sound = ClipSound(av, container, out)
+        copy_packets(container, stream, clock, out, copy, first, end)
+        sound.write(clock.seconds(first) or 0.0, end)
         out.close()
     except av.FFmpegError as exc:
         if is_disk_full(exc):
@@ -142,10 +147,10 @@ def copied(
 
 
 def copy_packets(
-    container: Any, stream: Any, clock: Clock, out: Any, first: int, end: float
+    container: Any, stream: Any, clock: Clock, out: Any, copy: Any, first: int, end: float
 ) -> None:
-    """Remux the packets from the key frame at ``first`` up to ``end``, timed from 0."""
-    copy = out.add_stream_from_template(stream)
+    """Remux the packets from the key frame at ``first`` up to ``end`` into ``copy``,
+    timed from 0."""
     container.seek(first, stream=stream, backward=True)
     for packet in container.demux(stream):
         if packet.pts is None or packet.pts < first:
@@ -170,8 +175,10 @@ def encode_frames(
     av: Any,
 ) -> None:
     """Decode the frames shown in ``[start, end)`` and encode them as H.264, each timed
-    from ``start`` and lasting until the next (the last until ``end``)."""
+    from the first and lasting until the next (the last until ``end``); then the sound
+    from the first frame's time to ``end``."""
     reader = FrameReader(path, container, stream, clock, av)
+    sound: ClipSound | None = None
     rate = stream.average_rate or stream.guessed_rate or 25
     encoder: Any = None
     held: tuple[Any, float] | None = None  # a frame waits for the next one's time
@@ -188,6 +195,7 @@ def encode_frames(
             encoder.width, encoder.height = image.width // 2 * 2, image.height // 2 * 2
             encoder.pix_fmt = "yuv420p"
             encoder.codec_context.time_base = _TIME_BASE
+            sound = ClipSound(av, container, out)
             first = time
         if held is not None:
             write_frame(out, encoder, av, held, time - first, lengths)
@@ -196,6 +204,8 @@ def encode_frames(
         raise VideoError(path, f"it has no frames between {timecode(start)} and {timecode(end)}")
     write_frame(out, encoder, av, held, end - first, lengths)
     mux_timed(out, encoder.encode(), lengths)
+    if sound is not None:
+        sound.write(first, end)
 
 
 def frames_from(reader: FrameReader, start: float, step: float) -> Iterator[tuple[Any, float]]:

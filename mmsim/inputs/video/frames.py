@@ -7,6 +7,9 @@ to the key frame before the next one, whichever decodes fewer frames: with the
 container's key frame index (MP4, MOV; Matroska once its cues are read) it seeks when a
 key frame lies between here and there, without one when the jump is longer than the key
 frame interval seen so far. Streams whose timestamps may jump (MPEG-TS) are decoded on.
+On the way to a wanted time, frames no other frame is predicted from (most B-frames)
+and that are shown before it are not decoded at all (FFmpeg's ``skip_frame``): half the
+decoding of H.264 footage between samples, and the same frames returned.
 
 Damage does not stop a read: packets the decoder rejects (and frames it flags corrupt)
 become a :class:`Gap` and the frames after them are read; timestamps that go backwards
@@ -165,6 +168,7 @@ class FrameReader:
         self.indexed = 0
         self.last_key: float | None = None
         self.damage: tuple[float, str] | None = None  # (start, why) of a range not read
+        self.skip_before: float | None = None  # the next wanted time, while frames() reads
 
     def frames(self, wanted: list[float]) -> Iterator[Frame]:
         """Seek-and-decode passes until every wanted time is served or the file ends."""
@@ -176,6 +180,7 @@ class FrameReader:
                 self.tried = wanted[index]
                 sought = self.seek(wanted[index])
             restart = False
+            self.skip_before = wanted[index]
             for frame, time in self.decoded():
                 if sought is not None:  # the first frame after a seek: early enough?
                     late = time > wanted[index] + 1e-6 and sought > 0
@@ -193,6 +198,7 @@ class FrameReader:
                     yield Frame(time, self.number(time), self.image(frame))
                 if index >= len(wanted):
                     return
+                self.skip_before = wanted[index]
                 if self.worth_seeking(wanted[index]):
                     restart = True
                     break
@@ -244,6 +250,7 @@ class FrameReader:
         corrupt open a gap, and so do the frames after them up to the next key frame
         (they are predicted from the damaged ones); the file's end closes the read."""
         packets = self.container.demux(self.stream)
+        context = self.stream.codec_context
         while True:
             try:
                 packet = next(packets)
@@ -253,6 +260,7 @@ class FrameReader:
                 self.check_size()
                 self.open_damage(f"the file cannot be read on ({ffmpeg_words(exc)})")
                 break
+            context.skip_frame = self.skipping(packet)
             try:
                 frames = packet.decode()
             except self.av.FFmpegError as exc:
@@ -281,6 +289,17 @@ class FrameReader:
             raise VideoError(self.path, f"it has no frames that decode{why}")
         self.close_damage(self.duration)
         self.note_early_end()
+
+    def skipping(self, packet: Any) -> str:
+        """``"NONREF"`` for a packet shown before the next wanted time (its frame, if no
+        other is predicted from it, is needed by nothing), else ``"DEFAULT"``. Never
+        while frames are counted from the start (a frame number counts every frame) or
+        after timestamps went backwards (a packet's own time is then not its place)."""
+        if self.skip_before is None or self.numbered or self.offset or packet.pts is None:
+            return "DEFAULT"
+        shown = self.clock.seconds(packet.pts)
+        early = shown is not None and shown < self.skip_before - 1e-6
+        return "NONREF" if early else "DEFAULT"
 
     def time_of(self, frame: Any) -> float:
         """The frame's presentation time, moved on if the timestamps went backwards."""
