@@ -11,6 +11,7 @@ under 1% of pixels (the kernel's rounding inside a pass is not reproduced).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -58,28 +59,65 @@ def output_size(height: int, width: int, spec: dict[str, Any]) -> tuple[int, int
     return (new_long, target) if width <= height else (target, new_long)
 
 
-def _resize(image: Image.Image, size: tuple[int, int], spec: dict[str, Any]) -> np.ndarray:
-    """uint8 (H, W, 3) pixels resized to ``size``."""
+def _resize(
+    image: Image.Image, size: tuple[int, int], spec: dict[str, Any], keep: tuple[slice, slice]
+) -> np.ndarray:
+    """uint8 (H, W, 3) pixels resized to ``size``, only its rows and columns in ``keep``
+    (what the crop keeps: each output pixel depends on its own row and column only, so
+    the rest need not be computed)."""
     if (image.height, image.width) == size:
-        return np.asarray(image, dtype=np.uint8)
+        return np.asarray(image, dtype=np.uint8)[keep]
     interpolation = spec["interpolation"]
     if spec["resampler"] == "pil":
         resized = image.resize((size[1], size[0]), _PIL_FILTERS[interpolation])
-        return np.asarray(resized, dtype=np.uint8)
-    out = np.asarray(image, dtype=np.int64)
-    for axis, (before, after) in ((1, (image.width, size[1])), (0, (image.height, size[0]))):
-        if before != after:  # horizontal pass first, then vertical, as torch does
-            weights, bits = _fixed_point(resample_matrix(before, after, interpolation))
-            # in float64, so BLAS does the product (numpy's integer tensordot is a plain
-            # loop: ~1 s a 720p frame); every partial sum is an integer below 2**53
-            # (int16 weights x uint8 pixels x a row), so the result is exact
-            moved = np.tensordot(
-                weights.astype(np.float64),
-                np.moveaxis(out, axis, 0).astype(np.float64),
-                axes=(1, 0),
-            ).astype(np.int64)
-            out = np.moveaxis(np.clip(((1 << (bits - 1)) + moved) >> bits, 0, 255), 0, axis)
-    return out.astype(np.uint8)
+        return np.asarray(resized, dtype=np.uint8)[keep]
+    # horizontal pass first, then vertical, as torch does; the horizontal pass reads only
+    # the rows the vertical one needs for its kept rows
+    rows, (top, bottom) = _pass_weights(image.height, size[0], keep[0], interpolation)
+    columns, (left, right) = _pass_weights(image.width, size[1], keep[1], interpolation)
+    pixels = np.asarray(image, dtype=np.uint8)[top:bottom, left:right]
+    across = _apply(columns, np.moveaxis(pixels, 1, 0))  # (kept columns, rows, 3)
+    return _apply(rows, np.moveaxis(across, 1, 0)).astype(np.uint8)
+
+
+def _pass_weights(
+    size_in: int, size_out: int, keep: slice, interpolation: str
+) -> tuple[tuple[np.ndarray, int] | None, tuple[int, int]]:
+    """One pass's fixed-point weights for the kept outputs, cut to the inputs they read,
+    and that input span (None weights: the axis keeps its size, only a slice is read)."""
+    if size_in == size_out:
+        start, stop, _ = keep.indices(size_in)
+        return None, (start, stop)
+    weights, bits = _fixed_weights(size_in, size_out, interpolation)
+    kept = weights[keep]
+    used = np.flatnonzero(kept.any(axis=0))
+    lo, hi = (int(used[0]), int(used[-1]) + 1) if used.size else (0, 0)
+    return (kept[:, lo:hi], bits), (lo, hi)
+
+
+def _apply(weights: tuple[np.ndarray, int] | None, pixels: np.ndarray) -> np.ndarray:
+    """One pass along ``pixels``' first axis, rounded and clipped to uint8 levels as
+    torch's kernel rounds between its passes."""
+    if weights is None:
+        return pixels
+    matrix, bits = weights
+    flat = np.ascontiguousarray(pixels, dtype=np.float64).reshape(pixels.shape[0], -1)
+    # in float64, so BLAS does the product (numpy's integer products are plain loops);
+    # every partial sum is an integer below 2**53 (int16 weights x uint8 pixels x a
+    # row), so the result is exact
+    moved = (matrix @ flat).astype(np.int64)
+    out = np.clip(((1 << (bits - 1)) + moved) >> bits, 0, 255)
+    return out.reshape(matrix.shape[0], *pixels.shape[1:])
+
+
+@functools.lru_cache(maxsize=64)
+def _fixed_weights(size_in: int, size_out: int, interpolation: str) -> tuple[np.ndarray, int]:
+    """:func:`_fixed_point` of :func:`resample_matrix`, as float64 for the product
+    (computed once per size: a video's frames all have one)."""
+    weights, bits = _fixed_point(resample_matrix(size_in, size_out, interpolation))
+    matrix = weights.astype(np.float64)
+    matrix.flags.writeable = False
+    return matrix, bits
 
 
 def _fixed_point(weights: np.ndarray) -> tuple[np.ndarray, int]:
@@ -90,6 +128,22 @@ def _fixed_point(weights: np.ndarray) -> tuple[np.ndarray, int]:
         bits += 1
     scaled = weights * (1 << bits)
     return np.trunc(scaled + np.where(scaled < 0, -0.5, 0.5)).astype(np.int64), bits
+
+
+def _kept(size: tuple[int, int], crop: Sequence[int] | None, rounding: str) -> tuple[slice, slice]:
+    """The rows and columns of a resized image of ``size`` that the center crop keeps
+    (all of them without a crop, or where the crop pads)."""
+    if crop is None or int(crop[0]) > size[0] or int(crop[1]) > size[1]:
+        return slice(None), slice(None)
+    kept = []
+    for length, target in zip(size, crop, strict=True):
+        offset = (
+            round((length - int(target)) / 2.0)
+            if rounding == "round"
+            else int((length - int(target)) / 2.0)
+        )
+        kept.append(slice(offset, offset + int(target)))
+    return kept[0], kept[1]
 
 
 def _crop(pixels: np.ndarray, crop: Sequence[int], rounding: str) -> np.ndarray:
@@ -114,9 +168,11 @@ def preprocess(images: Sequence[Image.Image], spec: dict[str, Any]) -> np.ndarra
     out = []
     for image in images:
         rgb = image if image.mode == "RGB" else image.convert("RGB")
-        pixels = _resize(rgb, output_size(rgb.height, rgb.width, spec), spec)
-        if spec["crop"] is not None:
-            pixels = _crop(pixels, spec["crop"], spec["crop_rounding"])
+        size = output_size(rgb.height, rgb.width, spec)
+        keep = _kept(size, spec["crop"], spec["crop_rounding"])
+        pixels = _resize(rgb, size, spec, keep)
+        if spec["crop"] is not None and keep == (slice(None), slice(None)):
+            pixels = _crop(pixels, spec["crop"], spec["crop_rounding"])  # pads it
         scaled = pixels.astype(np.float32) / np.float32(255.0)
         out.append(((scaled - mean) / std).transpose(2, 0, 1))
     return np.ascontiguousarray(np.stack(out), dtype=np.float32)
