@@ -38,10 +38,14 @@ def check_file(path: str | Path) -> Path:
 
 
 @contextmanager
-def opened(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> Iterator[tuple[Any, Any, Clock]]:
+def opened(
+    path: str | Path, *, max_pixels: int = MAX_PIXELS, threads: bool = True
+) -> Iterator[tuple[Any, Any, Clock]]:
     """``(container, video stream, its clock)`` of ``path``, checked: a video stream
     exists, its codec has a decoder here, its frame size is within ``max_pixels``.
-    Threaded decoding is on (frame and slice threads, whatever the codec supports)."""
+    ``threads``: threaded decoding (frame and slice threads, whatever the codec
+    supports: faster through every frame), else one thread (a read that seeks gains no
+    time from frame threads, which restart at each seek, and spends a third more CPU)."""
     file = check_file(path)
     av = load_av()
     try:
@@ -52,7 +56,10 @@ def opened(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> Iterator[tuple[
         raise VideoError(file, f"it cannot be read ({ffmpeg_words(exc)})") from None
     try:
         stream = video_stream(file, container, max_pixels)
-        stream.thread_type = "AUTO"
+        if threads:
+            stream.thread_type = "AUTO"
+        else:
+            stream.codec_context.thread_count = 1
         yield container, stream, Clock.of(stream)
     finally:
         container.close()

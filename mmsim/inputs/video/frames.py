@@ -105,7 +105,10 @@ def read_frames(
     if not wanted:
         return
     av = load_av()
-    with opened(path, max_pixels=max_pixels) as (container, stream, clock):
+    # one decoding thread where the read may seek: frame threads restart at each seek,
+    # gain it no time and cost CPU the model needs (the index decodes while it embeds)
+    threads = strategy == "decode"
+    with opened(path, max_pixels=max_pixels, threads=threads) as (container, stream, clock):
         reader = FrameReader(
             path, container, stream, clock, av, strategy=strategy, max_pixels=max_pixels
         )

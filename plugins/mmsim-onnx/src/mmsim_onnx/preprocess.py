@@ -72,12 +72,20 @@ def _resize(
         resized = image.resize((size[1], size[0]), _PIL_FILTERS[interpolation])
         return np.asarray(resized, dtype=np.uint8)[keep]
     # horizontal pass first, then vertical, as torch does; the horizontal pass reads only
-    # the rows the vertical one needs for its kept rows
+    # the rows the vertical one needs for its kept rows. Channel by channel: each plane
+    # is a plain (rows, columns) matrix for BLAS, with no transposed copy of the frame
     rows, (top, bottom) = _pass_weights(image.height, size[0], keep[0], interpolation)
     columns, (left, right) = _pass_weights(image.width, size[1], keep[1], interpolation)
     pixels = np.asarray(image, dtype=np.uint8)[top:bottom, left:right]
-    across = _apply(columns, np.moveaxis(pixels, 1, 0))  # (kept columns, rows, 3)
-    return _apply(rows, np.moveaxis(across, 1, 0)).astype(np.uint8)
+    planes = []
+    for channel in range(pixels.shape[2]):
+        plane = pixels[:, :, channel].astype(np.float64)
+        if columns is not None:
+            plane = _apply(columns, plane.T).T  # (rows, kept columns)
+        if rows is not None:
+            plane = _apply(rows, plane)  # (kept rows, kept columns)
+        planes.append(plane)
+    return np.stack(planes, axis=-1).astype(np.uint8)
 
 
 def _pass_weights(
@@ -95,19 +103,15 @@ def _pass_weights(
     return (kept[:, lo:hi], bits), (lo, hi)
 
 
-def _apply(weights: tuple[np.ndarray, int] | None, pixels: np.ndarray) -> np.ndarray:
-    """One pass along ``pixels``' first axis, rounded and clipped to uint8 levels as
-    torch's kernel rounds between its passes."""
-    if weights is None:
-        return pixels
+def _apply(weights: tuple[np.ndarray, int], plane: np.ndarray) -> np.ndarray:
+    """One pass along the first axis of a float64 ``plane``, rounded and clipped to
+    uint8 levels as torch's kernel rounds between its passes (as float64 again)."""
     matrix, bits = weights
-    flat = np.ascontiguousarray(pixels, dtype=np.float64).reshape(pixels.shape[0], -1)
     # in float64, so BLAS does the product (numpy's integer products are plain loops);
     # every partial sum is an integer below 2**53 (int16 weights x uint8 pixels x a
     # row), so the result is exact
-    moved = (matrix @ flat).astype(np.int64)
-    out = np.clip(((1 << (bits - 1)) + moved) >> bits, 0, 255)
-    return out.reshape(matrix.shape[0], *pixels.shape[1:])
+    moved = (matrix @ plane).astype(np.int64)
+    return np.clip(((1 << (bits - 1)) + moved) >> bits, 0, 255).astype(np.float64)
 
 
 @functools.lru_cache(maxsize=64)
