@@ -5,14 +5,16 @@ Its packets are copied as they are where the clip's container takes the codec (A
 MP3, Opus, AC-3, FLAC, PCM in MP4 and Matroska), else they are decoded and encoded as
 AAC (mu-law telephone sound in an MP4, say). Audio has no key frames to wait for: the
 sound starts with the first packet at or after the clip's start, at most a packet's
-length after it (1,024 samples: 21 ms at 48 kHz). Damaged audio packets are left out, not fatal: the
-picture is what was asked for.
+length after it (1,024 samples: 21 ms at 48 kHz). Damaged audio packets are left out,
+not fatal: the picture is what was asked for.
 """
 
 from __future__ import annotations
 
 from fractions import Fraction
 from typing import Any
+
+from mmsim.files import is_disk_full
 
 _AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000)
 _EARLY = 1e-6  # seconds: a packet this much before the start still counts as at it
@@ -54,10 +56,17 @@ class ClipSound:
             self.container.seek(round(start / base), stream=self.source, backward=True)
         except self.av.FFmpegError:
             return  # a source that cannot be sought: its picture is still the clip
-        if self.copying:
-            self.copy(start, end, base)
-        else:
-            self.encode(start, end)
+        try:
+            if self.copying:
+                self.copy(start, end, base)
+            else:
+                self.encode(start, end)
+        except self.av.FFmpegError as exc:
+            # packets the muxer refuses (timestamps a damaged file gets wrong) end the
+            # sound there: the picture, already written, is what was asked for; a full
+            # disk is the clip's failure
+            if is_disk_full(exc):
+                raise
 
     def packets(self, end: float) -> Any:
         """The source's audio packets from here until one starts at ``end``; a read
