@@ -58,6 +58,7 @@ def write_video(
     audio: bool = False,
     loudness: Sequence[float] | None = None,
     audio_codec: str = "aac",
+    video_start: float = 0.0,
     container_format: str | None = None,
     options: dict[str, str] | None = None,
 ) -> Path:
@@ -68,7 +69,8 @@ def write_video(
     matrix phones write); ``sample_aspect_ratio``: non-square pixels; ``gop``: frames
     between key frames; ``audio``: add a silent AAC track; ``loudness``: instead, a 440 Hz
     tone whose amplitude is ``loudness[k]`` in second ``k``, encoded by ``audio_codec``
-    (a clip's sound can be told apart second by second); ``options``: the encoder's
+    (a clip's sound can be told apart second by second); ``video_start``: seconds into
+    the file the picture starts (the sound starts at 0); ``options``: the encoder's
     (``{"x264-params": "open-gop=1"}``).
     """
     target = Path(path)
@@ -100,7 +102,7 @@ def write_video(
                 following = times[i + 1] if i + 1 < len(times) else times[i] + 1 / fps
                 frame.duration = round((following - times[i]) * 1000)
             else:
-                frame.pts = i
+                frame.pts = i + round(video_start * fps)
             out.mux(stream.encode(frame))
         out.mux(stream.encode())
         if sound is not None:
@@ -138,7 +140,7 @@ def colour_clip(
     **sound: Any,
 ) -> list[tuple[int, int, int]]:
     """A clip whose second ``k`` is filled with ``COLOURS[k]``; returns the colours.
-    ``sound``: :func:`write_video`'s ``loudness`` and ``audio_codec``."""
+    ``sound``: :func:`write_video`'s ``loudness``, ``audio_codec`` and ``video_start``."""
     colours = [COLOURS[k % len(COLOURS)] for k in range(seconds)]
     frames = [c for c in colours for _ in range(fps)]
     write_video(path, frames, fps, codec, size=size, gop=gop, **sound)

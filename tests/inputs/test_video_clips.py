@@ -103,6 +103,19 @@ def test_a_clip_carries_the_sound_of_its_span(tmp_path, name, audio_codec, start
     assert heard[0] / 2 < levels[0] < heard[0] + 0.06  # sound from a packet after the start
 
 
+def test_the_sound_is_what_plays_with_the_frames_when_the_picture_starts_late(tmp_path):
+    """The picture starts 1 s into the file, the sound at 0: times on the video's clock
+    are 1 s later in the sound, and the clip's sound is the one heard with its frames."""
+    path = tmp_path / "late.mp4"
+    colours = colour_clip(path, seconds=5, fps=10, gop=10, loudness=LEVELS, video_start=1.0)
+    out = tmp_path / "moment.mp4"
+    assert write_clip(path, 2.0, 4.0, out) == "copy"
+    assert near(mean_colour(frame_at(out, 0.0)), colours[2])
+    levels = loudness(out)
+    heard = [LEVELS[int(1.0 + 2.0 + (k + 0.5) * 0.25)] for k in range(len(levels))]
+    assert len(levels) == 8 and levels[1:] == pytest.approx(heard[1:], abs=0.06)
+
+
 def test_a_clip_of_a_silent_video_has_no_sound(clip, tmp_path):
     path, _ = clip
     out = tmp_path / "moment.mp4"

@@ -133,7 +133,7 @@ def copied(
     out = av.open(str(temp), mode="w", format=muxer)
     try:
         copy = out.add_stream_from_template(stream)
-        sound = ClipSound(av, container, out)
+        sound = ClipSound(av, container, out, clock)
         copy_packets(container, stream, clock, out, copy, first, end)
         sound.write(clock.seconds(first) or 0.0, end)
         out.close()
@@ -195,7 +195,7 @@ def encode_frames(
             encoder.width, encoder.height = image.width // 2 * 2, image.height // 2 * 2
             encoder.pix_fmt = "yuv420p"
             encoder.codec_context.time_base = _TIME_BASE
-            sound = ClipSound(av, container, out)
+            sound = ClipSound(av, container, out, clock)
             first = time
         if held is not None:
             write_frame(out, encoder, av, held, time - first, lengths)

@@ -15,6 +15,7 @@ from fractions import Fraction
 from typing import Any
 
 from mmsim.files import is_disk_full
+from mmsim.inputs.video.container import Clock
 
 _AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000)
 _EARLY = 1e-6  # seconds: a packet this much before the start still counts as at it
@@ -26,8 +27,11 @@ class ClipSound:
     span once the picture is written. A source without sound (or with a codec FFmpeg
     cannot read or copy) gives a clip without sound, as before."""
 
-    def __init__(self, av: Any, container: Any, out: Any) -> None:
+    def __init__(self, av: Any, container: Any, out: Any, clock: Clock) -> None:
         self.av, self.container, self.out = av, container, out
+        # the picture's times count from the video stream's start; the sound's packets
+        # are timed from the file's, so the video's start is added to line them up
+        self.offset = float(clock.origin * clock.base)
         self.source: Any = None
         self.stream: Any = None
         self.copying = False
@@ -47,10 +51,11 @@ class ClipSound:
             self.source = None
 
     def write(self, start: float, end: float) -> None:
-        """Write the sound shown from ``start`` to ``end`` seconds of the source, timed
-        from ``start`` (the clip's time 0)."""
+        """Write the sound heard from ``start`` to ``end`` (seconds on the video's clock),
+        timed from ``start`` (the clip's time 0)."""
         if self.source is None or end <= start:
             return
+        start, end = start + self.offset, end + self.offset
         base = self.source.time_base
         try:
             self.container.seek(round(start / base), stream=self.source, backward=True)
