@@ -56,14 +56,15 @@ class ClipSound:
         if self.source is None or end <= start:
             return
         start, end = start + self.offset, end + self.offset
-        base = self.source.time_base
         try:
-            self.container.seek(round(start / base), stream=self.source, backward=True)
+            self.container.seek(
+                round(start / self.source.time_base), stream=self.source, backward=True
+            )
         except self.av.FFmpegError:
             return  # a source that cannot be sought: its picture is still the clip
         try:
             if self.copying:
-                self.copy(start, end, base)
+                self.copy(start, end)
             else:
                 self.encode(start, end)
         except self.av.FFmpegError as exc:
@@ -89,8 +90,9 @@ class ClipSound:
                 return
             yield packet
 
-    def copy(self, start: float, end: float, base: Fraction) -> None:
+    def copy(self, start: float, end: float) -> None:
         """Remux the packets starting in ``[start, end)``, shifted to the clip's time."""
+        base = self.source.time_base
         shift = round(start / base)
         for packet in self.packets(end):
             if packet.pts < shift - _EARLY / base:

@@ -141,13 +141,16 @@ def _kept(size: tuple[int, int], crop: Sequence[int] | None, rounding: str) -> t
         return slice(None), slice(None)
     kept = []
     for length, target in zip(size, crop, strict=True):
-        offset = (
-            round((length - int(target)) / 2.0)
-            if rounding == "round"
-            else int((length - int(target)) / 2.0)
-        )
+        offset = _crop_start(length, int(target), rounding)
         kept.append(slice(offset, offset + int(target)))
     return kept[0], kept[1]
+
+
+def _crop_start(length: int, target: int, rounding: str) -> int:
+    """Where a center crop of ``target`` starts along ``length``: torchvision's
+    CenterCrop rounds (``"round"``), transformers' center_crop truncates."""
+    offset = (length - target) / 2.0
+    return round(offset) if rounding == "round" else int(offset)
 
 
 def _crop(pixels: np.ndarray, crop: Sequence[int], rounding: str) -> np.ndarray:
@@ -158,10 +161,7 @@ def _crop(pixels: np.ndarray, crop: Sequence[int], rounding: str) -> np.ndarray:
         padded = np.zeros((max(h, ch), max(w, cw), pixels.shape[2]), dtype=pixels.dtype)
         padded[top : top + h, left : left + w] = pixels
         pixels, (h, w) = padded, padded.shape[:2]
-    if rounding == "round":  # torchvision's CenterCrop
-        top, left = round((h - ch) / 2.0), round((w - cw) / 2.0)
-    else:  # transformers' center_crop
-        top, left = int((h - ch) / 2.0), int((w - cw) / 2.0)
+    top, left = _crop_start(h, ch, rounding), _crop_start(w, cw, rounding)
     return pixels[top : top + ch, left : left + cw]
 
 
