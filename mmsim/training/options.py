@@ -48,7 +48,11 @@ class FitConfig:
     images (with all their captions) held out for validation when no validation pairs
     are given. ``monitor``: the validation metric that picks the best epoch (a key of
     the flattened metrics, e.g. ``text_to_image/hit_rate@1``, or ``mean_hit_rate``,
-    the mean hit rate over both directions and every cutoff). ``log_format``: ``jsonl``
+    the mean hit rate over both directions and every cutoff). ``patience``: stop once
+    ``monitor`` has not improved for this many validated epochs in a row (early
+    stopping: the schedule still spans ``epochs``, so the epochs that ran are those of
+    the full run; the best epoch is kept as always); None runs every epoch.
+    ``log_format``: ``jsonl``
     (one file, step and epoch rows) or ``csv`` (``steps.csv`` and ``epochs.csv``).
     ``amp``: run the forward pass under bfloat16 autocast (weights stay float32).
     ``negative_column``: a column of hard-negative captions, one per pair (empty where
@@ -72,6 +76,7 @@ class FitConfig:
     trainable_blocks: int | None = None
     validation_split: float = 0.0
     monitor: str = "mean_hit_rate"
+    patience: int | None = None
     cutoffs: list[int] = field(default_factory=lambda: [1, 5, 10])
     image_column: str = "image"
     text_column: str = "caption"

@@ -40,6 +40,8 @@ def check_options(options: FitConfig, assembly: Assembly) -> None:
         problems.append("lr must be positive and warmup_steps >= 0")
     if options.trainable_blocks is not None and options.trainable_blocks < 0:
         problems.append(f"trainable_blocks must be >= 0, got {options.trainable_blocks}")
+    if options.patience is not None and options.patience < 1:
+        problems.append(f"patience must be null or >= 1 epochs, got {options.patience}")
     if not 0.0 <= options.validation_split < 1.0:
         problems.append(f"validation_split must be in [0, 1), got {options.validation_split}")
     problems += check_augment(options.augment)

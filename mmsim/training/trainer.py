@@ -361,6 +361,12 @@ def _fit(
                     f"{sorted(best)}"
                 )
             run.remember(0)
+        elif options.patience is not None:
+            raise ConfigError(
+                f"patience={options.patience} stops on the validation metric, but this fit has"
+                " no validation: give validation= or validation_split="
+            )
+        stale = 0  # validated epochs since the monitored metric last improved
         for epoch in range(1, options.epochs + 1):
             run.train_epoch(epoch, pairs, rng)
             if epoch == 1:
@@ -374,6 +380,9 @@ def _fit(
                     run.save()  # now, so a run that dies later keeps its best model
                 if on_epoch is not None:
                     on_epoch({**history[-1], "loss": run.losses[-1]}, improved)
+                stale = 0 if improved else stale + 1
+                if options.patience is not None and stale >= options.patience:
+                    break
     finally:
         log.close()
         run.train_mode(False)

@@ -198,6 +198,24 @@ def test_freeze_trains_only_the_other_tower(shapes, tmp_path):
     assert changed == {"image_projection.weight", "image_projection.bias", "logit_scale"}
 
 
+def test_patience_stops_once_the_monitored_metric_stops_improving(shapes, tmp_path):
+    rows = []
+    # a learning rate too small to move any metric: no epoch improves on epoch 0
+    result = _matcher().fit(
+        shapes,
+        validation=shapes,
+        output_dir=tmp_path,
+        epochs=6,
+        patience=2,
+        on_epoch=lambda row, best: rows.append((row["epoch"], best)),
+        **{**FAST, "lr": 1e-12},
+    )
+    assert rows == [(1, False), (2, False)]
+    assert [row["epoch"] for row in result.history] == [0, 1, 2]
+    assert len(result.losses) == 4  # two epochs of two steps, not six
+    assert result.best_epoch == 0
+
+
 # -- logs and errors ----------------------------------------------------------------------
 @pytest.mark.parametrize("fmt", ["jsonl", "csv"])
 def test_metrics_log_has_a_row_per_step_and_per_epoch(shapes, tmp_path, fmt):
@@ -244,6 +262,10 @@ def test_bad_options_are_refused_clearly(shapes, tmp_path):
         matcher.fit(shapes, output_dir=tmp_path, trainable_blocks=5)
     with pytest.raises(ConfigError, match="monitor='recall' is not a validation metric"):
         matcher.fit(shapes, validation=shapes, output_dir=tmp_path, monitor="recall")
+    with pytest.raises(ConfigError, match="patience must be null or >= 1 epochs, got 0"):
+        matcher.fit(shapes, validation=shapes, output_dir=tmp_path, patience=0)
+    with pytest.raises(ConfigError, match=r"patience=2 .*no validation"):
+        matcher.fit(shapes, output_dir=tmp_path, patience=2)
     with pytest.raises(ConfigError, match="not both"):
         matcher.fit(shapes, validation=shapes, validation_split=0.2, output_dir=tmp_path)
     with pytest.raises(ConfigError, match="dtype='float32'"):
