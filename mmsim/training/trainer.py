@@ -335,6 +335,11 @@ def _fit(
     check_options(options, assembly)
     if validation is not None and options.validation_split:
         raise ConfigError("fit: give validation pairs or a validation_split, not both")
+    if options.patience is not None and validation is None and not options.validation_split:
+        raise ConfigError(
+            f"fit: patience={options.patience} stops on the validation metric, but this fit"
+            " has no validation: give validation= or validation_split="
+        )
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(options.seed)
     torch.manual_seed(options.seed)
@@ -361,11 +366,6 @@ def _fit(
                     f"{sorted(best)}"
                 )
             run.remember(0)
-        elif options.patience is not None:
-            raise ConfigError(
-                f"patience={options.patience} stops on the validation metric, but this fit has"
-                " no validation: give validation= or validation_split="
-            )
         stale = 0  # validated epochs since the monitored metric last improved
         for epoch in range(1, options.epochs + 1):
             run.train_epoch(epoch, pairs, rng)
