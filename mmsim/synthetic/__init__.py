@@ -32,6 +32,7 @@ from mmsim.synthetic.world import (
     Shape,
     Split,
     prompt_templates,
+    without_colours,
 )
 
 __all__ = [
@@ -53,5 +54,6 @@ __all__ = [
     "generate",
     "labelled_pairs",
     "prompt_templates",
+    "without_colours",
     "write_dataset",
 ]

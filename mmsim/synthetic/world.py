@@ -136,6 +136,18 @@ def caption(objects: tuple[Shape, ...], relation: str | None = None) -> str:
     return f"{_a(a.colour)} {a.shape} {relation} {_a(b.colour)} {b.shape}"
 
 
+def without_colours(text: str) -> str:
+    """``text`` (a caption) with its colour words dropped, articles agreeing: what a
+    grey drawing of its scene still shows ("an orange square left of a blue circle" ->
+    "a square left of a circle"). Grey scenes captioned so teach a shape's name apart
+    from the colours it was seen in."""
+    words = [word for word in text.split() if word not in COLOURS]
+    for i, word in enumerate(words[:-1]):
+        if word in ("a", "an"):
+            words[i] = "an" if words[i + 1][0] in "aeiou" else "a"
+    return " ".join(words)
+
+
 def negative_caption(layout: Layout, rng: np.random.Generator, split: Split = "all") -> str:
     """A caption that is false for ``layout`` and differs from its own in one thing:
     mostly a shape (same colour, same place: the contrast a random batch rarely

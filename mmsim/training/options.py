@@ -52,6 +52,9 @@ class FitConfig:
     ``monitor`` has not improved for this many validated epochs in a row (early
     stopping: the schedule still spans ``epochs``, so the epochs that ran are those of
     the full run; the best epoch is kept as always); None runs every epoch.
+    ``save_epochs``: also write every epoch's weights to ``output_dir/epoch-N/``, for
+    choosing an epoch by a measure the validation does not take (e.g. zero-shot
+    classification accuracy).
     ``log_format``: ``jsonl``
     (one file, step and epoch rows) or ``csv`` (``steps.csv`` and ``epochs.csv``).
     ``amp``: run the forward pass under bfloat16 autocast (weights stay float32).
@@ -77,6 +80,7 @@ class FitConfig:
     validation_split: float = 0.0
     monitor: str = "mean_hit_rate"
     patience: int | None = None
+    save_epochs: bool = False
     cutoffs: list[int] = field(default_factory=lambda: [1, 5, 10])
     image_column: str = "image"
     text_column: str = "caption"

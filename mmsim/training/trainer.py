@@ -63,6 +63,8 @@ class FitResult:
     both towers are one model). ``history``: one row per validation (epoch 0 is the
     model before training). ``best_epoch`` / ``best``: the kept epoch and its metrics.
     ``spec``: the fine-tuned matcher (saved as ``output_dir/matcher.json``).
+    ``epochs``: with ``save_epochs``, every trained epoch's checkpoint folder(s) (keyed
+    like ``checkpoints``) by epoch.
     """
 
     output_dir: Path
@@ -73,6 +75,7 @@ class FitResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     losses: list[float] = field(default_factory=list)
     skipped: list[int] = field(default_factory=list)
+    epochs: dict[int, dict[str, Path]] = field(default_factory=dict)
 
 
 def _split(pairs: Pairs, share: float, rng: np.random.Generator) -> tuple[Pairs, Pairs | None]:
@@ -269,23 +272,37 @@ class _Run:
         """
         if self.saved is not None and self.saved[0] == self.best_epoch:
             return self.saved[1]  # this epoch's weights are on disk already
+        folders, options = self._write(self.output_dir)
+        for side in self.owners:
+            self.encoders[side] = self.assembly.spec.encoder(side).with_options(**options[side])
+        self.saved = (self.best_epoch, folders)
+        return folders
+
+    def save_epoch(self, epoch: int) -> dict[str, Path]:
+        """The current weights as ``output_dir/epoch-N/`` (``save_epochs``), laid out
+        like the kept checkpoint, for choosing an epoch by a measure fit cannot take."""
+        return self._write(self.output_dir / f"epoch-{epoch}")[0]
+
+    def _write(self, root: Path) -> tuple[dict[str, Path], dict[str, dict[str, Any]]]:
+        """Write the trained model(s) under ``root``: the folders by ``model`` (one model)
+        or by tower, and each tower's encoder options that load them."""
         shared = self.owners.get("image") is self.owners.get("text")
         folders: dict[str, Path] = {}
-        options: dict[str, Any] = {}
+        options: dict[str, dict[str, Any]] = {}
         for side, owner in self.owners.items():  # a frozen tower that cannot train stays as is
-            if not (shared and side == "text"):
-                folder = self.output_dir / ("checkpoint" if shared else f"{side}_checkpoint")
-                if folder.exists():
-                    shutil.rmtree(folder)
-                try:
-                    options = owner.save(folder)
-                except BaseException:  # (a full disk) half a checkpoint loads as nothing
-                    shutil.rmtree(folder, ignore_errors=True)
-                    raise
-                folders[side] = folder
-            self.encoders[side] = self.assembly.spec.encoder(side).with_options(**options)
-        self.saved = (self.best_epoch, {"model": folders["image"]} if shared else folders)
-        return self.saved[1]
+            if shared and side == "text":
+                options[side] = options["image"]
+                continue
+            folder = root / ("checkpoint" if shared else f"{side}_checkpoint")
+            if folder.exists():
+                shutil.rmtree(folder)
+            try:
+                options[side] = owner.save(folder)
+            except BaseException:  # (a full disk) half a checkpoint loads as nothing
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
+            folders[side] = folder
+        return ({"model": folders["image"]} if shared else folders), options
 
     def spec(self) -> MatcherSpec:
         """The fine-tuned matcher: encoders loading the saved checkpoints, threshold
@@ -366,11 +383,14 @@ def _fit(
                     f"{sorted(best)}"
                 )
             run.remember(0)
+        epochs: dict[int, dict[str, Path]] = {}
         stale = 0  # validated epochs since the monitored metric last improved
         for epoch in range(1, options.epochs + 1):
             run.train_epoch(epoch, pairs, rng)
             if epoch == 1:
                 _report_first_epoch(run.truncated, run.skipped, assembly)
+            if options.save_epochs:
+                epochs[epoch] = run.save_epoch(epoch)
             if val is not None:
                 metrics = run.check(epoch, val, history)
                 improved = metrics[options.monitor] > best[options.monitor]
@@ -393,7 +413,15 @@ def _fit(
     spec = run.spec()
     save_spec(spec, out)
     return FitResult(
-        out, checkpoints, run.best_epoch, best, spec, history, run.losses, sorted(run.skipped)
+        out,
+        checkpoints,
+        run.best_epoch,
+        best,
+        spec,
+        history,
+        run.losses,
+        sorted(run.skipped),
+        epochs,
     )
 
 

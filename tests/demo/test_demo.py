@@ -15,7 +15,10 @@ from mmsim.demo.walkthrough import format_report, run_demo
 from tests.cli.test_cli import mmsim
 
 # CI floors, a little under what the README reports (docs/demo-model.md has the table)
-FLOOR = {"t2i_r1": 0.75, "i2t_r5": 0.93, "f1": 0.93, "colour": 0.97, "shape": 0.87}
+FLOOR = {"t2i_r1": 0.78, "i2t_r5": 0.95, "f1": 0.94}
+# zero-shot accuracy on 300 independent-renderer scenes, all and held-out combinations
+# (measured 1.000 / 1.000, 0.947 / 0.868 and turned 0.890 / 0.686)
+ZERO_SHOT = {"colour": (0.97, 0.9), "shape": (0.92, 0.82), "turned_shape": (0.86, 0.62)}
 
 
 @pytest.fixture(scope="module")
@@ -67,27 +70,29 @@ def test_demo_model_meets_the_quality_floor_on_held_out_combinations(demo, heldo
     assert pairs["f1"] >= FLOOR["f1"]
 
 
-@pytest.mark.parametrize("by", ["colour", "shape"])
-def test_demo_model_sees_colour_and_shape_in_images_drawn_by_other_code(demo, by):
+@pytest.mark.parametrize(("by", "turns"), [("colour", 0.0), ("shape", 0.0), ("shape", 1.0)])
+def test_demo_model_sees_colour_and_shape_in_images_drawn_by_other_code(demo, by, turns):
     """Zero-shot classification of single shapes drawn by the independent renderer
     (numpy rasteriser, named colours, paper backgrounds, 96 px: no training code), over
-    every combination, held-out ones included."""
+    every combination, held-out ones included; shapes upright, then turned to any angle
+    (what moving footage shows)."""
     scenes = synthetic.generate(
-        300, seed=11, split="all", renderer="independent", two_object_share=0.0
+        300, seed=11, split="all", renderer="independent", two_object_share=0.0, turns=turns
     )
     labels = [getattr(s.objects[0], by) for s in scenes]
     classes = list(synthetic.COLOURS) if by == "colour" else list(synthetic.SHAPES)
     result = demo.classify(
         [s.image for s in scenes], classes, synthetic.prompt_templates(by), labels=labels
     )
-    assert result.accuracy >= FLOOR[by]
+    floor, unseen_floor = ZERO_SHOT["turned_shape" if turns else by]
+    assert result.accuracy >= floor
     unseen = [
         i
         for i, s in enumerate(scenes)
         if (s.objects[0].colour, s.objects[0].shape) in synthetic.HELD_OUT
     ]
     right = sum(result.predictions[i] == labels[i] for i in unseen)
-    assert right / len(unseen) >= FLOOR[by] - 0.1  # held-out combinations, too
+    assert right / len(unseen) >= unseen_floor  # held-out combinations, too
 
 
 def test_run_demo_shows_correct_results_and_writes_the_page(demo, tmp_path):

@@ -213,6 +213,18 @@ def test_negative_captions_are_false_and_differ_in_one_attribute():
     assert swapped_shapes > 0.5 * 600  # mostly the shape: the contrast batches lack
 
 
+def test_captions_without_colours_keep_every_other_word_and_read_well():
+    assert synthetic.without_colours("an orange square left of a blue circle") == (
+        "a square left of a circle"
+    )
+    for scene in generate(200, seed=8, split="all"):
+        plain = synthetic.without_colours(scene.caption)
+        kept = [w for w in _words(scene.caption) if w not in (*COLOURS, "a", "an")]
+        assert kept == [w for w in _words(plain) if w != "a"]
+        assert "an " not in plain and plain.split()[0] == "a"  # sizes and shapes: "a"
+        assert set(plain.split()) <= set(synthetic.VOCABULARY)  # the tokenizer reads it
+
+
 def test_unique_scenes_give_each_caption_one_image():
     scenes = generate(1000, seed=5, split="heldout", unique=True)
     assert len({s.key for s in scenes}) == len(scenes) > 200

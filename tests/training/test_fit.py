@@ -189,6 +189,31 @@ def test_a_fit_gives_a_new_spec_saved_beside_its_checkpoint(shapes, tmp_path):
     assert result.history[0]["image_to_text/queries"] == 16
 
 
+def test_save_epochs_keeps_every_epochs_weights_beside_the_best(shapes, tmp_path):
+    """Each epoch's folder loads as that epoch's model: the kept epoch's gives the kept
+    checkpoint's embeddings, another epoch's differs."""
+    matcher = _matcher()
+    result = matcher.fit(
+        shapes, validation=shapes, output_dir=tmp_path, epochs=3, save_epochs=True, **FAST
+    )
+    assert sorted(result.epochs) == [1, 2, 3]
+    assert result.epochs[2] == {"model": tmp_path / "epoch-2" / "checkpoint"}
+    texts = ["a small red circle on the left", "a blue square above a green triangle"]
+    kept = matcher.extract_embedding(texts)
+
+    def embeddings(epoch: int) -> np.ndarray:
+        folder = str(result.epochs[epoch]["model"])
+        reloaded = Matcher("toy", encoder_options={"checkpoint": folder}, progress=False)
+        return reloaded.extract_embedding(texts)
+
+    assert result.best_epoch in (1, 2, 3)
+    assert np.abs(embeddings(result.best_epoch) - kept).max() < 1e-6
+    other = 1 if result.best_epoch != 1 else 2
+    assert np.abs(embeddings(other) - kept).max() > 1e-4
+    without = _matcher().fit(shapes, output_dir=tmp_path / "plain", epochs=1, **FAST)
+    assert without.epochs == {} and not list((tmp_path / "plain").glob("epoch-*"))
+
+
 def test_freeze_trains_only_the_other_tower(shapes, tmp_path):
     matcher = _matcher()
     model = matcher.assembly.sources["image"].trainable.model

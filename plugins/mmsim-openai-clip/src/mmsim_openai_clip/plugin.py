@@ -43,7 +43,7 @@ class OpenAIClipConfig(EncoderConfig):
 
 @dataclass
 class DemoConfig(OpenAIClipConfig):
-    """The ``demo`` encoder: a 1.7M-parameter CLIP trained from scratch on the scenes of
+    """The ``demo`` encoder: a 2.1M-parameter CLIP trained from scratch on the scenes of
     :mod:`mmsim.synthetic` (coloured shapes and their positions). It ships inside this
     package, so searches give meaningful results on a machine with no model download;
     it knows nothing beyond that world. Trained by ``scripts/train_demo_model.py``.
