@@ -278,30 +278,30 @@ def _deepened(checkpoint: Path, layers: int, out: Path) -> Path:
 
 def _run(stage: Stage, start: Path, validation: tuple, work: Path, seed: int) -> tuple[Path, dict]:
     """Fit one stage, or take its result if a previous run of the recipe finished it
-    (``fit`` writes ``matcher.json`` last), so a stopped recipe resumes where it was."""
+    (``fit`` writes ``matcher.json`` last), so a stopped recipe resumes where it was.
+    Either way the kept epoch's record comes from the stage's metrics log."""
     out = work / stage.name
     kept = out / (f"epoch-{stage.keep}" if stage.keep is not None else "") / "checkpoint"
     if (out / "matcher.json").is_file() and kept.is_dir():
         print(f"{stage.name}: finished before, kept ({kept})", flush=True)
-        return kept, _kept_in_log(out, stage.options["monitor"], stage.keep)
-    vision = CLIPModel.config_class.from_pretrained(start).vision_config
-    if stage.vision_layers is not None and vision.num_hidden_layers < stage.vision_layers:
-        start = _deepened(start, stage.vision_layers, work / f"{stage.name}-start")
-    matcher = Matcher("openai_clip", checkpoint=str(start), batch_size=256, progress=False)
-    result = matcher.fit(
-        _scenes(stage.scenes, seed + stage.seed_offset, stage.renderer, stage.turns, stage.grey),
-        validation=validation,
-        output_dir=out,
-        epochs=stage.epochs,
-        seed=seed,
-        on_epoch=_progress(stage.name),
-        save_epochs=stage.keep is not None,
-        **stage.options,
-    )
-    if stage.keep is None:
-        return result.checkpoints["model"], {"epoch": result.best_epoch, **result.best}
-    row = next(row for row in result.history if row["epoch"] == stage.keep)
-    return result.epochs[stage.keep]["model"], row
+    else:
+        vision = CLIPModel.config_class.from_pretrained(start).vision_config
+        if stage.vision_layers is not None and vision.num_hidden_layers < stage.vision_layers:
+            start = _deepened(start, stage.vision_layers, work / f"{stage.name}-start")
+        matcher = Matcher("openai_clip", checkpoint=str(start), batch_size=256, progress=False)
+        matcher.fit(
+            _scenes(
+                stage.scenes, seed + stage.seed_offset, stage.renderer, stage.turns, stage.grey
+            ),
+            validation=validation,
+            output_dir=out,
+            epochs=stage.epochs,
+            seed=seed,
+            on_epoch=_progress(stage.name),
+            save_epochs=stage.keep is not None,
+            **stage.options,
+        )
+    return kept, _kept_in_log(out, stage.options["monitor"], stage.keep)
 
 
 def main() -> None:
